@@ -1,0 +1,75 @@
+/* adapter.h - the station adapter interface: a small vtable, one per kind of
+ * station (simulated, GDB-remote programmer, external program ...). Adding an
+ * adapter is one new adapter_<name>.c and one line in adapter_registry.c.
+ *
+ * Threading: a station calls its adapter from its own worker thread only, so
+ * an adapter's per-station state needs no locking; state shared between
+ * stations (e.g. a simulated board's flash) must lock. Step callbacks block
+ * for as long as the real operation takes. */
+#ifndef LINEAGENT_ADAPTER_H
+#define LINEAGENT_ADAPTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+#define ADAPTER_MAX_MEASUREMENTS 16
+#define ADAPTER_ID_MAX 65 /* board ids: 64 characters + NUL */
+
+typedef struct adapter_image {
+    const char *version;
+    const char *sha256;   /* lowercase hex of data */
+    const uint8_t *data;
+    size_t len;
+} adapter_image;
+
+typedef struct adapter_measurement {
+    char name[32];
+    double value;
+    double low, high;     /* limits the value must lie within (inclusive) */
+    char unit[16];
+} adapter_measurement;
+
+/* What one step did. The station zeroes it before each call; an adapter sets
+ * passed, or failure_mode + detail, plus the step's own outputs. */
+typedef struct adapter_result {
+    int passed;
+    char failure_mode[48];   /* machine-readable, e.g. verify_mismatch */
+    char detail[256];        /* for people */
+    char readback_sha256[65];                              /* VERIFY */
+    adapter_measurement measurements[ADAPTER_MAX_MEASUREMENTS]; /* TEST */
+    int n_measurements;
+    double cal_offset, cal_gain;                           /* CALIBRATE */
+    int lock_verified;                                     /* LOCK */
+} adapter_result;
+
+typedef struct adapter_step_ctx {
+    const char *station;
+    const char *lot_id;
+    const char *board_id;
+    const adapter_image *image; /* the release bound to this board (WRITE, VERIFY) */
+} adapter_step_ctx;
+
+typedef void (*adapter_step_fn)(void *state, const adapter_step_ctx *ctx, adapter_result *res);
+
+typedef struct adapter {
+    const char *name;
+    /* Station keys this adapter accepts, without the "<name>." prefix;
+     * NULL-terminated. check-config refuses any other "<name>.*" key. */
+    const char *const *keys;
+    /* Creates per-station state from the station's config section. */
+    int (*open)(void **state, const config_station *st, char *err, size_t err_len);
+    /* Blocks until the next board of the lot is on the fixture and names it
+     * (idx is its 0-based arrival index in the lot). 0 on success. */
+    int (*load_board)(void *state, const char *lot_id, uint32_t idx, char *board_id, size_t len);
+    adapter_step_fn write, verify, provision, test, calibrate, lock;
+    void (*close)(void *state);
+} adapter;
+
+/* The adapter registered under name, or NULL. */
+const adapter *adapter_find(const char *name);
+/* Comma-separated list of registered names, for error messages. */
+const char *adapter_names(void);
+
+#endif

@@ -1,0 +1,32 @@
+/* adapter_registry.c - the list of station adapters compiled into the agent. */
+#include <stdio.h>
+#include <string.h>
+
+#include "adapter.h"
+
+extern const adapter adapter_sim;
+
+static const adapter *const adapter_registry[] = {
+    &adapter_sim,
+};
+
+#define ADAPTER_COUNT (sizeof adapter_registry / sizeof adapter_registry[0])
+
+const adapter *adapter_find(const char *name)
+{
+    for (size_t i = 0; i < ADAPTER_COUNT; i++)
+        if (strcmp(adapter_registry[i]->name, name) == 0) return adapter_registry[i];
+    return NULL;
+}
+
+const char *adapter_names(void)
+{
+    static char names[256];
+    if (!names[0]) {
+        size_t off = 0;
+        for (size_t i = 0; i < ADAPTER_COUNT && off < sizeof names; i++)
+            off += (size_t)snprintf(names + off, sizeof names - off, "%s%s", i ? ", " : "",
+                                    adapter_registry[i]->name);
+    }
+    return names;
+}

@@ -1,0 +1,239 @@
+/* adapter_sim.c - a simulated station: boards arrive at a configured rate,
+ * each board has a simulated flash that write fills and verify reads back,
+ * and every step can be made to fail at random (seeded, so runs repeat).
+ *
+ * The flash belongs to the board, not the station (a board written at one
+ * station is verified at another), so it lives in one table shared by all
+ * sim stations; it keeps the most recent SIM_FLASH_SLOTS boards, far more
+ * than can be in flight, so memory stays bounded on endless runs. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "adapter.h"
+#include "firmware.h"
+
+#define SIM_FLASH_SLOTS 4096
+
+typedef struct sim_flash_slot {
+    char board_id[ADAPTER_ID_MAX];
+    char sha256[65]; /* digest of the flash content */
+} sim_flash_slot;
+
+static pthread_mutex_t sim_flash_lock = PTHREAD_MUTEX_INITIALIZER;
+static sim_flash_slot sim_flash[SIM_FLASH_SLOTS];
+static size_t sim_flash_next;
+
+typedef struct sim_state {
+    char station[ADAPTER_ID_MAX];
+    double boards_per_second;
+    double fail_rate;
+    long step_ms;
+    uint64_t rng;
+    struct timespec next_arrival;
+} sim_state;
+
+static const char *const sim_keys[] = {"boards_per_second", "fail_rate", "step_ms", "seed", NULL};
+
+/* xorshift64*: tiny, seedable, and good enough to pick failures. */
+static double sim_random(sim_state *s)
+{
+    s->rng ^= s->rng >> 12;
+    s->rng ^= s->rng << 25;
+    s->rng ^= s->rng >> 27;
+    return (double)((s->rng * 2685821657736338717ull) >> 11) / 9007199254740992.0;
+}
+
+static int sim_fails(sim_state *s) { return s->fail_rate > 0 && sim_random(s) < s->fail_rate; }
+
+static void sim_sleep_ms(long ms)
+{
+    if (ms <= 0) return;
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
+static int sim_num(const config_station *st, const char *key, double lo, double hi, double *out,
+                   char *err, size_t err_len)
+{
+    const char *v = config_station_get(st, key);
+    if (!v) return 0;
+    char *end;
+    double x = strtod(v, &end);
+    if (end == v || *end || !(x >= lo && x <= hi)) {
+        snprintf(err, err_len, "[station %s] %s must be a number in %g..%g", st->name, key, lo, hi);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+static int sim_open(void **state, const config_station *st, char *err, size_t err_len)
+{
+    double bps = 5, fail = 0, step = 0, seed = 1;
+    if (sim_num(st, "sim.boards_per_second", 0.001, 1e9, &bps, err, err_len) ||
+        sim_num(st, "sim.fail_rate", 0, 1, &fail, err, err_len) ||
+        sim_num(st, "sim.step_ms", 0, 3600000, &step, err, err_len) ||
+        sim_num(st, "sim.seed", 0, 1e18, &seed, err, err_len))
+        return -1;
+    sim_state *s = calloc(1, sizeof *s);
+    snprintf(s->station, sizeof s->station, "%s", st->name);
+    s->boards_per_second = bps;
+    s->fail_rate = fail;
+    s->step_ms = (long)step;
+    s->rng = (uint64_t)seed * 0x9E3779B97F4A7C15ull + 1; /* never 0: xorshift would stick */
+    clock_gettime(CLOCK_MONOTONIC, &s->next_arrival);
+    *state = s;
+    return 0;
+}
+
+static int sim_load_board(void *state, const char *lot_id, uint32_t idx, char *board_id, size_t len)
+{
+    sim_state *s = state;
+    /* Arrivals are paced against a schedule, not slept per board, so the
+     * configured rate holds however long the station's steps take. */
+    long gap_ns = (long)(1e9 / s->boards_per_second);
+    s->next_arrival.tv_nsec += gap_ns % 1000000000L;
+    s->next_arrival.tv_sec += gap_ns / 1000000000L + s->next_arrival.tv_nsec / 1000000000L;
+    s->next_arrival.tv_nsec %= 1000000000L;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec > s->next_arrival.tv_sec + 1) s->next_arrival = now; /* idle line: no burst */
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &s->next_arrival, NULL) != 0) {
+    }
+    /* A board's id is a function of its lot and arrival index, so a restarted
+     * agent sees the same board again, as a barcode scanner would. */
+    snprintf(board_id, len, "%s-B%05u", lot_id, idx + 1);
+    return 0;
+}
+
+static sim_flash_slot *sim_flash_find(const char *board_id)
+{
+    for (size_t i = 0; i < SIM_FLASH_SLOTS; i++) {
+        sim_flash_slot *f = &sim_flash[(sim_flash_next + SIM_FLASH_SLOTS - 1 - i) % SIM_FLASH_SLOTS];
+        if (strcmp(f->board_id, board_id) == 0) return f;
+    }
+    return NULL;
+}
+
+static void sim_write(void *state, const adapter_step_ctx *ctx, adapter_result *r)
+{
+    sim_state *s = state;
+    sim_sleep_ms(s->step_ms);
+    char digest[65];
+    if (sim_fails(s)) {
+        /* A silent bit flip: the programmer reports success and only the
+         * read-back can catch it, which is the point of VERIFY. */
+        uint8_t *bad = malloc(ctx->image->len + 1);
+        memcpy(bad, ctx->image->data, ctx->image->len);
+        bad[ctx->image->len / 2] ^= 0x01;
+        firmware_sha256_hex(bad, ctx->image->len ? ctx->image->len : 1, digest);
+        free(bad);
+    } else {
+        firmware_sha256_hex(ctx->image->data, ctx->image->len, digest);
+    }
+    pthread_mutex_lock(&sim_flash_lock);
+    sim_flash_slot *f = sim_flash_find(ctx->board_id);
+    if (!f) {
+        f = &sim_flash[sim_flash_next];
+        sim_flash_next = (sim_flash_next + 1) % SIM_FLASH_SLOTS;
+        snprintf(f->board_id, sizeof f->board_id, "%s", ctx->board_id);
+    }
+    memcpy(f->sha256, digest, sizeof digest);
+    pthread_mutex_unlock(&sim_flash_lock);
+    r->passed = 1;
+}
+
+static void sim_verify(void *state, const adapter_step_ctx *ctx, adapter_result *r)
+{
+    sim_state *s = state;
+    sim_sleep_ms(s->step_ms);
+    pthread_mutex_lock(&sim_flash_lock);
+    sim_flash_slot *f = sim_flash_find(ctx->board_id);
+    if (f) memcpy(r->readback_sha256, f->sha256, sizeof r->readback_sha256);
+    pthread_mutex_unlock(&sim_flash_lock);
+    if (!f) {
+        snprintf(r->failure_mode, sizeof r->failure_mode, "verify_blank");
+        snprintf(r->detail, sizeof r->detail, "board %s reads back blank: nothing was written", ctx->board_id);
+    } else if (strcmp(r->readback_sha256, ctx->image->sha256) != 0) {
+        snprintf(r->failure_mode, sizeof r->failure_mode, "verify_mismatch");
+        snprintf(r->detail, sizeof r->detail, "read back sha256 %.16s... expected %.16s... (%s)",
+                 r->readback_sha256, ctx->image->sha256, ctx->image->version);
+    } else {
+        r->passed = 1;
+    }
+}
+
+static void sim_provision(void *state, const adapter_step_ctx *ctx, adapter_result *r)
+{
+    /* Identities come only from the provisioning server (rule P1); until the
+     * agent asks one, a sim station has nothing to write. */
+    snprintf(r->failure_mode, sizeof r->failure_mode, "provision_unavailable");
+    snprintf(r->detail, sizeof r->detail, "no provisioning server configured");
+}
+
+static void sim_test(void *state, const adapter_step_ctx *ctx, adapter_result *r)
+{
+    sim_state *s = state;
+    sim_sleep_ms(s->step_ms);
+    int fail = sim_fails(s);
+    adapter_measurement *m = &r->measurements[r->n_measurements++];
+    snprintf(m->name, sizeof m->name, "vbus");
+    snprintf(m->unit, sizeof m->unit, "V");
+    m->low = 4.75;
+    m->high = 5.25;
+    m->value = fail ? 4.41 : 5.0 + (sim_random(s) - 0.5) * 0.1;
+    m = &r->measurements[r->n_measurements++];
+    snprintf(m->name, sizeof m->name, "boot_ms");
+    snprintf(m->unit, sizeof m->unit, "ms");
+    m->low = 0;
+    m->high = 500;
+    m->value = 120 + sim_random(s) * 40;
+    r->passed = 1; /* the station judges the measurements against their limits */
+}
+
+static void sim_calibrate(void *state, const adapter_step_ctx *ctx, adapter_result *r)
+{
+    sim_state *s = state;
+    sim_sleep_ms(s->step_ms);
+    if (sim_fails(s)) {
+        snprintf(r->failure_mode, sizeof r->failure_mode, "calibration_residual");
+        snprintf(r->detail, sizeof r->detail, "residual 0.31 exceeds limit 0.05");
+        return;
+    }
+    r->cal_offset = (sim_random(s) - 0.5) * 0.02;
+    r->cal_gain = 1.0 + (sim_random(s) - 0.5) * 0.01;
+    r->passed = 1;
+}
+
+static void sim_lock(void *state, const adapter_step_ctx *ctx, adapter_result *r)
+{
+    sim_state *s = state;
+    sim_sleep_ms(s->step_ms);
+    if (sim_fails(s)) {
+        snprintf(r->failure_mode, sizeof r->failure_mode, "lock_unverified");
+        snprintf(r->detail, sizeof r->detail, "debug port still answers after lock");
+        return;
+    }
+    r->lock_verified = 1;
+    r->passed = 1;
+}
+
+static void sim_close(void *state) { free(state); }
+
+const adapter adapter_sim = {
+    .name = "sim",
+    .keys = sim_keys,
+    .open = sim_open,
+    .load_board = sim_load_board,
+    .write = sim_write,
+    .verify = sim_verify,
+    .provision = sim_provision,
+    .test = sim_test,
+    .calibrate = sim_calibrate,
+    .lock = sim_lock,
+    .close = sim_close,
+};

@@ -1,0 +1,66 @@
+/* config.h - the agent's INI configuration (libinih): parsing with line
+ * numbers in every error, defaults, validation, and printing the effective
+ * configuration with secrets masked. deploy/lineagent.conf documents every key. */
+#ifndef LINEAGENT_CONFIG_H
+#define LINEAGENT_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CONFIG_MAX_STATIONS 128
+
+typedef struct config_kv {
+    char *key;
+    char *value;
+} config_kv;
+
+typedef struct config_station {
+    char *name;
+    char *adapter;
+    uint32_t steps_mask;  /* bit (1 << Step) per step this station performs */
+    config_kv *keys;      /* the "<adapter>.*" keys, verbatim */
+    size_t n_keys;
+} config_station;
+
+typedef struct config {
+    /* [agent] */
+    char *site, *line, *spool_path, *log_level;
+    uint32_t max_quantity;
+    int shutdown_timeout_ms;
+    size_t firmware_max_bytes;
+    long firmware_timeout_ms;
+    char *firmware_ca_file;
+    /* [spool] */
+    char *spool_synchronous;
+    int spool_batch_max;
+    /* [mqtt] */
+    char *mqtt_uri, *mqtt_client_id, *mqtt_username, *mqtt_password_file;
+    char *mqtt_ca_file, *mqtt_cert_file, *mqtt_key_file;
+    int mqtt_keepalive_s;
+    char *mqtt_password; /* read from mqtt_password_file; never printed */
+    char *topic_prefix;  /* lineagent/<site>/<line> */
+    /* [kafka] */
+    char *kafka_topic;
+    int kafka_queue_high_water;
+    config_kv *kafka_props; /* handed to librdkafka as is */
+    size_t n_kafka_props;
+    /* [station NAME], in file order */
+    config_station *stations;
+    size_t n_stations;
+} config;
+
+/* Loads and validates path. 0 on success; -1 with "FILE:LINE: problem" (or
+ * "FILE: problem" for a missing key) in err. On failure c holds nothing. */
+int config_load(config *c, const char *path, char *err, size_t err_len);
+void config_free(config *c);
+/* Writes the effective configuration as INI, secrets masked. */
+void config_print(const config *c, FILE *out);
+/* The value of a station's key (full name, e.g. "sim.fail_rate"), or NULL. */
+const char *config_station_get(const config_station *st, const char *key);
+/* The Kafka property's value, or NULL. */
+const char *config_kafka_get(const config *c, const char *key);
+/* 1 when a key names a secret whose value must never be shown. */
+int config_is_secret(const char *key);
+
+#endif

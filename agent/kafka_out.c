@@ -1,0 +1,326 @@
+/* kafka_out.c - spool -> Kafka forwarder.
+ *
+ * Delivery contract: an event is marked delivered only from librdkafka's
+ * delivery report, never on enqueue. The producer is idempotent, so
+ * librdkafka itself retries transient errors without duplicates or
+ * reordering; the application re-produces only what librdkafka reports as
+ * failed (status NOT_PERSISTED or POSSIBLY_PERSISTED), and then restarts
+ * from the oldest undelivered event so a lot's order is kept. What is in
+ * flight is held below a high-water mark; during an outage the backlog stays
+ * in the spool, not in memory. */
+#include "kafka_out.h"
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "event.h"
+#include "log.h"
+#include "spool.h"
+
+#define KAFKA_PAGE 512
+#define KAFKA_EMBEDDED_PARTITIONS 4
+
+struct kafka_out {
+    const config *cfg;
+    spool *sp;
+    rd_kafka_t *rk;
+    rd_kafka_t *mock_host; /* owns the embedded mock cluster */
+    rd_kafka_mock_cluster_t *mock;
+    char *bootstrap;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int kicked, stopping;
+    /* forwarder thread state */
+    uint64_t cursor;      /* highest seq handed to librdkafka */
+    int in_flight;
+    int rewind;           /* a delivery failed: resend from the oldest pending */
+    uint64_t *delivered;  /* seqs acknowledged since the last mark */
+    size_t n_delivered, cap_delivered;
+    atomic_int fatal;     /* idempotent producer hit a fatal error */
+};
+
+static void ko_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    kafka_out *ko = opaque;
+    uint64_t seq = (uint64_t)(uintptr_t)m->_private;
+    ko->in_flight--;
+    if (!m->err || rd_kafka_message_status(m) == RD_KAFKA_MSG_STATUS_PERSISTED) {
+        if (ko->n_delivered == ko->cap_delivered) {
+            ko->cap_delivered = ko->cap_delivered ? ko->cap_delivered * 2 : 1024;
+            ko->delivered = realloc(ko->delivered, ko->cap_delivered * sizeof *ko->delivered);
+        }
+        ko->delivered[ko->n_delivered++] = seq;
+        return;
+    }
+    /* NOT_PERSISTED or POSSIBLY_PERSISTED: send again (a possible duplicate
+     * carries the same event_id, which consumers de-duplicate on). */
+    log_warn("kafka: event seq %llu not delivered (%s, %s); will resend", (unsigned long long)seq,
+             rd_kafka_err2str(m->err),
+             rd_kafka_message_status(m) == RD_KAFKA_MSG_STATUS_NOT_PERSISTED ? "not persisted" : "possibly persisted");
+    ko->rewind = 1;
+}
+
+static void ko_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    kafka_out *ko = opaque;
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char why[512];
+        rd_kafka_fatal_error(rk, why, sizeof why);
+        log_error("kafka: fatal producer error: %s; recreating the producer", why);
+        atomic_store(&ko->fatal, 1);
+        return;
+    }
+    log_warn("kafka: %s", reason);
+}
+
+static void ko_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    log_msg(level <= 3 ? LL_ERROR : level <= 5 ? LL_WARN : LL_DEBUG, "librdkafka %s: %s", fac, buf);
+}
+
+static int ko_set(rd_kafka_conf_t *conf, const char *k, const char *v, char *err, size_t err_len)
+{
+    if (rd_kafka_conf_set(conf, k, v, err, err_len) != RD_KAFKA_CONF_OK) return -1;
+    return 0;
+}
+
+static rd_kafka_t *ko_producer_new(kafka_out *ko, char *err, size_t err_len)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    /* Defaults the delivery contract rests on; config may add, not weaken. */
+    if (ko_set(conf, "enable.idempotence", "true", err, err_len) ||
+        ko_set(conf, "message.timeout.ms", "0", err, err_len) || /* retry until delivered */
+        ko_set(conf, "linger.ms", "5", err, err_len))
+        goto fail;
+    for (size_t i = 0; i < ko->cfg->n_kafka_props; i++) {
+        const config_kv *kv = &ko->cfg->kafka_props[i];
+        const char *v = strcmp(kv->key, "bootstrap.servers") == 0 ? ko->bootstrap : kv->value;
+        if (strcmp(kv->key, "enable.idempotence") == 0 && strcmp(kv->value, "true") != 0) {
+            snprintf(err, err_len, "[kafka] enable.idempotence may not be turned off");
+            goto fail;
+        }
+        if (ko_set(conf, kv->key, v, err, err_len)) goto fail;
+    }
+    rd_kafka_conf_set_opaque(conf, ko);
+    rd_kafka_conf_set_dr_msg_cb(conf, ko_dr_cb);
+    rd_kafka_conf_set_error_cb(conf, ko_error_cb);
+    rd_kafka_conf_set_log_cb(conf, ko_log_cb);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, err_len);
+    if (rk) return rk; /* conf now belongs to rk; on failure it is still ours */
+fail:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+static int ko_start_embedded(kafka_out *ko, char *err, size_t err_len)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set_log_cb(conf, ko_log_cb);
+    ko->mock_host = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, err_len);
+    if (!ko->mock_host) { /* conf is still ours on failure */
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+    ko->mock = rd_kafka_mock_cluster_new(ko->mock_host, 1);
+    if (!ko->mock) {
+        snprintf(err, err_len, "cannot start the embedded Kafka mock cluster");
+        return -1;
+    }
+    rd_kafka_mock_topic_create(ko->mock, ko->cfg->kafka_topic, KAFKA_EMBEDDED_PARTITIONS, 1);
+    ko->bootstrap = strdup(rd_kafka_mock_cluster_bootstraps(ko->mock));
+    log_info("kafka: embedded mock cluster at %s (NOT durable: for demos and tests only)", ko->bootstrap);
+    return 0;
+}
+
+typedef struct ko_page {
+    kafka_out *ko;
+    int stop;
+} ko_page;
+
+static int ko_produce_one(void *ud, const spool_event *ev)
+{
+    ko_page *pg = ud;
+    kafka_out *ko = pg->ko;
+    rd_kafka_resp_err_t e = rd_kafka_producev(
+        ko->rk, RD_KAFKA_V_TOPIC(ko->cfg->kafka_topic), RD_KAFKA_V_KEY(ev->key, strlen(ev->key)),
+        RD_KAFKA_V_VALUE((void *)ev->payload, ev->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_HEADER("event_type", ev->type, -1), RD_KAFKA_V_HEADER("event_id", ev->event_id, -1),
+        RD_KAFKA_V_OPAQUE((void *)(uintptr_t)ev->seq), RD_KAFKA_V_END);
+    if (e) {
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) log_warn("kafka: produce seq %llu: %s", (unsigned long long)ev->seq, rd_kafka_err2str(e));
+        pg->stop = 1;
+        return 1;
+    }
+    ko->cursor = ev->seq;
+    ko->in_flight++;
+    return 0;
+}
+
+static void ko_fill(kafka_out *ko)
+{
+    int room = ko->cfg->kafka_queue_high_water - ko->in_flight;
+    while (room > 0) {
+        ko_page pg = {ko, 0};
+        int n = spool_pending_page(ko->sp, ko->cursor, room < KAFKA_PAGE ? room : KAFKA_PAGE, ko_produce_one, &pg);
+        if (n < 0) log_error("kafka: reading the spool: %s", spool_errmsg(ko->sp));
+        if (n <= 0 || pg.stop) return;
+        room = ko->cfg->kafka_queue_high_water - ko->in_flight;
+        if (n < KAFKA_PAGE) return;
+    }
+}
+
+static void ko_mark(kafka_out *ko)
+{
+    if (ko->n_delivered) {
+        if (spool_mark_delivered(ko->sp, ko->delivered, ko->n_delivered, event_now_ms()) != 0) {
+            /* Not marked means sent again later: a duplicate, never a loss. */
+            log_error("kafka: marking %zu events delivered: %s", ko->n_delivered, spool_errmsg(ko->sp));
+        }
+        ko->n_delivered = 0;
+    }
+}
+
+static void ko_recreate(kafka_out *ko)
+{
+    /* Outstanding messages die with the old producer; nothing was marked
+     * for them, so they are resent from the spool in order. */
+    rd_kafka_purge(ko->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_poll(ko->rk, 0);
+    rd_kafka_destroy(ko->rk);
+    char err[512];
+    ko->rk = NULL;
+    while (!ko->rk) {
+        ko->rk = ko_producer_new(ko, err, sizeof err);
+        if (!ko->rk) {
+            log_error("kafka: cannot recreate producer: %s", err);
+            struct timespec ts = {1, 0};
+            nanosleep(&ts, NULL);
+        }
+    }
+    atomic_store(&ko->fatal, 0);
+    ko->in_flight = 0;
+    ko->rewind = 1;
+}
+
+static void *ko_main(void *arg)
+{
+    kafka_out *ko = arg;
+    ko->cursor = spool_first_pending(ko->sp);
+    ko->cursor = ko->cursor ? ko->cursor - 1 : 0;
+    ko_mark(ko);
+    for (;;) {
+        if (atomic_load(&ko->fatal)) ko_recreate(ko);
+        if (ko->rewind && ko->in_flight == 0) {
+            /* Pause before resending so a permanent error (e.g. an ACL)
+             * costs a log line a second, not a busy loop. */
+            struct timespec pause = {1, 0};
+            nanosleep(&pause, NULL);
+            uint64_t first = spool_first_pending(ko->sp);
+            ko->cursor = first ? first - 1 : ko->cursor;
+            ko->rewind = 0;
+        }
+        if (!ko->rewind) ko_fill(ko);
+        rd_kafka_poll(ko->rk, ko->in_flight ? 20 : 0);
+        ko_mark(ko);
+        pthread_mutex_lock(&ko->lock);
+        if (ko->stopping) {
+            pthread_mutex_unlock(&ko->lock);
+            break;
+        }
+        if (!ko->in_flight && !ko->kicked) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 100 * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&ko->cond, &ko->lock, &ts);
+        }
+        ko->kicked = 0;
+        pthread_mutex_unlock(&ko->lock);
+    }
+    return NULL;
+}
+
+kafka_out *kafka_out_start(const config *cfg, char *err, size_t err_len)
+{
+    kafka_out *ko = calloc(1, sizeof *ko);
+    ko->cfg = cfg;
+    pthread_mutex_init(&ko->lock, NULL);
+    pthread_cond_init(&ko->cond, NULL);
+    const char *bs = config_kafka_get(cfg, "bootstrap.servers");
+    if (strcmp(bs, "embedded") == 0) {
+        if (ko_start_embedded(ko, err, err_len)) goto fail;
+    } else {
+        ko->bootstrap = strdup(bs);
+    }
+    spool_options so = {cfg->spool_synchronous, 0};
+    if (spool_open(&ko->sp, cfg->spool_path, &so, err, err_len)) goto fail;
+    if (!(ko->rk = ko_producer_new(ko, err, err_len))) goto fail;
+    pthread_create(&ko->thread, NULL, ko_main, ko);
+    return ko;
+fail:
+    if (ko->sp) spool_close(ko->sp);
+    if (ko->mock) rd_kafka_mock_cluster_destroy(ko->mock);
+    if (ko->mock_host) rd_kafka_destroy(ko->mock_host);
+    free(ko->bootstrap);
+    free(ko);
+    return NULL;
+}
+
+void kafka_out_kick(kafka_out *ko)
+{
+    pthread_mutex_lock(&ko->lock);
+    ko->kicked = 1;
+    pthread_cond_signal(&ko->cond);
+    pthread_mutex_unlock(&ko->lock);
+}
+
+int64_t kafka_out_drain(kafka_out *ko, spool *sp, int timeout_ms)
+{
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        kafka_out_kick(ko);
+        int64_t left = spool_pending_count(sp);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long ms = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
+        if (left == 0 || ms >= timeout_ms) return left;
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+const char *kafka_out_embedded_bootstrap(const kafka_out *ko) { return ko->mock ? ko->bootstrap : NULL; }
+
+void kafka_out_stop(kafka_out *ko)
+{
+    if (!ko) return;
+    pthread_mutex_lock(&ko->lock);
+    ko->stopping = 1;
+    pthread_cond_signal(&ko->cond);
+    pthread_mutex_unlock(&ko->lock);
+    pthread_join(ko->thread, NULL);
+    /* Undelivered messages stay undelivered in the spool; purge rather than
+     * wait, the next start sends them again. */
+    rd_kafka_purge(ko->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_poll(ko->rk, 0);
+    ko_mark(ko);
+    rd_kafka_destroy(ko->rk);
+    spool_close(ko->sp);
+    if (ko->mock) rd_kafka_mock_cluster_destroy(ko->mock);
+    if (ko->mock_host) rd_kafka_destroy(ko->mock_host);
+    free(ko->bootstrap);
+    free(ko->delivered);
+    pthread_mutex_destroy(&ko->lock);
+    pthread_cond_destroy(&ko->cond);
+    free(ko);
+}

@@ -1,0 +1,778 @@
+/* line.c - the line coordinator. Stations and the intake post results into
+ * one queue; line_step() takes everything queued, applies it to the lots and
+ * units, appends the trace events, and commits it all in one transaction
+ * (group commit). Only after the commit does anything leave: boards move to
+ * their next station, the MES gets its answer, the forwarder is woken. A
+ * crash before the commit loses nothing that anyone was told. */
+#include "line.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "changeover.h"
+#include "event.h"
+#include "log.h"
+#include "station.h"
+
+/* A firmware release as bound to boards: shared by the lot and every unit
+ * written with it, freed when the last one lets go (coordinator thread only). */
+typedef struct release {
+    int refs;
+    uint32_t revision;
+    char version[SPOOL_ID_MAX];
+    char sha256[65];
+    uint8_t *data;
+    adapter_image img;
+} release;
+
+typedef struct lot {
+    spool_lot st;
+    JobOrder *order; /* the revision in effect */
+    release *rel;    /* its firmware, for boards not yet written */
+    Step flow[STATION_MAX_FLOW];
+    int n_flow;
+    uint32_t next_idx; /* arrival index of the next board to load */
+    int loading;       /* a load is outstanding */
+    int units;         /* units still referring to this lot */
+    int completed;     /* off the lot list; freed with its last unit */
+    struct lot *next;
+} lot;
+
+typedef struct unit {
+    lot *lt;
+    spool_unit st;
+    release *rel; /* bound when the job containing WRITE is dispatched */
+    char write_station[SPOOL_ID_MAX];
+    char verified_version[SPOOL_ID_MAX];
+    char verified_sha256[65];
+    int flow_pos;
+    int finished; /* outcome committed; waiting for the station to let go */
+    struct unit *prev, *next; /* every live unit, so stop can free them */
+} unit;
+
+typedef struct line_msg {
+    station_result *sr;
+    intake_decision *d;
+    struct line_msg *next;
+} line_msg;
+
+/* What a transaction decided to do once it is durable. */
+typedef struct line_after {
+    unit **dispatch;
+    size_t n_dispatch, cap_dispatch;
+    char **results;
+    size_t n_results, cap_results;
+    int events;
+} line_after;
+
+struct line {
+    const config *cfg;
+    spool *sp;
+    line_hooks hooks;
+    station **stations;
+    size_t n_stations;
+    uint32_t caps; /* steps some station performs */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    line_msg *head, *tail;
+    lot *lots; /* FIFO; the head is the running lot */
+    unit *units;
+    int feeding;
+    int in_flight;
+    line_after after;
+};
+
+/* ---- queue ----------------------------------------------------------- */
+
+static void line_enqueue(line *ln, station_result *sr, intake_decision *d)
+{
+    line_msg *m = calloc(1, sizeof *m);
+    m->sr = sr;
+    m->d = d;
+    pthread_mutex_lock(&ln->lock);
+    if (ln->tail) ln->tail->next = m;
+    else ln->head = m;
+    ln->tail = m;
+    pthread_cond_signal(&ln->cond);
+    pthread_mutex_unlock(&ln->lock);
+}
+
+static void line_post_station(void *ud, station_result *r) { line_enqueue(ud, r, NULL); }
+void line_post_decision(line *ln, intake_decision *d) { line_enqueue(ln, NULL, d); }
+
+static line_msg *line_take_all(line *ln, int timeout_ms)
+{
+    pthread_mutex_lock(&ln->lock);
+    if (!ln->head && timeout_ms > 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += timeout_ms / 1000;
+        ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&ln->cond, &ln->lock, &ts);
+    }
+    line_msg *all = ln->head;
+    ln->head = ln->tail = NULL;
+    pthread_mutex_unlock(&ln->lock);
+    return all;
+}
+
+/* ---- releases, lots, units ------------------------------------------- */
+
+static release *release_new(const JobOrder *o, uint8_t *image, size_t len)
+{
+    release *r = calloc(1, sizeof *r);
+    r->refs = 1;
+    r->revision = o->revision;
+    snprintf(r->version, sizeof r->version, "%s", o->firmware->version);
+    snprintf(r->sha256, sizeof r->sha256, "%s", o->firmware->sha256);
+    r->data = image;
+    r->img = (adapter_image){r->version, r->sha256, image, len};
+    return r;
+}
+
+static release *release_ref(release *r)
+{
+    if (r) r->refs++;
+    return r;
+}
+
+static void release_unref(release *r)
+{
+    if (r && --r->refs == 0) {
+        free(r->data);
+        free(r);
+    }
+}
+
+static lot *lot_find_order(line *ln, const char *order_id)
+{
+    for (lot *l = ln->lots; l; l = l->next)
+        if (strcmp(l->st.order_id, order_id) == 0) return l;
+    return NULL;
+}
+
+static void lot_set_order(lot *l, JobOrder *o, release *rel)
+{
+    order_free(l->order);
+    release_unref(l->rel);
+    l->order = o;
+    l->rel = rel;
+    l->n_flow = (int)(o->n_flow < STATION_MAX_FLOW ? o->n_flow : STATION_MAX_FLOW);
+    for (int i = 0; i < l->n_flow; i++) l->flow[i] = o->flow[i];
+}
+
+static void lot_free(lot *l)
+{
+    order_free(l->order);
+    release_unref(l->rel);
+    free(l);
+}
+
+static void line_append_lot(line *ln, lot *l)
+{
+    lot **pp = &ln->lots;
+    while (*pp) pp = &(*pp)->next;
+    *pp = l;
+}
+
+static unit *unit_new(line *ln, lot *l, uint32_t idx)
+{
+    unit *u = calloc(1, sizeof *u);
+    u->lt = l;
+    l->units++;
+    snprintf(u->st.lot_id, sizeof u->st.lot_id, "%s", l->st.lot_id);
+    u->st.idx = idx;
+    u->next = ln->units;
+    if (ln->units) ln->units->prev = u;
+    ln->units = u;
+    ln->in_flight++;
+    return u;
+}
+
+static void unit_free(line *ln, unit *u)
+{
+    if (u->prev) u->prev->next = u->next;
+    else ln->units = u->next;
+    if (u->next) u->next->prev = u->prev;
+    ln->in_flight--;
+    if (--u->lt->units == 0 && u->lt->completed) lot_free(u->lt);
+    release_unref(u->rel);
+    free(u);
+}
+
+/* ---- events ---------------------------------------------------------- */
+
+static void ev_init(TraceEvent *ev, const lot *l, const char *st_name, const char *board)
+{
+    lineagent__v1__trace_event__init(ev);
+    ev->order_id = (char *)l->st.order_id;
+    ev->lot_id = (char *)l->st.lot_id;
+    if (st_name) ev->station = (char *)st_name;
+    if (board) ev->board_id = (char *)board;
+}
+
+static int ev_commit(line *ln, TraceEvent *ev)
+{
+    ln->after.events++;
+    return event_commit(ln->sp, ln->cfg->site, ln->cfg->line, ev);
+}
+
+static int emit_lot_started(line *ln, lot *l)
+{
+    TraceEvent ev;
+    Lineagent__V1__LotStarted b = LINEAGENT__V1__LOT_STARTED__INIT;
+    ev_init(&ev, l, NULL, NULL);
+    b.product = l->order->product;
+    b.quantity = l->order->quantity;
+    b.firmware = l->order->firmware;
+    b.n_flow = l->order->n_flow;
+    b.flow = l->order->flow;
+    b.order_revision = l->order->revision;
+    ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_LOT_STARTED;
+    ev.lot_started = &b;
+    log_info("lot %s started: order %s rev %u, %u x %s, firmware %s", l->st.lot_id, l->st.order_id,
+             l->order->revision, l->order->quantity, l->order->product, l->rel->version);
+    return ev_commit(ln, &ev);
+}
+
+static int emit_unit_failed(line *ln, unit *u, const char *st_name, Step step, const char *mode,
+                            const char *detail)
+{
+    TraceEvent ev;
+    Lineagent__V1__UnitFailed b = LINEAGENT__V1__UNIT_FAILED__INIT;
+    ev_init(&ev, u->lt, st_name, u->st.board_id);
+    b.step = step;
+    b.failure_mode = (char *)mode;
+    b.detail = (char *)detail;
+    ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_UNIT_FAILED;
+    ev.unit_failed = &b;
+    log_info("unit %s failed %s at %s: %s (%s)", u->st.board_id, order_step_name(step), st_name, mode, detail);
+    return ev_commit(ln, &ev);
+}
+
+/* The next lot in line becomes the running one. */
+static int line_start_next_lot(line *ln)
+{
+    return ln->lots ? emit_lot_started(ln, ln->lots) : 0;
+}
+
+static int lot_complete(line *ln, lot *l)
+{
+    TraceEvent ev;
+    Lineagent__V1__LotCompleted b = LINEAGENT__V1__LOT_COMPLETED__INIT;
+    ev_init(&ev, l, NULL, NULL);
+    b.quantity = l->order->quantity;
+    b.passed = l->st.passed;
+    b.failed = l->st.failed;
+    ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_LOT_COMPLETED;
+    ev.lot_completed = &b;
+    l->st.active = 0;
+    log_info("lot %s completed: %u passed, %u failed of %u", l->st.lot_id, l->st.passed, l->st.failed,
+             l->order->quantity);
+    if (ev_commit(ln, &ev) || spool_lot_put(ln->sp, &l->st)) return -1;
+    lot **pp = &ln->lots;
+    while (*pp != l) pp = &(*pp)->next;
+    *pp = l->next;
+    l->completed = 1;
+    return line_start_next_lot(ln);
+}
+
+/* Commits the unit's outcome: exactly one unit_completed per unit. */
+static int unit_finish(line *ln, unit *u, int passed, const char *st_name)
+{
+    lot *l = u->lt;
+    TraceEvent ev;
+    Lineagent__V1__UnitCompleted b = LINEAGENT__V1__UNIT_COMPLETED__INIT;
+    ev_init(&ev, l, st_name, u->st.board_id);
+    b.passed = passed;
+    b.firmware_version = u->verified_version;
+    b.firmware_sha256 = u->verified_sha256;
+    ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_UNIT_COMPLETED;
+    ev.unit_completed = &b;
+    u->st.state = passed ? SPOOL_UNIT_PASSED : SPOOL_UNIT_FAILED;
+    u->finished = 1;
+    if (passed) l->st.passed++;
+    else l->st.failed++;
+    if (ev_commit(ln, &ev) || spool_unit_put(ln->sp, &u->st) || spool_lot_put(ln->sp, &l->st)) return -1;
+    if (l->st.passed + l->st.failed >= l->order->quantity) return lot_complete(ln, l);
+    return 0;
+}
+
+/* ---- station results ------------------------------------------------- */
+
+static int on_step_passed(line *ln, unit *u, const char *st_name, Step s, const adapter_result *res)
+{
+    lot *l = u->lt;
+    TraceEvent ev;
+    ev_init(&ev, l, st_name, u->st.board_id);
+    switch (s) {
+    case LINEAGENT__V1__STEP__WRITE:
+        snprintf(u->write_station, sizeof u->write_station, "%s", st_name);
+        return 0;
+    case LINEAGENT__V1__STEP__VERIFY: {
+        Lineagent__V1__UnitWritten b = LINEAGENT__V1__UNIT_WRITTEN__INIT;
+        b.version = u->rel->version;
+        b.sha256 = u->rel->sha256;
+        b.readback_sha256 = (char *)res->readback_sha256;
+        b.order_revision = u->rel->revision;
+        b.write_station = u->write_station;
+        b.image_size = u->rel->img.len;
+        ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_UNIT_WRITTEN;
+        ev.unit_written = &b;
+        snprintf(u->verified_version, sizeof u->verified_version, "%s", u->rel->version);
+        snprintf(u->verified_sha256, sizeof u->verified_sha256, "%s", u->rel->sha256);
+        if (ev_commit(ln, &ev)) return -1;
+        changeover co;
+        if (!changeover_note_write(&l->st, u->rel->revision, u->rel->version, u->st.board_id, &co))
+            return spool_lot_put(ln->sp, &l->st);
+        Lineagent__V1__VersionChangeover c = LINEAGENT__V1__VERSION_CHANGEOVER__INIT;
+        c.from_version = co.from_version;
+        c.to_version = co.to_version;
+        c.last_board_old = co.last_board_old;
+        c.first_board_new = co.first_board_new;
+        c.from_revision = co.from_revision;
+        c.to_revision = co.to_revision;
+        ev_init(&ev, l, st_name, u->st.board_id);
+        ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_VERSION_CHANGEOVER;
+        ev.version_changeover = &c;
+        log_info("lot %s: firmware changeover %s -> %s after board %s, first new board %s", l->st.lot_id,
+                 co.from_version, co.to_version, co.last_board_old, co.first_board_new);
+        return ev_commit(ln, &ev) || spool_lot_put(ln->sp, &l->st) ? -1 : 0;
+    }
+    case LINEAGENT__V1__STEP__CALIBRATE: {
+        Lineagent__V1__UnitCalibrated b = LINEAGENT__V1__UNIT_CALIBRATED__INIT;
+        b.offset = res->cal_offset;
+        b.gain = res->cal_gain;
+        ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_UNIT_CALIBRATED;
+        ev.unit_calibrated = &b;
+        return ev_commit(ln, &ev);
+    }
+    case LINEAGENT__V1__STEP__LOCK: {
+        Lineagent__V1__UnitLocked b = LINEAGENT__V1__UNIT_LOCKED__INIT;
+        b.verified = res->lock_verified;
+        ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_UNIT_LOCKED;
+        ev.unit_locked = &b;
+        return ev_commit(ln, &ev);
+    }
+    default:
+        return 0;
+    }
+}
+
+/* Every test record is kept, passed or not (rule T1). */
+static int emit_unit_tested(line *ln, unit *u, const char *st_name, const adapter_result *res)
+{
+    Lineagent__V1__Measurement ms[ADAPTER_MAX_MEASUREMENTS], *mp[ADAPTER_MAX_MEASUREMENTS];
+    for (int i = 0; i < res->n_measurements; i++) {
+        const adapter_measurement *m = &res->measurements[i];
+        lineagent__v1__measurement__init(&ms[i]);
+        ms[i].name = (char *)m->name;
+        ms[i].value = m->value;
+        ms[i].low = m->low;
+        ms[i].high = m->high;
+        ms[i].unit = (char *)m->unit;
+        ms[i].passed = m->value >= m->low && m->value <= m->high;
+        mp[i] = &ms[i];
+    }
+    Lineagent__V1__UnitTested b = LINEAGENT__V1__UNIT_TESTED__INIT;
+    b.passed = res->passed;
+    b.n_measurements = (size_t)res->n_measurements;
+    b.measurements = mp;
+    TraceEvent ev;
+    ev_init(&ev, u->lt, st_name, u->st.board_id);
+    ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_UNIT_TESTED;
+    ev.unit_tested = &b;
+    return ev_commit(ln, &ev);
+}
+
+static int on_step(line *ln, unit *u, const station_result *r)
+{
+    const char *st_name = station_name(r->st);
+    if (u->finished) return 0;
+    if (r->step == LINEAGENT__V1__STEP__TEST && r->res.n_measurements && emit_unit_tested(ln, u, st_name, &r->res))
+        return -1;
+    if (r->res.passed) {
+        u->st.steps_done |= 1u << r->step;
+        if (on_step_passed(ln, u, st_name, r->step, &r->res)) return -1;
+        return spool_unit_put(ln->sp, &u->st);
+    }
+    if (emit_unit_failed(ln, u, st_name, r->step, r->res.failure_mode, r->res.detail)) return -1;
+    return unit_finish(ln, u, 0, st_name);
+}
+
+static void after_dispatch(line *ln, unit *u)
+{
+    line_after *a = &ln->after;
+    if (a->n_dispatch == a->cap_dispatch) {
+        a->cap_dispatch = a->cap_dispatch ? a->cap_dispatch * 2 : 64;
+        a->dispatch = realloc(a->dispatch, a->cap_dispatch * sizeof *a->dispatch);
+    }
+    a->dispatch[a->n_dispatch++] = u;
+}
+
+static int on_station_result(line *ln, station_result *r)
+{
+    unit *u = r->unit;
+    lot *l = u->lt;
+    switch (r->kind) {
+    case STATION_LOADED:
+        snprintf(u->st.board_id, sizeof u->st.board_id, "%s", r->board_id);
+        l->loading = 0;
+        if (l->st.loaded < u->st.idx + 1) l->st.loaded = u->st.idx + 1;
+        return spool_unit_put(ln->sp, &u->st) || spool_lot_put(ln->sp, &l->st) ? -1 : 0;
+    case STATION_STEP:
+        return on_step(ln, u, r);
+    case STATION_DONE:
+        if (u->finished) {
+        } else if (!u->st.board_id[0]) { /* the load itself gave up (stopping): the index is free again */
+            l->loading = 0;
+            l->next_idx = u->st.idx;
+        } else if (r->failed) {
+            /* refused without a step result: cannot happen with station.c, but a
+             * board must never vanish without an outcome */
+            if (emit_unit_failed(ln, u, station_name(r->st), LINEAGENT__V1__STEP__STEP_UNSPECIFIED, "station_error",
+                                 "station gave up on the board") ||
+                unit_finish(ln, u, 0, station_name(r->st)))
+                return -1;
+        } else if (r->next >= l->n_flow) {
+            if (unit_finish(ln, u, 1, station_name(r->st))) return -1;
+        } else {
+            u->flow_pos = r->next;
+            after_dispatch(ln, u);
+            return 0;
+        }
+        unit_free(ln, u);
+        return 0;
+    }
+    return 0;
+}
+
+/* ---- order decisions ------------------------------------------------- */
+
+static void after_result(line *ln, const JobOrder *o, int accepted, const char *reason)
+{
+    json_t *j = json_pack("{s:s, s:i, s:b, s:s, s:s}", "orderId", o && o->order_id ? o->order_id : "",
+                          "revision", o ? (json_int_t)o->revision : 0, "accepted", accepted, "reason", reason,
+                          "lotId", o && o->lot_id ? o->lot_id : "");
+    line_after *a = &ln->after;
+    if (a->n_results == a->cap_results) {
+        a->cap_results = a->cap_results ? a->cap_results * 2 : 8;
+        a->results = realloc(a->results, a->cap_results * sizeof *a->results);
+    }
+    a->results[a->n_results++] = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+}
+
+static int reject_order(line *ln, intake_decision *d, const char *reason)
+{
+    const JobOrder *o = d->order;
+    TraceEvent ev;
+    Lineagent__V1__OrderRejected b = LINEAGENT__V1__ORDER_REJECTED__INIT;
+    lineagent__v1__trace_event__init(&ev);
+    if (o) {
+        ev.order_id = o->order_id;
+        ev.lot_id = o->lot_id;
+        b.revision = o->revision;
+    }
+    b.reason = (char *)reason;
+    ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_ORDER_REJECTED;
+    ev.order_rejected = &b;
+    after_result(ln, o, 0, reason);
+    return ev_commit(ln, &ev);
+}
+
+/* Why the line cannot take this order (revision rules, routing), or NULL. */
+static const char *order_conflict(line *ln, const JobOrder *o, lot *l, char *buf, size_t n)
+{
+    for (size_t i = 0; i < o->n_flow; i++) {
+        if (o->flow[i] == LINEAGENT__V1__STEP__PROVISION)
+            return snprintf(buf, n, "flow includes PROVISION but no provisioning server is configured"), buf;
+        if (!(ln->caps & (1u << o->flow[i])))
+            return snprintf(buf, n, "no station on this line performs %s", order_step_name(o->flow[i])), buf;
+    }
+    uint32_t have = 0;
+    uint8_t *enc = NULL;
+    size_t len = 0;
+    int known = spool_order_get(ln->sp, o->order_id, &have, &enc, &len);
+    free(enc);
+    if (known == 1 && o->revision <= have)
+        return snprintf(buf, n, "revision %u ignored: revision %u of order %s is already in effect", o->revision,
+                        have, o->order_id), buf;
+    if (known == 1 && !l)
+        return snprintf(buf, n, "order %s is already complete; revision %u cannot change it", o->order_id,
+                        o->revision), buf;
+    if (!l) {
+        spool_lot other;
+        if (spool_lot_get(ln->sp, o->lot_id, &other) == 1)
+            return snprintf(buf, n, "lot %s already belongs to order %s", o->lot_id, other.order_id), buf;
+        return NULL;
+    }
+    if (strcmp(o->lot_id, l->st.lot_id) != 0)
+        return snprintf(buf, n, "revision %u changes the lot id from %s to %s", o->revision, l->st.lot_id,
+                        o->lot_id), buf;
+    if (strcmp(o->product, l->order->product) != 0)
+        return snprintf(buf, n, "revision %u changes the product from %s to %s", o->revision, l->order->product,
+                        o->product), buf;
+    if (o->n_flow != l->order->n_flow || memcmp(o->flow, l->order->flow, o->n_flow * sizeof *o->flow) != 0)
+        return snprintf(buf, n, "revision %u changes the flow of a running lot", o->revision), buf;
+    if (o->quantity < l->st.loaded)
+        return snprintf(buf, n, "quantity %u is below the %u boards already on the line", o->quantity,
+                        l->st.loaded), buf;
+    return NULL;
+}
+
+static int on_decision(line *ln, intake_decision *d)
+{
+    int rc;
+    char buf[512];
+    const char *why = d->reason[0] ? d->reason : NULL;
+    lot *l = d->order ? lot_find_order(ln, d->order->order_id) : NULL;
+    if (!why) why = order_conflict(ln, d->order, l, buf, sizeof buf);
+    if (why) {
+        rc = reject_order(ln, d, why);
+    } else {
+        JobOrder *o = d->order;
+        release *rel = release_new(o, d->image, d->image_len);
+        d->order = NULL;
+        d->image = NULL;
+        size_t len = lineagent__v1__job_order__get_packed_size(o);
+        uint8_t *enc = malloc(len ? len : 1);
+        lineagent__v1__job_order__pack(o, enc);
+        rc = spool_order_put(ln->sp, o->order_id, o->revision, o->lot_id, enc, len);
+        free(enc);
+        int is_new = !l;
+        if (is_new) {
+            l = calloc(1, sizeof *l);
+            snprintf(l->st.lot_id, sizeof l->st.lot_id, "%s", o->lot_id);
+            snprintf(l->st.order_id, sizeof l->st.order_id, "%s", o->order_id);
+            l->st.active = 1;
+            line_append_lot(ln, l);
+        }
+        lot_set_order(l, o, rel);
+        TraceEvent ev;
+        Lineagent__V1__OrderAccepted b = LINEAGENT__V1__ORDER_ACCEPTED__INIT;
+        ev_init(&ev, l, NULL, NULL);
+        b.revision = o->revision;
+        b.product = o->product;
+        b.quantity = o->quantity;
+        b.firmware = o->firmware;
+        b.n_flow = o->n_flow;
+        b.flow = o->flow;
+        ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_ORDER_ACCEPTED;
+        ev.order_accepted = &b;
+        char msg[256];
+        snprintf(msg, sizeof msg, "%s: lot %s, %u boards, firmware %s", is_new ? "accepted" : "revision accepted",
+                 o->lot_id, o->quantity, o->firmware->version);
+        log_info("order %s rev %u %s", o->order_id, o->revision, msg);
+        after_result(ln, o, 1, msg);
+        rc = rc || ev_commit(ln, &ev) || spool_lot_put(ln->sp, &l->st);
+        if (!rc && is_new && ln->lots == l) rc = emit_lot_started(ln, l);
+    }
+    return rc || spool_inbox_delete(ln->sp, d->inbox_id) ? -1 : 0;
+}
+
+/* ---- dispatch -------------------------------------------------------- */
+
+static station *line_pick_station(line *ln, Step s)
+{
+    station *best = NULL;
+    int best_load = 0;
+    for (size_t i = 0; i < ln->n_stations; i++) {
+        if (!(station_steps(ln->stations[i]) & (1u << s))) continue;
+        int load = station_load(ln->stations[i]);
+        if (!best || load < best_load) {
+            best = ln->stations[i];
+            best_load = load;
+        }
+    }
+    return best;
+}
+
+static void line_dispatch(line *ln, unit *u, int load)
+{
+    lot *l = u->lt;
+    station *st = line_pick_station(ln, l->flow[u->flow_pos]);
+    station_job job = {.unit = u, .load = load, .idx = u->st.idx, .n_flow = l->n_flow, .from = u->flow_pos,
+                       .steps_done = u->st.steps_done};
+    snprintf(job.lot_id, sizeof job.lot_id, "%s", l->st.lot_id);
+    snprintf(job.board_id, sizeof job.board_id, "%s", u->st.board_id);
+    memcpy(job.flow, l->flow, sizeof job.flow);
+    /* The release is bound when the job that writes is handed out: boards
+     * not yet written then take the newest revision, in dispatch order. */
+    for (int i = u->flow_pos; i < l->n_flow && (station_steps(st) & (1u << l->flow[i])); i++)
+        if (l->flow[i] == LINEAGENT__V1__STEP__WRITE) {
+            release_unref(u->rel);
+            u->rel = release_ref(l->rel);
+            u->st.revision = u->rel->revision;
+            snprintf(u->st.version, sizeof u->st.version, "%s", u->rel->version);
+            snprintf(u->st.sha256, sizeof u->st.sha256, "%s", u->rel->sha256);
+        }
+    job.image = u->rel ? &u->rel->img : NULL;
+    station_submit(st, &job);
+}
+
+
+static void line_feed(line *ln)
+{
+    lot *l = ln->lots;
+    if (!ln->feeding || !l || l->loading || l->next_idx >= l->order->quantity) return;
+    unit *u = unit_new(ln, l, l->next_idx++);
+    l->loading = 1;
+    line_dispatch(ln, u, 1);
+}
+
+/* ---- the step -------------------------------------------------------- */
+
+static void line_after_commit(line *ln)
+{
+    line_after *a = &ln->after;
+    for (size_t i = 0; i < a->n_dispatch; i++) line_dispatch(ln, a->dispatch[i], 0);
+    for (size_t i = 0; i < a->n_results; i++) {
+        if (ln->hooks.publish_result) ln->hooks.publish_result(ln->hooks.ud, a->results[i]);
+        free(a->results[i]);
+    }
+    if (a->events && ln->hooks.events_committed) ln->hooks.events_committed(ln->hooks.ud);
+    a->n_dispatch = a->n_results = 0;
+    a->events = 0;
+    line_feed(ln);
+}
+
+int line_step(line *ln, int timeout_ms)
+{
+    line_msg *all = line_take_all(ln, timeout_ms);
+    if (!all) {
+        line_feed(ln);
+        return 0;
+    }
+    int rc = spool_begin(ln->sp);
+    int n = 0;
+    for (line_msg *m = all, *next; m; m = next) {
+        next = m->next;
+        if (!rc) rc = m->sr ? on_station_result(ln, m->sr) : on_decision(ln, m->d);
+        free(m->sr);
+        intake_decision_free(m->d);
+        free(m);
+        n++;
+    }
+    if (!rc) rc = spool_commit(ln->sp);
+    if (rc) {
+        log_error("spool commit of %d results failed: %s", n, spool_errmsg(ln->sp));
+        spool_rollback(ln->sp);
+        return -1;
+    }
+    line_after_commit(ln);
+    return 0;
+}
+
+/* ---- start, resume, stop -------------------------------------------- */
+
+typedef struct resume_ctx {
+    line *ln;
+    lot *l;
+} resume_ctx;
+
+static int resume_unit(void *ud, const spool_unit *su)
+{
+    resume_ctx *rc = ud;
+    line *ln = rc->ln;
+    unit *u = unit_new(ln, rc->l, su->idx);
+    u->st = *su;
+    /* The board restarts its flow: whatever happened after the last commit
+     * is unknown, and rewriting the bound image is harmless. */
+    u->st.steps_done = 0;
+    after_dispatch(ln, u);
+    return 0;
+}
+
+static int resume_lot(void *ud, const spool_lot *sl)
+{
+    line *ln = ud;
+    uint32_t rev;
+    uint8_t *enc = NULL, *image = NULL;
+    size_t len, image_len;
+    if (spool_order_get(ln->sp, sl->order_id, &rev, &enc, &len) != 1) {
+        log_error("spool: lot %s has no order %s; not resumed", sl->lot_id, sl->order_id);
+        return 0;
+    }
+    JobOrder *o = lineagent__v1__job_order__unpack(NULL, len, enc);
+    free(enc);
+    if (!o || spool_firmware_get(ln->sp, o->firmware->sha256, &image, &image_len) != 1) {
+        log_error("spool: lot %s: order or firmware unreadable; not resumed", sl->lot_id);
+        order_free(o);
+        return 0;
+    }
+    lot *l = calloc(1, sizeof *l);
+    l->st = *sl;
+    l->next_idx = sl->loaded;
+    lot_set_order(l, o, release_new(o, image, image_len));
+    line_append_lot(ln, l);
+    log_info("resuming lot %s (order %s rev %u): %u of %u loaded, %u passed, %u failed", sl->lot_id, sl->order_id,
+             rev, sl->loaded, o->quantity, sl->passed, sl->failed);
+    resume_ctx rc = {ln, l};
+    return spool_unit_list_in_progress(ln->sp, sl->lot_id, resume_unit, &rc) < 0 ? -1 : 0;
+}
+
+line *line_start(const config *cfg, spool *sp, const line_hooks *hooks, char *err, size_t err_len)
+{
+    line *ln = calloc(1, sizeof *ln);
+    ln->cfg = cfg;
+    ln->sp = sp;
+    ln->hooks = *hooks;
+    ln->feeding = 1;
+    pthread_mutex_init(&ln->lock, NULL);
+    pthread_cond_init(&ln->cond, NULL);
+    ln->stations = calloc(cfg->n_stations, sizeof *ln->stations);
+    for (size_t i = 0; i < cfg->n_stations; i++) {
+        ln->stations[i] = station_start(&cfg->stations[i], line_post_station, ln, err, err_len);
+        if (!ln->stations[i]) {
+            line_stop(ln);
+            return NULL;
+        }
+        ln->n_stations++;
+        ln->caps |= cfg->stations[i].steps_mask;
+    }
+    if (spool_lot_list_active(sp, resume_lot, ln) < 0) {
+        snprintf(err, err_len, "cannot resume lots from the spool: %s", spool_errmsg(sp));
+        line_stop(ln);
+        return NULL;
+    }
+    line_after_commit(ln);
+    return ln;
+}
+
+void line_stop_feeding(line *ln) { ln->feeding = 0; }
+int line_in_flight(line *ln) { return ln->in_flight; }
+
+void line_stop(line *ln)
+{
+    if (!ln) return;
+    for (size_t i = 0; i < ln->n_stations; i++) station_stop(ln->stations[i]);
+    free(ln->stations);
+    /* Results still queued are not committed: the spool keeps the last
+     * durable state, which a restart resumes from. */
+    for (line_msg *m = ln->head, *next; m; m = next) {
+        next = m->next;
+        free(m->sr);
+        intake_decision_free(m->d);
+        free(m);
+    }
+    while (ln->units) unit_free(ln, ln->units);
+    for (lot *l = ln->lots, *next; l; l = next) {
+        next = l->next;
+        lot_free(l);
+    }
+    free(ln->after.dispatch);
+    for (size_t i = 0; i < ln->after.n_results; i++) free(ln->after.results[i]);
+    free(ln->after.results);
+    pthread_mutex_destroy(&ln->lock);
+    pthread_cond_destroy(&ln->cond);
+    free(ln);
+}

@@ -1,0 +1,45 @@
+/* mqtt_link.h - the agent's MQTT session with the MES (Eclipse Paho, async):
+ * orders in at QoS 1 on a persistent session, results and status out. */
+#ifndef LINEAGENT_MQTT_LINK_H
+#define LINEAGENT_MQTT_LINK_H
+
+#include <stddef.h>
+
+typedef struct mqtt_link mqtt_link;
+
+typedef struct mqtt_link_config {
+    const char *uri;          /* tcp://host:port or ssl://host:port */
+    const char *client_id;
+    const char *username;     /* NULL: none */
+    const char *password;     /* NULL: none (read from password_file by config) */
+    const char *ca_file;      /* TLS: CA to verify the broker; NULL = system store */
+    const char *cert_file;    /* TLS client certificate (mutual TLS), optional */
+    const char *key_file;
+    const char *topic_prefix; /* lineagent/<site>/<line> */
+    int keepalive_s;          /* default 30 */
+} mqtt_link_config;
+
+/* Called on Paho's thread for every message on <prefix>/orders. Return 0 only
+ * once the payload is durable: Paho acknowledges the QoS 1 PUBLISH when the
+ * callback reports it handled, so a non-zero return makes Paho offer the
+ * message again later instead of losing it. */
+typedef int (*mqtt_order_cb)(void *ud, const void *payload, size_t len);
+
+/* Creates the client (clean session off, automatic reconnect, last will
+ * {"state":"offline"} retained on <prefix>/status), connects in the
+ * background and (re)subscribes to <prefix>/orders at QoS 1 on every
+ * connect. 0 on success (connection may still be pending), -1 with err. */
+int mqtt_link_start(mqtt_link **out, const mqtt_link_config *cfg, mqtt_order_cb cb, void *ud,
+                    char *err, size_t err_len);
+/* QoS 1 publish to <prefix>/orders/result (not retained). Non-blocking;
+ * Paho queues it while disconnected. 0 on success. */
+int mqtt_link_publish_result(mqtt_link *ml, const char *json);
+/* Retained QoS 1 publish to <prefix>/status. */
+int mqtt_link_publish_status(mqtt_link *ml, const char *json);
+/* 1 while connected and subscribed. */
+int mqtt_link_ready(mqtt_link *ml);
+/* Publishes {"state":"offline"} retained, disconnects (waiting up to
+ * timeout_ms for queued publishes), destroys the client. NULL is a no-op. */
+void mqtt_link_stop(mqtt_link *ml, int timeout_ms);
+
+#endif

@@ -1,0 +1,63 @@
+/* station.h - one station of the line: a worker thread that takes boards
+ * from its queue and runs the steps it performs through its adapter, posting
+ * every step's result back to the line coordinator as it happens. */
+#ifndef LINEAGENT_STATION_H
+#define LINEAGENT_STATION_H
+
+#include <stdint.h>
+
+#include "adapter.h"
+#include "order.h"
+
+#define STATION_MAX_FLOW 6
+
+typedef struct station station;
+
+typedef struct station_job {
+    void *unit;            /* the coordinator's unit; handed back untouched */
+    int load;              /* load the board onto the fixture first */
+    char lot_id[ADAPTER_ID_MAX];
+    char board_id[ADAPTER_ID_MAX]; /* filled by the load when load is set */
+    uint32_t idx;          /* arrival index in the lot, for load */
+    Step flow[STATION_MAX_FLOW];
+    int n_flow;
+    int from;              /* first flow index this station is asked to run */
+    uint32_t steps_done;   /* bit (1 << Step) per step already passed */
+    const adapter_image *image; /* release bound to the unit, for WRITE/VERIFY */
+} station_job;
+
+enum station_result_kind { STATION_LOADED, STATION_STEP, STATION_DONE };
+
+typedef struct station_result {
+    enum station_result_kind kind;
+    station *st;
+    void *unit;
+    char board_id[ADAPTER_ID_MAX];
+    Step step;            /* STATION_STEP */
+    adapter_result res;   /* STATION_STEP */
+    int next;             /* STATION_DONE: the flow index to continue at */
+    int failed;           /* STATION_DONE: a step failed or the board was refused */
+} station_result;
+
+/* Receives each result (ownership passes); called on the station's thread. */
+typedef void (*station_post_fn)(void *ud, station_result *r);
+
+/* Opens the adapter and starts the worker. NULL with err on failure. */
+station *station_start(const config_station *cfg, station_post_fn post, void *ud, char *err, size_t err_len);
+/* Queues a job (copied). */
+void station_submit(station *st, const station_job *job);
+/* Jobs queued or running. */
+int station_load(station *st);
+const char *station_name(const station *st);
+uint32_t station_steps(const station *st);
+/* Finishes the running job, drops queued ones, joins, closes the adapter. */
+void station_stop(station *st);
+
+/* Route interlock: 1 when every flow step before `from` has passed, so the
+ * board may enter a station that starts at flow[from]. */
+int station_interlock_ok(const Step *flow, int n_flow, int from, uint32_t steps_done);
+/* Judges measurements against their limits; 0 when all pass, else -1 with
+ * the first violation described in res->failure_mode / detail. */
+int station_judge(adapter_result *res);
+
+#endif

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# deps.sh - installs the Debian packages lineagent needs that are missing.
+# Usage: deploy/deps.sh [build|test|demo]   (test and demo include build)
+set -euo pipefail
+
+build=(cmake make gcc pkg-config protobuf-c-compiler libprotobuf-c-dev librdkafka-dev
+       libpaho-mqtt-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev zlib1g-dev
+       libinih-dev libjansson-dev libmicrohttpd-dev)
+run=(mosquitto mosquitto-clients)
+test=(libcmocka-dev jq protobuf-compiler)
+
+case "${1:-build}" in
+  build) want=("${build[@]}") ;;
+  demo)  want=("${build[@]}" "${run[@]}") ;;
+  test)  want=("${build[@]}" "${run[@]}" "${test[@]}") ;;
+  *) echo "usage: $0 [build|test|demo]" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps: installing ${missing[*]}" >&2
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+# mosquitto's package tries to start a system broker; the agent's scripts run
+# their own on free loopback ports, so a refused service start is harmless.
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

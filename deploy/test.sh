@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# test.sh - installs what is missing, builds with -Wall -Wextra -Werror and
+# ASan/UBSan, and runs every test (unit and integration) through ctest.
+# Usage: deploy/test.sh [ctest args...]   e.g. deploy/test.sh -L unit
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+deploy/deps.sh test
+build=build/test
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DLINEAGENT_SANITIZE=ON -DLINEAGENT_WERROR=ON >/dev/null
+cmake --build "$build" -j"$(nproc)"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+cd "$build"
+ctest --output-on-failure -j2 "$@"

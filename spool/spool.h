@@ -1,0 +1,132 @@
+/* spool.h - the SQLite store-and-forward spool: every result is committed
+ * here before anyone is told, and stays until Kafka has acknowledged it.
+ *
+ * One spool handle is one SQLite connection and must be used by one thread
+ * at a time; threads open their own handle on the same file (WAL mode lets
+ * readers and the writer proceed together). */
+#ifndef LINEAGENT_SPOOL_H
+#define LINEAGENT_SPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct spool spool;
+
+typedef struct spool_options {
+    /* PRAGMA synchronous in WAL mode: "FULL" (default: survives power loss)
+     * or "NORMAL" (survives process crashes; may lose the last commits on
+     * power loss). */
+    const char *synchronous;
+    int busy_timeout_ms; /* default 5000 */
+} spool_options;
+
+/* Opens (creating with mode 0600 if absent) the spool at path. A file that is
+ * not a lineagent spool, or of a newer schema, is refused untouched.
+ * 0 on success; -1 with err filled. */
+int spool_open(spool **out, const char *path, const spool_options *opts, char *err, size_t err_len);
+void spool_close(spool *sp);
+const char *spool_errmsg(spool *sp); /* last SQLite error on this handle */
+
+/* Explicit transaction (group commit: many appends, one fsync). */
+int spool_begin(spool *sp);
+int spool_commit(spool *sp);   /* on failure the transaction is rolled back */
+void spool_rollback(spool *sp);
+
+/* ---- events ---------------------------------------------------------- */
+typedef struct spool_event {
+    uint64_t seq;
+    const char *event_id; /* UUID text */
+    const char *key;      /* Kafka key: lot id (or order id) */
+    const char *type;     /* e.g. "unit_written"; goes to a Kafka header */
+    int64_t time_ms;
+    const uint8_t *payload; /* encoded TraceEvent */
+    size_t len;
+} spool_event;
+
+/* Next sequence number to stamp into an event; only valid inside a
+ * transaction. Consecutive calls return consecutive numbers; a rolled back
+ * transaction gives its numbers back, so seq never has gaps. Survives pruning
+ * of delivered rows and reopening. */
+uint64_t spool_next_seq(spool *sp);
+/* Appends one event (ev->seq from spool_next_seq) inside a transaction. */
+int spool_append_event(spool *sp, const spool_event *ev);
+
+/* Streams undelivered events with seq > after_seq in seq order, at most limit
+ * of them; cb returns 0 to go on, non-zero to stop early. Returns the number
+ * visited or -1. Pointers in the event are valid only during the call. */
+typedef int (*spool_event_cb)(void *ud, const spool_event *ev);
+int spool_pending_page(spool *sp, uint64_t after_seq, int limit, spool_event_cb cb, void *ud);
+/* Marks these seqs delivered at now_ms in one transaction of its own. */
+int spool_mark_delivered(spool *sp, const uint64_t *seqs, size_t n, int64_t now_ms);
+/* Count of undelivered events; the lowest undelivered seq (0 if none). */
+int64_t spool_pending_count(spool *sp);
+uint64_t spool_first_pending(spool *sp);
+
+/* ---- inbox: raw MES payloads, made durable before the MQTT ack --------- */
+typedef struct spool_inbox_row {
+    int64_t id;
+    int64_t received_ms;
+    uint8_t *payload;     /* malloc'ed, NULL when the payload was refused unread */
+    size_t len;
+    size_t original_len;  /* size as received (> len when refused as oversize) */
+} spool_inbox_row;
+
+/* Stores one payload in a transaction of its own (fsync'ed). payload may be
+ * NULL (oversize: only original_len is kept). */
+int spool_inbox_put(spool *sp, int64_t received_ms, const void *payload, size_t len, size_t original_len);
+/* Oldest row with id > after_id: 1 found (free with spool_inbox_row_free),
+ * 0 none, -1 error. */
+int spool_inbox_next(spool *sp, int64_t after_id, spool_inbox_row *out);
+void spool_inbox_row_free(spool_inbox_row *row);
+int spool_inbox_delete(spool *sp, int64_t id); /* inside the caller's transaction */
+
+/* ---- firmware images, content-addressed by SHA-256 --------------------- */
+int spool_firmware_put(spool *sp, const char *sha256_hex, const uint8_t *image, size_t len);
+/* 1 found (malloc'ed copy), 0 absent, -1 error. */
+int spool_firmware_get(spool *sp, const char *sha256_hex, uint8_t **image, size_t *len);
+
+/* ---- orders: the latest accepted revision of each order ---------------- */
+int spool_order_put(spool *sp, const char *order_id, uint32_t revision, const char *lot_id,
+                    const uint8_t *encoded, size_t len);
+/* 1 found (encoded is malloc'ed), 0 absent, -1 error. */
+int spool_order_get(spool *sp, const char *order_id, uint32_t *revision, uint8_t **encoded, size_t *len);
+
+/* ---- lots and units: what a restarted agent resumes from --------------- */
+#define SPOOL_ID_MAX 65 /* 64 characters + NUL */
+
+typedef struct spool_lot {
+    char lot_id[SPOOL_ID_MAX];
+    char order_id[SPOOL_ID_MAX];
+    int active;                 /* 1 until lot_completed was committed */
+    uint32_t loaded;            /* boards taken onto the line so far */
+    uint32_t passed, failed;
+    uint32_t written_revision;  /* highest order revision written to a board */
+    char written_version[SPOOL_ID_MAX];
+    char last_written_board[SPOOL_ID_MAX];
+} spool_lot;
+
+enum spool_unit_state { SPOOL_UNIT_IN_PROGRESS = 0, SPOOL_UNIT_PASSED = 1, SPOOL_UNIT_FAILED = 2 };
+
+typedef struct spool_unit {
+    char lot_id[SPOOL_ID_MAX];
+    char board_id[SPOOL_ID_MAX];
+    uint32_t idx;          /* 0-based arrival index within the lot */
+    int state;             /* enum spool_unit_state */
+    uint32_t steps_done;   /* bit (1 << Step) per passed step */
+    uint32_t revision;     /* order revision bound at write dispatch, 0 before */
+    char version[SPOOL_ID_MAX];
+    char sha256[65];
+} spool_unit;
+
+/* Upserts, inside the caller's transaction. */
+int spool_lot_put(spool *sp, const spool_lot *lot);
+int spool_unit_put(spool *sp, const spool_unit *unit);
+/* 1 found, 0 absent, -1 error. */
+int spool_lot_get(spool *sp, const char *lot_id, spool_lot *out);
+/* Visits active lots (oldest first) / a lot's in-progress units (by idx). */
+typedef int (*spool_lot_cb)(void *ud, const spool_lot *lot);
+typedef int (*spool_unit_cb)(void *ud, const spool_unit *unit);
+int spool_lot_list_active(spool *sp, spool_lot_cb cb, void *ud);
+int spool_unit_list_in_progress(spool *sp, const char *lot_id, spool_unit_cb cb, void *ud);
+
+#endif

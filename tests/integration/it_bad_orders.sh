@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Bad input never stops the agent or disturbs an accepted lot: each bad order
+# is answered on orders/result with a clear reason and recorded in Kafka as
+# order_rejected; a protobuf order and a good JSON order still run.
+source "$(dirname "$0")/lib.sh"
+command -v protoc >/dev/null || fail "protoc is not installed (deploy/deps.sh test installs it)"
+
+start_mosquitto
+start_kafka
+BPS=100 STEP_MS=0 write_config "$T/agent.conf"
+start_agent "$T/agent.conf"
+start_results
+make_firmware good 1.0.0
+GOOD_SHA=$FW_SHA; GOOD=$FW_PATH
+ZERO=0000000000000000000000000000000000000000000000000000000000000000
+
+expect_reject() { # expect_reject N PATTERN: the Nth result is a rejection matching PATTERN
+  wait_for 20 "result #$1" test "$(wc -l <"$T/results.jsonl")" -ge "$1"
+  local r; r=$(sed -n "${1}p" "$T/results.jsonl")
+  [ "$(jq -r .accepted <<<"$r")" = false ] || fail "expected a rejection, got $r"
+  jq -r .reason <<<"$r" | grep -qiE -- "$2" || fail "reason does not match /$2/: $r"
+  pass "rejected: $(jq -r .reason <<<"$r")"
+}
+
+n=0
+publish -m '{"orderId": "WO-X", "revision": 1,'; n=$((n+1)); expect_reject $n "json|line"
+printf '\x0a\xff\xff\xff\x0f\x01' >"$T/junk.bin" # field 1 claims 4 GB: not a JobOrder
+publish -f "$T/junk.bin"; n=$((n+1)); expect_reject $n "protobuf"
+publish -m "$(order_json WO-Q 1 LOT-Q 0 1.0.0 "$GOOD_SHA" "$GOOD")"; n=$((n+1)); expect_reject $n "quantity"
+publish -m "$(order_json WO-Q 1 LOT-Q 999999999 1.0.0 "$GOOD_SHA" "$GOOD")"; n=$((n+1)); expect_reject $n "quantity"
+publish -m "$(order_json WO-S 1 LOT-S 5 1.0.0 "$GOOD_SHA" "$GOOD" '["WRITE","VERIFY","FLASH"]')"; n=$((n+1)); expect_reject $n "FLASH"
+publish -m "$(order_json WO-V 1 LOT-V 5 1.0.0 "$GOOD_SHA" "$GOOD" '["WRITE","TEST"]')"; n=$((n+1)); expect_reject $n "verif"
+publish -m "$(order_json WO-D 1 LOT-D 5 1.0.0 "$GOOD_SHA" "$GOOD" | sed 's/PRODUCTION/DEBUG/')"; n=$((n+1)); expect_reject $n "debug"
+publish -m '{"orderId":"WO-M","revision":1,"lotId":"LOT-M","product":"P","quantity":5,"flow":["WRITE","VERIFY"]}'; n=$((n+1)); expect_reject $n "firmware"
+publish -m "$(order_json WO-H 1 LOT-H 5 1.0.0 $ZERO "$GOOD")"; n=$((n+1)); expect_reject $n "sha256 mismatch"
+publish -m "$(order_json WO-F 1 LOT-F 5 1.0.0 "$GOOD_SHA" "$T/nope.bin")"; n=$((n+1)); expect_reject $n "nope.bin"
+publish -m "$(order_json WO-P 1 LOT-P 5 1.0.0 "$GOOD_SHA" "$GOOD" '["WRITE","VERIFY","PROVISION"]')"; n=$((n+1)); expect_reject $n "provision"
+head -c $((1024 * 1024 + 10)) /dev/zero | tr '\0' ' ' >"$T/big.json"
+publish -f "$T/big.json"; n=$((n+1)); expect_reject $n "exceeds"
+
+# a good order as protobuf binary, then stale revisions of it
+cat >"$T/order.txt" <<TXT
+order_id: "WO-G" revision: 2 lot_id: "LOT-G" product: "PCBA-100" quantity: 5
+firmware { version: "1.0.0" sha256: "$GOOD_SHA" url: "file://$GOOD" build: PRODUCTION }
+flow: WRITE flow: VERIFY flow: TEST
+TXT
+protoc --encode=lineagent.v1.JobOrder -I"$SRC/proto" "$SRC/proto/lineagent/v1/job_order.proto" <"$T/order.txt" >"$T/order.bin"
+publish -f "$T/order.bin"; n=$((n+1))
+wait_for 20 "protobuf order result" test "$(wc -l <"$T/results.jsonl")" -ge $n
+[ "$(sed -n "${n}p" "$T/results.jsonl" | jq -r .accepted)" = true ] || fail "protobuf order not accepted: $(sed -n "${n}p" "$T/results.jsonl")"
+pass "protobuf JobOrder accepted"
+publish -m "$(order_json WO-G 2 LOT-G 5 1.0.0 "$GOOD_SHA" "$GOOD" '["WRITE","VERIFY","TEST"]')"; n=$((n+1)); expect_reject $n "ignored"
+publish -m "$(order_json WO-G 1 LOT-G 5 1.0.0 "$GOOD_SHA" "$GOOD" '["WRITE","VERIFY","TEST"]')"; n=$((n+1)); expect_reject $n "ignored"
+# same lot id under another order
+publish -m "$(order_json WO-G2 1 LOT-G 5 1.0.0 "$GOOD_SHA" "$GOOD")"; n=$((n+1)); expect_reject $n "LOT-G"
+wait_log "lot LOT-G completed" 30
+kill -0 "$AGENT_PID" || fail "agent died"
+stop_agent
+pass "agent kept running; lot LOT-G completed"
+
+consume $((n - 1 + 1 + 1 + 5 * 3 + 1))
+check_integrity
+rej=$(count_type order_rejected)
+[ "$rej" -eq $((n - 1)) ] || fail "order_rejected events: $rej, want $((n - 1))"
+[ "$(count_type unit_completed)" -eq 5 ] || fail "LOT-G units: $(count_type unit_completed)"
+pass "$rej order_rejected events in Kafka; LOT-G's 5 units complete"

@@ -1,0 +1,185 @@
+# lib.sh - shared harness for the integration tests: starts a real mosquitto
+# and the mock Kafka cluster (tests/tools/kafka_mock) on free loopback ports,
+# runs lineagent as a separate process, publishes orders with mosquitto_pub
+# and reads Kafka back with `lineagent trace`. Sourced, not run.
+# Every test gets: $AGENT $KAFKA_MOCK (from argv), $T (scratch dir), and
+# cleanup of everything it started.
+set -euo pipefail
+
+AGENT=$(readlink -f "$1")
+KAFKA_MOCK=$(readlink -f "$2")
+SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+T=$(mktemp -d /tmp/lineagent-it.XXXXXX)
+SITE=S1
+LINE=L1
+PREFIX="lineagent/$SITE/$LINE"
+PIDS=()
+
+for tool in mosquitto mosquitto_pub mosquitto_sub jq; do
+  command -v "$tool" >/dev/null || { echo "FAIL: $tool is not installed (deploy/deps.sh test installs it)"; exit 1; }
+done
+
+cleanup() {
+  local rc=$?
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  exec 9>&- 2>/dev/null || true
+  wait 2>/dev/null || true
+  if [ $rc -ne 0 ]; then
+    echo "---- agent log (last 60 lines) ----"; tail -n 60 "$T"/agent*.log 2>/dev/null || true
+    echo "---- kept $T for inspection"
+  else
+    rm -rf "$T"
+  fi
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*"; exit 1; }
+pass() { echo "ok: $*"; }
+
+free_port() {
+  local p
+  for _ in $(seq 100); do
+    p=$((20000 + RANDOM % 40000))
+    (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+  done
+  fail "no free port"
+}
+
+wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
+  local secs=$1 what=$2; shift 2
+  for _ in $(seq $((secs * 10))); do "$@" && return 0; sleep 0.1; done
+  fail "timed out after ${secs}s waiting for $what"
+}
+
+port_open() { (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+MQTT_PORT=""
+start_mosquitto() {
+  MQTT_PORT=${MQTT_PORT:-$(free_port)}
+  mkdir -p "$T/mosq"
+  cat >"$T/mosq.conf" <<CONF
+listener $MQTT_PORT 127.0.0.1
+allow_anonymous true
+persistence true
+persistence_location $T/mosq/
+CONF
+  mosquitto -c "$T/mosq.conf" >>"$T/mosquitto.log" 2>&1 &
+  MOSQ_PID=$!
+  PIDS+=("$MOSQ_PID")
+  wait_for 10 "mosquitto on $MQTT_PORT" port_open "$MQTT_PORT"
+}
+
+stop_mosquitto() { kill "$MOSQ_PID"; wait "$MOSQ_PID" 2>/dev/null || true; }
+
+# The mock cluster reads commands (down/up/quit) from fd 9.
+start_kafka() {
+  mkfifo "$T/kafka.ctl"
+  "$KAFKA_MOCK" <"$T/kafka.ctl" >"$T/kafka.out" 2>"$T/kafka.err" &
+  PIDS+=($!)
+  exec 9>"$T/kafka.ctl"
+  wait_for 10 "kafka_mock bootstrap" grep -q '^bootstrap=' "$T/kafka.out"
+  BOOTSTRAP=$(sed -n 's/^bootstrap=//p' "$T/kafka.out")
+}
+kafka_cmd() { echo "$*" >&9; }
+
+# write_config FILE [extra station sections...]: a 4-station line by default.
+write_config() {
+  local file=$1; shift
+  cat >"$file" <<CONF
+[agent]
+site = $SITE
+line = $LINE
+spool = $T/spool.db
+log_level = ${LOG_LEVEL:-info}
+shutdown_timeout_ms = ${SHUTDOWN_MS:-15000}
+[mqtt]
+uri = tcp://127.0.0.1:$MQTT_PORT
+[kafka]
+bootstrap.servers = $BOOTSTRAP
+CONF
+  if [ $# -gt 0 ]; then printf '%s\n' "$@" >>"$file"; else
+    cat >>"$file" <<CONF
+[station prog1]
+adapter = sim
+steps = write, verify
+sim.boards_per_second = ${BPS:-40}
+[station fct1]
+adapter = sim
+steps = test
+sim.step_ms = ${STEP_MS:-5}
+[station cal1]
+adapter = sim
+steps = calibrate
+[station lock1]
+adapter = sim
+steps = lock
+CONF
+  fi
+}
+
+AGENT_RUN=0
+start_agent() { # start_agent CONFIG
+  AGENT_RUN=$((AGENT_RUN + 1))
+  AGENT_LOG="$T/agent$AGENT_RUN.log"
+  "$AGENT" run -c "$1" >"$AGENT_LOG" 2>&1 &
+  AGENT_PID=$!
+  PIDS+=("$AGENT_PID")
+  wait_for 20 "agent ready" grep -q "running: site" "$AGENT_LOG"
+  wait_for 20 "agent subscribed" grep -q "subscribed" "$AGENT_LOG"
+}
+
+stop_agent() { # SIGTERM, expect exit 0
+  kill -TERM "$AGENT_PID"
+  local rc=0
+  wait "$AGENT_PID" || rc=$?
+  [ "$rc" -eq 0 ] || fail "agent exited $rc after SIGTERM"
+}
+
+kill_agent() { kill -KILL "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true; }
+
+start_results() { # records every order result as one JSON line
+  mosquitto_sub -p "$MQTT_PORT" -q 1 -t "$PREFIX/orders/result" >"$T/results.jsonl" 2>/dev/null &
+  PIDS+=($!)
+  sleep 0.3
+}
+
+publish() { mosquitto_pub -p "$MQTT_PORT" -q 1 -t "$PREFIX/orders" "$@"; }
+
+# make_firmware NAME VERSION: writes an image and sets FW_PATH/FW_SHA
+make_firmware() {
+  FW_PATH="$T/fw-$1.bin"
+  head -c 65536 /dev/urandom >"$FW_PATH"
+  printf 'lineagent-test-firmware %s' "$2" >>"$FW_PATH"
+  FW_SHA=$(sha256sum "$FW_PATH" | cut -d' ' -f1)
+}
+
+order_json() { # order_json ORDER REV LOT QTY VERSION SHA PATH [FLOW_JSON]
+  printf '{"orderId":"%s","revision":%s,"lotId":"%s","product":"PCBA-100","quantity":%s,"firmware":{"version":"%s","sha256":"%s","url":"file://%s","build":"PRODUCTION"},"flow":%s}' \
+    "$1" "$2" "$3" "$4" "$5" "$6" "$7" "${8:-[\"WRITE\",\"VERIFY\",\"TEST\",\"CALIBRATE\",\"LOCK\"]}"
+}
+
+wait_log() { wait_for "${2:-60}" "log: $1" grep -q -- "$1" "$AGENT_LOG"; }
+
+# consume EXPECTED: every event on the topic, one JSON line each, into $T/events.jsonl
+consume() {
+  "$AGENT" trace --brokers "$BOOTSTRAP" --format jsonl --expect "$1" --idle-ms 1500 --timeout-ms 60000 \
+    >"$T/events.jsonl" 2>"$T/trace.err" || { cat "$T/trace.err"; fail "trace consumer did not get $1 events"; }
+}
+
+# Integrity every test checks: unique event ids per seq, no seq gaps, and a
+# re-sent event identical in id and seq.
+check_integrity() {
+  local f=$T/events.jsonl
+  local distinct_seq gaps ids_per_seq seqs_per_id
+  distinct_seq=$(jq -s 'map(.seq) | unique | length' "$f")
+  gaps=$(jq -s 'map(.seq) | unique | (max - min + 1) - length' "$f")
+  [ "$gaps" -eq 0 ] || fail "$gaps seq gaps in $distinct_seq events"
+  [ "$(jq -s 'map(.seq) | unique | min' "$f")" -eq 1 ] || fail "seq does not start at 1"
+  ids_per_seq=$(jq -s 'group_by(.seq) | map(map(.eventId) | unique | length) | max' "$f")
+  [ "$ids_per_seq" -eq 1 ] || fail "a seq carries different event ids"
+  seqs_per_id=$(jq -s 'group_by(.eventId) | map(map(.seq) | unique | length) | max' "$f")
+  [ "$seqs_per_id" -eq 1 ] || fail "an event id carries different seqs"
+  pass "integrity: $distinct_seq events, seq 1..$distinct_seq without gaps, ids stable"
+}
+
+count_type() { jq -s --arg t "$1" 'map(select(.type == $t)) | unique_by(.eventId) | length' "$T/events.jsonl"; }

@@ -1,0 +1,130 @@
+/* test_config.c - config loading: defaults, validation with line numbers,
+ * station/adapter keys, and secrets masked when printed. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "order.h"
+
+static char dir[] = "/tmp/test_config_XXXXXX";
+
+static const char *write_file(const char *name, const char *text)
+{
+    static char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+#define BASE                                                                                                  \
+    "[agent]\nsite = S1\nline = L2\nspool = /tmp/x.db\n"                                                      \
+    "[mqtt]\nuri = tcp://127.0.0.1:1883\n"                                                                    \
+    "[kafka]\nbootstrap.servers = embedded\n"
+
+static int load_err(const char *text, char *err, size_t n)
+{
+    config c;
+    int rc = config_load(&c, write_file("c.conf", text), err, n);
+    if (rc == 0) config_free(&c);
+    return rc;
+}
+
+static void test_defaults_and_stations(void **state)
+{
+    config c;
+    char err[512];
+    const char *p = write_file("ok.conf", BASE "[station prog]\nadapter = sim\nsteps = write, verify\n"
+                                              "sim.fail_rate = 0.1\n[station fct]\nadapter = sim\nsteps = TEST\n");
+    assert_int_equal(config_load(&c, p, err, sizeof err), 0);
+    assert_string_equal(c.mqtt_client_id, "lineagent-S1-L2");
+    assert_string_equal(c.topic_prefix, "lineagent/S1/L2");
+    assert_string_equal(c.kafka_topic, "lineagent.trace.v1");
+    assert_string_equal(c.spool_synchronous, "FULL");
+    assert_int_equal(c.n_stations, 2);
+    assert_string_equal(c.stations[0].name, "prog");
+    assert_int_equal(c.stations[0].steps_mask, 1u << LINEAGENT__V1__STEP__WRITE | 1u << LINEAGENT__V1__STEP__VERIFY);
+    assert_string_equal(config_station_get(&c.stations[0], "sim.fail_rate"), "0.1");
+    assert_null(config_station_get(&c.stations[1], "sim.fail_rate"));
+    assert_string_equal(config_kafka_get(&c, "bootstrap.servers"), "embedded");
+    config_free(&c);
+}
+
+static void test_errors_name_line_and_key(void **state)
+{
+    char err[512];
+    assert_int_equal(load_err(BASE "[station a]\nadapter = sim\nsteps = write\nbogus = 1\n", err, sizeof err), -1);
+    assert_non_null(strstr(err, ":12:"));
+    assert_non_null(strstr(err, "bogus"));
+    assert_int_equal(load_err(BASE "[station a]\nadapter = jtag9000\nsteps = write\n", err, sizeof err), -1);
+    assert_non_null(strstr(err, "jtag9000"));
+    assert_int_equal(load_err(BASE "[station a]\nadapter = sim\nsteps = write, flash\n", err, sizeof err), -1);
+    assert_non_null(strstr(err, "flash"));
+    assert_int_equal(load_err(BASE "[station a]\nadapter = sim\nsteps = write\nsim.speed = 3\n", err, sizeof err), -1);
+    assert_non_null(strstr(err, "sim.speed"));
+    assert_int_equal(load_err(BASE "[agent]\nmax_quantity = lots\n[station a]\nadapter = sim\nsteps = test\n", err,
+                              sizeof err), -1);
+    assert_non_null(strstr(err, "max_quantity"));
+    assert_int_equal(load_err("[agent]\nline = L\nspool = x\n[mqtt]\nuri = tcp://h:1\n[kafka]\nbootstrap.servers = "
+                              "embedded\n[station a]\nadapter = sim\nsteps = test\n", err, sizeof err), -1);
+    assert_non_null(strstr(err, "site is required"));
+    assert_int_equal(load_err(BASE "[mqtt]\nca_file = /etc/ca.pem\n[station a]\nadapter = sim\nsteps = test\n", err,
+                              sizeof err), -1);
+    assert_non_null(strstr(err, "ssl://"));
+    assert_int_equal(load_err(BASE, err, sizeof err), -1);
+    assert_non_null(strstr(err, "station"));
+    assert_int_equal(load_err(BASE "[plc]\nx = 1\n", err, sizeof err), -1);
+    assert_non_null(strstr(err, "[plc]"));
+}
+
+static void test_secrets_never_printed(void **state)
+{
+    config c;
+    char err[512];
+    write_file("pw", "hunter2-mqtt\n");
+    char text[1024];
+    snprintf(text, sizeof text,
+             "%s[mqtt]\nusername = line2\npassword_file = %s/pw\n[kafka]\nsasl.password = kafka-s3cret\n"
+             "security.protocol = SASL_SSL\n[station a]\nadapter = sim\nsteps = test\n",
+             BASE, dir);
+    assert_int_equal(config_load(&c, write_file("s.conf", text), err, sizeof err), 0);
+    assert_string_equal(c.mqtt_password, "hunter2-mqtt");
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&buf, &len);
+    config_print(&c, out);
+    fclose(out);
+    assert_null(strstr(buf, "hunter2"));
+    assert_null(strstr(buf, "kafka-s3cret"));
+    assert_non_null(strstr(buf, "sasl.password = ********"));
+    assert_non_null(strstr(buf, "security.protocol = SASL_SSL"));
+    free(buf);
+    config_free(&c);
+}
+
+static int setup(void **state) { return mkdtemp(dir) ? 0 : -1; }
+static int teardown(void **state)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    return system(cmd);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults_and_stations),
+        cmocka_unit_test(test_errors_name_line_and_key),
+        cmocka_unit_test(test_secrets_never_printed),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
