@@ -662,22 +662,28 @@ int spool_inbox_delete(spool *sp, int64_t id)
 
 /* ---- firmware -------------------------------------------------------- */
 
-static int valid_sha256_hex(const char *s)
+/* Lowercases a hex SHA-256 into key; -1 unless it is 64 hex digits. Orders
+ * may carry upper case (firmware_fetch compares case-insensitively), and one
+ * image must have one key. */
+static int sha256_key(const char *hex, char key[65])
 {
-    if (!s || strlen(s) != 64) return 0;
-    return strspn(s, "0123456789abcdef") == 64;
+    if (!hex || strlen(hex) != 64 || strspn(hex, "0123456789abcdefABCDEF") != 64) return -1;
+    for (int i = 0; i < 64; i++) key[i] = (char)(hex[i] | 0x20); /* digits keep their value */
+    key[64] = '\0';
+    return 0;
 }
 
 /* One statement: atomic on its own outside a transaction, part of the
  * caller's inside one. */
 int spool_firmware_put(spool *sp, const char *sha256_hex, const uint8_t *image, size_t len)
 {
-    if (!valid_sha256_hex(sha256_hex))
-        return fail_msg(sp, "firmware_put: \"%.80s\" is not a lowercase hex SHA-256",
+    char key[65];
+    if (sha256_key(sha256_hex, key) < 0)
+        return fail_msg(sp, "firmware_put: \"%.80s\" is not a hex SHA-256",
                         sha256_hex ? sha256_hex : "(null)");
     sqlite3_stmt *st = prep(sp, ST_FW_PUT);
     if (!st) return -1;
-    sqlite3_bind_text(st, 1, sha256_hex, 64, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, key, 64, SQLITE_STATIC);
     bind_blob(st, 2, image, len);
     return step_done(sp, st, "firmware_put");
 }
@@ -686,9 +692,11 @@ int spool_firmware_get(spool *sp, const char *sha256_hex, uint8_t **image, size_
 {
     *image = NULL;
     *len = 0;
+    char key[65];
+    if (sha256_key(sha256_hex, key) < 0) return 0; /* no such image can be stored */
     sqlite3_stmt *st = prep(sp, ST_FW_GET);
     if (!st) return -1;
-    sqlite3_bind_text(st, 1, sha256_hex, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, key, 64, SQLITE_STATIC);
     int rc = sqlite3_step(st), ret = 0;
     if (rc == SQLITE_ROW)
         ret = column_dup(sp, st, 0, image, len) < 0 ? -1 : 1;

@@ -15,7 +15,7 @@ GOOD_SHA=$FW_SHA; GOOD=$FW_PATH
 ZERO=0000000000000000000000000000000000000000000000000000000000000000
 
 expect_reject() { # expect_reject N PATTERN: the Nth result is a rejection matching PATTERN
-  wait_for 20 "result #$1" test "$(wc -l <"$T/results.jsonl")" -ge "$1"
+  wait_for 20 "result #$1" results_at_least "$1"
   local r; r=$(sed -n "${1}p" "$T/results.jsonl")
   [ "$(jq -r .accepted <<<"$r")" = false ] || fail "expected a rejection, got $r"
   jq -r .reason <<<"$r" | grep -qiE -- "$2" || fail "reason does not match /$2/: $r"
@@ -46,7 +46,7 @@ flow: WRITE flow: VERIFY flow: TEST
 TXT
 protoc --encode=lineagent.v1.JobOrder -I"$SRC/proto" "$SRC/proto/lineagent/v1/job_order.proto" <"$T/order.txt" >"$T/order.bin"
 publish -f "$T/order.bin"; n=$((n+1))
-wait_for 20 "protobuf order result" test "$(wc -l <"$T/results.jsonl")" -ge $n
+wait_for 20 "protobuf order result" results_at_least $n
 [ "$(sed -n "${n}p" "$T/results.jsonl" | jq -r .accepted)" = true ] || fail "protobuf order not accepted: $(sed -n "${n}p" "$T/results.jsonl")"
 pass "protobuf JobOrder accepted"
 publish -m "$(order_json WO-G 2 LOT-G 5 1.0.0 "$GOOD_SHA" "$GOOD" '["WRITE","VERIFY","TEST"]')"; n=$((n+1)); expect_reject $n "ignored"

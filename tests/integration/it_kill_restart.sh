@@ -12,13 +12,16 @@ make_firmware v1 2.0.0
 QTY=40
 publish -m "$(order_json WO-K 1 LOT-K $QTY 2.0.0 "$FW_SHA" "$FW_PATH")"
 wait_log "lot LOT-K started" 20
-sleep 0.8
+sleep 0.4
+kafka_cmd down all # from here on events pile up undelivered in the spool
+sleep 0.5
 kill_agent
-pass "killed with SIGKILL mid-lot"
+pass "killed with SIGKILL mid-lot, Kafka down, events undelivered"
 # an order published while the agent is down waits in the persistent session
 make_firmware v2 2.1.0
 publish -m "$(order_json WO-K 2 LOT-K $QTY 2.1.0 "$FW_SHA" "$FW_PATH")"
 start_agent "$T/agent.conf"
+kafka_cmd up all
 grep -q "resuming lot LOT-K" "$AGENT_LOG" || fail "restart did not resume the lot"
 wait_log "order WO-K rev 2 revision accepted" 20
 wait_log "lot LOT-K completed" 60

@@ -138,7 +138,7 @@ stop_agent() { # SIGTERM, expect exit 0
 kill_agent() { kill -KILL "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true; }
 
 start_results() { # records every order result as one JSON line
-  mosquitto_sub -p "$MQTT_PORT" -q 1 -t "$PREFIX/orders/result" >"$T/results.jsonl" 2>/dev/null &
+  stdbuf -oL mosquitto_sub -p "$MQTT_PORT" -q 1 -t "$PREFIX/orders/result" >"$T/results.jsonl" 2>/dev/null &
   PIDS+=($!)
   sleep 0.3
 }
@@ -181,5 +181,7 @@ check_integrity() {
   [ "$seqs_per_id" -eq 1 ] || fail "an event id carries different seqs"
   pass "integrity: $distinct_seq events, seq 1..$distinct_seq without gaps, ids stable"
 }
+
+results_at_least() { [ "$(wc -l <"$T/results.jsonl")" -ge "$1" ]; }
 
 count_type() { jq -s --arg t "$1" 'map(select(.type == $t)) | unique_by(.eventId) | length' "$T/events.jsonl"; }

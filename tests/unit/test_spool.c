@@ -757,6 +757,7 @@ static void test_inbox(void **state)
 }
 
 static const char sha_a[] = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+static const char sha_a_upper[] = "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08";
 static const char sha_b[] = "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752";
 
 static void test_firmware(void **state)
@@ -785,16 +786,18 @@ static void test_firmware(void **state)
     assert_int_equal(spool_commit(sp), 0);
 
     assert_int_equal(spool_firmware_put(sp, "ABC", data, 1), -1);
-    assert_int_equal(spool_firmware_put(sp, "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08",
-                                        data, 1),
-                     -1);
+    assert_int_equal(spool_firmware_put(sp, NULL, data, 1), -1);
+    assert_non_null(strstr(spool_errmsg(sp), "SHA-256"));
+    /* Upper case names the same image: no second copy, and found either way. */
+    assert_int_equal(spool_firmware_put(sp, sha_a_upper, data, 1), 0);
     spool_close(sp);
 
     sp = open_ok(f->path, NULL);
-    assert_int_equal(spool_firmware_get(sp, sha_a, &img, &len), 1);
-    assert_int_equal(len, big);
+    assert_int_equal(spool_firmware_get(sp, sha_a_upper, &img, &len), 1);
+    assert_int_equal(len, big); /* the first image under that hash, not the 1-byte put */
     assert_memory_equal(img, data, big);
     free(img);
+    assert_int_equal(spool_firmware_get(sp, "zz", &img, &len), 0);
     assert_int_equal(spool_firmware_get(sp, sha_b, &img, &len), 1);
     assert_int_equal(len, 10);
     assert_memory_equal(img, data, 10);

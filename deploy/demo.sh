@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# demo.sh - the main job end to end on the embedded defaults: a real
+# mosquitto on a free loopback port, the agent with its embedded Kafka mock
+# cluster, a 50-board lot over 4 simulated stations with a firmware change
+# mid-lot, and a traceability summary read back from Kafka by a consumer.
+# Stops everything it started; exits non-zero if any step fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+deploy/deps.sh demo
+cmake -S . -B build/demo -DCMAKE_BUILD_TYPE=Release -DLINEAGENT_TESTS=OFF >/dev/null
+cmake --build build/demo -j"$(nproc)" >/dev/null
+AGENT=$ROOT/build/demo/lineagent
+
+W=$(mktemp -d /tmp/lineagent-demo.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+say() { printf '\n== %s\n' "$*"; }
+wait_log() { # wait_log PATTERN SECONDS
+  for _ in $(seq $(($2 * 10))); do grep -q -- "$1" "$W/agent.log" && return 0; sleep 0.1; done
+  echo "demo: timed out waiting for: $1" >&2; tail -20 "$W/agent.log" >&2; exit 1
+}
+
+port=""
+for _ in $(seq 100); do
+  p=$((20000 + RANDOM % 40000))
+  (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { port=$p; break; }
+done
+[ -n "$port" ] || { echo "demo: no free port" >&2; exit 1; }
+
+say "mosquitto on 127.0.0.1:$port"
+printf 'listener %s 127.0.0.1\nallow_anonymous true\n' "$port" >"$W/mosquitto.conf"
+mosquitto -c "$W/mosquitto.conf" >"$W/mosquitto.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 50); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+
+say "firmware releases 1.0.0 and 1.1.0"
+for v in 1.0.0 1.1.0; do
+  { head -c 131072 /dev/urandom; printf 'PCBA-100 firmware %s' "$v"; } >"$W/fw-$v.bin"
+  echo "  $W/fw-$v.bin  sha256 $(sha256sum "$W/fw-$v.bin" | cut -c1-16)..."
+done
+
+cat >"$W/lineagent.conf" <<CONF
+[agent]
+site = demo
+line = smt1
+spool = $W/spool.db
+[mqtt]
+uri = tcp://127.0.0.1:$port
+[kafka]
+bootstrap.servers = embedded
+[station prog1]
+adapter = sim
+steps = write, verify
+sim.boards_per_second = 10
+sim.fail_rate = 0.04
+sim.step_ms = 20
+[station fct1]
+adapter = sim
+steps = test
+sim.fail_rate = 0.06
+sim.step_ms = 40
+sim.seed = 7
+[station cal1]
+adapter = sim
+steps = calibrate
+sim.fail_rate = 0.02
+sim.step_ms = 10
+sim.seed = 11
+[station lock1]
+adapter = sim
+steps = lock
+sim.step_ms = 10
+CONF
+
+say "lineagent with the embedded Kafka (4 stations: prog1 write+verify, fct1 test, cal1 calibrate, lock1 lock)"
+"$AGENT" run -c "$W/lineagent.conf" >"$W/agent.log" 2>&1 &
+AGENT_PID=$!
+PIDS+=("$AGENT_PID")
+wait_log "subscribed to" 20
+BOOTSTRAP=$(sed -n 's/.*embedded mock cluster at \([^ ]*\).*/\1/p' "$W/agent.log" | head -1)
+echo "  embedded Kafka at $BOOTSTRAP"
+stdbuf -oL mosquitto_sub -p "$port" -q 1 -t 'lineagent/demo/smt1/orders/result' >"$W/results.jsonl" &
+PIDS+=($!)
+sleep 0.3
+
+order() { # order REVISION VERSION
+  local sha; sha=$(sha256sum "$W/fw-$2.bin" | cut -d' ' -f1)
+  printf '{"orderId":"WO-1001","revision":%s,"lotId":"LOT-2026-0042","product":"PCBA-100","quantity":50,"firmware":{"version":"%s","sha256":"%s","url":"file://%s","build":"PRODUCTION"},"flow":["WRITE","VERIFY","TEST","CALIBRATE","LOCK"]}' \
+    "$1" "$2" "$sha" "$W/fw-$2.bin"
+}
+say "MES publishes order WO-1001 rev 1: lot LOT-2026-0042, 50 x PCBA-100, firmware 1.0.0"
+mosquitto_pub -p "$port" -q 1 -t lineagent/demo/smt1/orders -m "$(order 1 1.0.0)"
+wait_log "lot LOT-2026-0042 started" 20
+sleep 2.5
+say "MES publishes rev 2 mid-lot: firmware 1.1.0 for every board not yet written"
+mosquitto_pub -p "$port" -q 1 -t lineagent/demo/smt1/orders -m "$(order 2 1.1.0)"
+wait_log "lot LOT-2026-0042 completed" 60
+echo "  order results on lineagent/demo/smt1/orders/result:"
+sed 's/^/    /' "$W/results.jsonl"
+
+say "traceability summary, read back from Kafka by a consumer"
+"$AGENT" trace --brokers "$BOOTSTRAP" --format summary --expect 200 --idle-ms 1500
+
+say "SIGTERM: the agent finishes, flushes its spool and exits"
+kill -TERM "$AGENT_PID"
+rc=0; wait "$AGENT_PID" || rc=$?
+grep -E "spool flushed|stopped cleanly" "$W/agent.log" | sed 's/^/  /'
+[ "$rc" -eq 0 ] || { echo "demo: agent exited $rc" >&2; exit 1; }
+echo
+echo "demo OK. Agent log, config and spool: $W"
