@@ -372,7 +372,7 @@ static void trace_reader_print_lot(const trace_reader_lot *lot)
         passed += fl == BOARD_PASSED;
     }
     printf("lot %s  product %s  order %s rev %" PRIu32 "  quantity %" PRIu32 "\n",
-           lot->lot_id[0] ? lot->lot_id : "(none)", lot->product ? lot->product : "?",
+           lot->lot_id[0] ? lot->lot_id : "(not written)", lot->product ? lot->product : "?",
            lot->order_id ? lot->order_id : "?", lot->revision, lot->quantity);
     printf("  started %s  completed %s", trace_reader_time(lot->started_ms, t1),
            lot->completed_ms ? trace_reader_time(lot->completed_ms, t2) : "(not yet)");
@@ -386,7 +386,7 @@ static void trace_reader_print_lot(const trace_reader_lot *lot)
     if (lot->n_versions) printf("  firmware versions (unit_completed):\n");
     for (size_t i = 0; i < lot->n_versions; i++)
         printf("    %-16s %u units, %u passed\n",
-               lot->versions[i].version[0] ? lot->versions[i].version : "(none)",
+               lot->versions[i].version[0] ? lot->versions[i].version : "(not written)",
                lot->versions[i].units, lot->versions[i].passed);
     if (lot->n_changeovers) printf("  version changeovers:\n");
     for (size_t i = 0; i < lot->n_changeovers; i++) {

@@ -592,14 +592,14 @@ static int query_int(spool *sp, enum stmt_id id, const char *what, int64_t *out)
 /* -1 on error. */
 int64_t spool_pending_count(spool *sp)
 {
-    int64_t n;
+    int64_t n = 0;
     return query_int(sp, ST_PENDING_COUNT, "pending_count", &n) < 0 ? -1 : n;
 }
 
 /* 0 on error as well; spool_errmsg tells them apart. */
 uint64_t spool_first_pending(spool *sp)
 {
-    int64_t seq;
+    int64_t seq = 0;
     return query_int(sp, ST_FIRST_PENDING, "first_pending", &seq) < 0 ? 0 : (uint64_t)seq;
 }
 
