@@ -15,6 +15,7 @@
 #include "line.h"
 #include "log.h"
 #include "mqtt_link.h"
+#include "mqtt_persist.h"
 #include "spool.h"
 
 static volatile sig_atomic_t agent_stop_requested;
@@ -51,7 +52,7 @@ static int agent_on_order(void *ud, const void *payload, size_t len)
 {
     agent *a = ud;
     if (intake_accept_payload(a->sp_mqtt, payload, len) != 0) {
-        log_error("cannot store an order payload of %zu bytes: %s; leaving it with the broker", len,
+        log_error("cannot store an order payload of %zu bytes: %s; Paho keeps it and offers it again", len,
                   spool_errmsg(a->sp_mqtt));
         return -1;
     }
@@ -121,9 +122,13 @@ int agent_run(const config *cfg)
         log_error("intake: %s", err);
         goto out;
     }
-    mqtt_link_config mc = {cfg->mqtt_uri, cfg->mqtt_client_id, cfg->mqtt_username, cfg->mqtt_password,
-                           cfg->mqtt_ca_file, cfg->mqtt_cert_file, cfg->mqtt_key_file, cfg->topic_prefix,
-                           cfg->mqtt_keepalive_s};
+    mqtt_persist_ctx pctx = {cfg->spool_path, so};
+    MQTTClient_persistence persistence;
+    mqtt_persist_init(&persistence, &pctx);
+    mqtt_link_config mc = {cfg->mqtt_uri,      cfg->mqtt_client_id, cfg->mqtt_username,
+                           cfg->mqtt_password, cfg->mqtt_ca_file,   cfg->mqtt_cert_file,
+                           cfg->mqtt_key_file, cfg->topic_prefix,   cfg->mqtt_keepalive_s,
+                           &persistence};
     if (mqtt_link_start(&a.ml, &mc, agent_on_order, &a, err, sizeof err)) {
         log_error("mqtt: %s", err);
         goto out;

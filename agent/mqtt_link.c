@@ -503,14 +503,15 @@ int mqtt_link_start(mqtt_link **out, const mqtt_link_config *cfg, mqtt_order_cb 
     int tls = uri_is_tls(ml->uri);
     fill_connect_options(ml, cfg->keepalive_s);
 
-    /* No Paho persistence: the SQLite spool is the durable store, and
-     * results are best effort, buffered in memory while disconnected. */
+    /* With cfg->persistence, Paho writes each received QoS 1 message (and
+     * each queued result) to that store before acting on it. */
     MQTTAsync_createOptions copts = MQTTAsync_createOptions_initializer;
     copts.MQTTVersion = MQTTVERSION_3_1_1;
     copts.sendWhileDisconnected = 1;
     copts.maxBufferedMessages = MQTT_LINK_MAX_BUFFERED;
     int rc = MQTTAsync_createWithOptions(&ml->client, ml->uri, ml->client_id,
-                                         MQTTCLIENT_PERSISTENCE_NONE, NULL, &copts);
+                                         cfg->persistence ? MQTTCLIENT_PERSISTENCE_USER : MQTTCLIENT_PERSISTENCE_NONE,
+                                         cfg->persistence, &copts);
     if (rc != MQTTASYNC_SUCCESS) {
         if (tls && (rc == MQTTASYNC_BAD_PROTOCOL || rc == MQTTASYNC_SSL_NOT_SUPPORTED))
             fail(err, err_len, "mqtt: %s needs TLS but this Paho library has none "

@@ -3,6 +3,7 @@
 #ifndef LINEAGENT_MQTT_LINK_H
 #define LINEAGENT_MQTT_LINK_H
 
+#include <MQTTClientPersistence.h>
 #include <stddef.h>
 
 typedef struct mqtt_link mqtt_link;
@@ -17,12 +18,16 @@ typedef struct mqtt_link_config {
     const char *key_file;
     const char *topic_prefix; /* lineagent/<site>/<line> */
     int keepalive_s;          /* default 30 */
+    /* Paho's store for in-flight messages (see mqtt_persist.h); NULL keeps
+     * them in memory only, which loses an acknowledged order on a crash. */
+    MQTTClient_persistence *persistence;
 } mqtt_link_config;
 
-/* Called on Paho's thread for every message on <prefix>/orders. Return 0 only
- * once the payload is durable: Paho acknowledges the QoS 1 PUBLISH when the
- * callback reports it handled, so a non-zero return makes Paho offer the
- * message again later instead of losing it. */
+/* Called on Paho's thread for every message on <prefix>/orders, before Paho
+ * acknowledges it. Return 0 only once the payload is durable. On a non-zero
+ * return Paho queues the message (in its persistence store, when it has
+ * one), acknowledges it anyway, and offers it again later: without a store a
+ * crash then loses it, which is why the agent always gives Paho one. */
 typedef int (*mqtt_order_cb)(void *ud, const void *payload, size_t len);
 
 /* Creates the client (clean session off, automatic reconnect, last will

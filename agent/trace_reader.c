@@ -372,7 +372,7 @@ static void trace_reader_print_lot(const trace_reader_lot *lot)
         passed += fl == BOARD_PASSED;
     }
     printf("lot %s  product %s  order %s rev %" PRIu32 "  quantity %" PRIu32 "\n",
-           lot->lot_id[0] ? lot->lot_id : "(not written)", lot->product ? lot->product : "?",
+           lot->lot_id[0] ? lot->lot_id : "(none)", lot->product ? lot->product : "?",
            lot->order_id ? lot->order_id : "?", lot->revision, lot->quantity);
     printf("  started %s  completed %s", trace_reader_time(lot->started_ms, t1),
            lot->completed_ms ? trace_reader_time(lot->completed_ms, t2) : "(not yet)");

@@ -47,6 +47,8 @@ static const char schema_sql[] =
     " revision INTEGER NOT NULL, version TEXT NOT NULL, sha256 TEXT NOT NULL,"
     " PRIMARY KEY(lot_id, board_id));"
     "CREATE INDEX IF NOT EXISTS units_in_progress ON units(lot_id, idx) WHERE state = 0;"
+    "CREATE TABLE IF NOT EXISTS kv(ns TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,"
+    " PRIMARY KEY(ns, key));"
     "PRAGMA application_id = " STR(SPOOL_APP_ID) ";"
     "PRAGMA user_version = " STR(SPOOL_SCHEMA_VERSION) ";";
 
@@ -73,6 +75,11 @@ enum stmt_id {
     ST_LOT_ACTIVE,
     ST_UNIT_PUT,
     ST_UNIT_IN_PROGRESS,
+    ST_KV_PUT,
+    ST_KV_GET,
+    ST_KV_DEL,
+    ST_KV_KEYS,
+    ST_KV_CLEAR,
     ST_COUNT
 };
 
@@ -84,6 +91,11 @@ enum stmt_id {
 static const char *const stmt_sql[ST_COUNT] = {
     /* IMMEDIATE takes the write lock up front, so transactions of several
      * handles serialise at begin and each reads the current next_seq. */
+    [ST_KV_PUT] = "INSERT OR REPLACE INTO kv(ns, key, value) VALUES(?1, ?2, ?3)",
+    [ST_KV_GET] = "SELECT value FROM kv WHERE ns = ?1 AND key = ?2",
+    [ST_KV_DEL] = "DELETE FROM kv WHERE ns = ?1 AND key = ?2",
+    [ST_KV_KEYS] = "SELECT key FROM kv WHERE ns = ?1 ORDER BY key",
+    [ST_KV_CLEAR] = "DELETE FROM kv WHERE ns = ?1",
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
@@ -864,4 +876,64 @@ int spool_unit_list_in_progress(spool *sp, const char *lot_id, spool_unit_cb cb,
     if (rc != SQLITE_DONE) visited = fail(sp, "unit_list_in_progress");
     sqlite3_reset(st);
     return visited;
+}
+
+/* ---- key/value ------------------------------------------------------- */
+
+static sqlite3_stmt *kv_prep(spool *sp, enum stmt_id id, const char *ns, const char *key)
+{
+    sqlite3_stmt *st = prep(sp, id);
+    if (!st) return NULL;
+    sqlite3_bind_text(st, 1, ns, -1, SQLITE_STATIC);
+    if (key) sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+    return st;
+}
+
+int spool_kv_put(spool *sp, const char *ns, const char *key, const void *value, size_t len)
+{
+    sqlite3_stmt *st = kv_prep(sp, ST_KV_PUT, ns, key);
+    if (!st) return -1;
+    bind_blob(st, 3, value, len);
+    return step_done(sp, st, "kv_put");
+}
+
+int spool_kv_get(spool *sp, const char *ns, const char *key, uint8_t **value, size_t *len)
+{
+    *value = NULL;
+    *len = 0;
+    sqlite3_stmt *st = kv_prep(sp, ST_KV_GET, ns, key);
+    if (!st) return -1;
+    int rc = sqlite3_step(st), ret = 0;
+    if (rc == SQLITE_ROW)
+        ret = column_dup(sp, st, 0, value, len) < 0 ? -1 : 1;
+    else if (rc != SQLITE_DONE)
+        ret = fail(sp, "kv_get");
+    sqlite3_reset(st);
+    return ret;
+}
+
+int spool_kv_del(spool *sp, const char *ns, const char *key)
+{
+    sqlite3_stmt *st = kv_prep(sp, ST_KV_DEL, ns, key);
+    return st ? step_done(sp, st, "kv_del") : -1;
+}
+
+int spool_kv_clear(spool *sp, const char *ns)
+{
+    sqlite3_stmt *st = kv_prep(sp, ST_KV_CLEAR, ns, NULL);
+    return st ? step_done(sp, st, "kv_clear") : -1;
+}
+
+int spool_kv_keys(spool *sp, const char *ns, spool_key_cb cb, void *ud)
+{
+    sqlite3_stmt *st = kv_prep(sp, ST_KV_KEYS, ns, NULL);
+    if (!st) return -1;
+    int n = 0, rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        n++;
+        if (cb(ud, (const char *)sqlite3_column_text(st, 0)) != 0) break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) n = fail(sp, "kv_keys");
+    sqlite3_reset(st);
+    return n;
 }

@@ -129,4 +129,17 @@ typedef int (*spool_unit_cb)(void *ud, const spool_unit *unit);
 int spool_lot_list_active(spool *sp, spool_lot_cb cb, void *ud);
 int spool_unit_list_in_progress(spool *sp, const char *lot_id, spool_unit_cb cb, void *ud);
 
+/* ---- key/value: the MQTT client's own persistence ---------------------
+ * Paho acknowledges a QoS 1 message before our callback runs; with its
+ * persistence kept here the message is durable before that ack, and is
+ * delivered again after a crash. Each call is its own transaction. */
+int spool_kv_put(spool *sp, const char *ns, const char *key, const void *value, size_t len);
+/* 1 found (value malloc'ed), 0 absent, -1 error. */
+int spool_kv_get(spool *sp, const char *ns, const char *key, uint8_t **value, size_t *len);
+int spool_kv_del(spool *sp, const char *ns, const char *key);
+int spool_kv_clear(spool *sp, const char *ns);
+/* Visits the keys of ns in order; returns how many were visited or -1. */
+typedef int (*spool_key_cb)(void *ud, const char *key);
+int spool_kv_keys(spool *sp, const char *ns, spool_key_cb cb, void *ud);
+
 #endif
