@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The command line: --version, check-config (effective config, secrets
+# masked, the offending line on error), and a foreign spool file refused at
+# start with a clear error, a non-zero exit and the file left untouched.
+source "$(dirname "$0")/lib.sh"
+
+"$AGENT" --version | grep -qE '^lineagent [0-9]+\.[0-9]+\.[0-9]+$' || fail "--version"
+pass "--version: $("$AGENT" --version)"
+
+out=$("$AGENT" check-config -c "$SRC/deploy/lineagent.conf" 2>&1) || fail "reference config rejected: $out"
+grep -q '^\[station prog1\]' <<<"$out" || fail "effective config lacks the stations"
+grep -q '^client_id = lineagent-plant1-smt3$' <<<"$out" || fail "default client_id not shown"
+pass "check-config accepts deploy/lineagent.conf and shows defaults"
+
+echo "s3cret-mqtt" >"$T/mqtt.pw"
+BOOTSTRAP=embedded MQTT_PORT=1883 write_config "$T/secret.conf"
+sed -i "s|^\[mqtt\]|[mqtt]\nusername = line1\npassword_file = $T/mqtt.pw|; s|^\[kafka\]|[kafka]\nsasl.password = s3cret-kafka|" "$T/secret.conf"
+out=$("$AGENT" check-config -c "$T/secret.conf" 2>&1) || fail "secret config rejected: $out"
+grep -q "s3cret" <<<"$out" && fail "a secret was printed: $out"
+grep -q "sasl.password = \*\*\*\*\*\*\*\*" <<<"$out" || fail "sasl.password not shown masked"
+pass "check-config masks secrets"
+
+printf '[agent]\nsite = S\nline = L\nspool = x\nfrobnicate = yes\n' >"$T/bad.conf"
+rc=0; out=$("$AGENT" check-config -c "$T/bad.conf" 2>&1) || rc=$?
+[ "$rc" -ne 0 ] || fail "bad config accepted"
+grep -q "bad.conf:5:.*frobnicate" <<<"$out" || fail "error does not name line 5: $out"
+pass "bad config: exit $rc, \"$out\""
+
+# a foreign file where the spool should be
+printf 'SQLite format 3\0 but not really; quality records of another tool\n' >"$T/spool.db"
+sum=$(sha256sum "$T/spool.db")
+BOOTSTRAP=embedded MQTT_PORT=1883 write_config "$T/run.conf"
+rc=0; "$AGENT" run -c "$T/run.conf" >"$T/agent-foreign.log" 2>&1 || rc=$?
+[ "$rc" -ne 0 ] || fail "agent started on a foreign spool file"
+grep -qi "spool" "$T/agent-foreign.log" || fail "no clear spool error: $(cat "$T/agent-foreign.log")"
+[ "$(sha256sum "$T/spool.db")" = "$sum" ] || fail "the foreign file was modified"
+ls "$T"/spool.db-* >/dev/null 2>&1 && fail "journal files were created beside the foreign file"
+pass "foreign spool: exit $rc, file untouched: $(grep -i spool "$T/agent-foreign.log" | head -1)"
