@@ -67,14 +67,21 @@ static int mp_put(void *handle, char *key, int bufcount, char *buffers[], int bu
     return mp_result(s, rc, "put");
 }
 
+/* 1 found (v malloc'ed), 0 absent, -1 error. */
+static int mp_lookup(mqtt_store *s, const char *key, uint8_t **v, size_t *len)
+{
+    pthread_mutex_lock(&s->lock);
+    int rc = spool_kv_get(s->sp, s->ns, key, v, len);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
 static int mp_get(void *handle, char *key, char **buffer, int *buflen)
 {
     mqtt_store *s = handle;
     uint8_t *v;
     size_t len;
-    pthread_mutex_lock(&s->lock);
-    int rc = spool_kv_get(s->sp, s->ns, key, &v, &len);
-    pthread_mutex_unlock(&s->lock);
+    int rc = mp_lookup(s, key, &v, &len);
     if (rc != 1) {
         mp_result(s, rc, "get");
         return MQTTCLIENT_PERSISTENCE_ERROR; /* absent is an error to Paho too */
@@ -141,12 +148,9 @@ static int mp_clear(void *handle)
 
 static int mp_contains(void *handle, char *key)
 {
-    mqtt_store *s = handle;
     uint8_t *v;
     size_t len;
-    pthread_mutex_lock(&s->lock);
-    int rc = spool_kv_get(s->sp, s->ns, key, &v, &len);
-    pthread_mutex_unlock(&s->lock);
+    int rc = mp_lookup(handle, key, &v, &len);
     free(v);
     return rc == 1 ? 0 : MQTTCLIENT_PERSISTENCE_ERROR;
 }
