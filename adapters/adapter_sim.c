@@ -135,13 +135,12 @@ static void sim_write(void *state, const adapter_step_ctx *ctx, adapter_result *
     } else {
         firmware_sha256_hex(ctx->image->data, ctx->image->len, digest);
     }
+    /* Always a new slot: lookups go newest first, so a rewrite shadows the
+     * old content, and a write never pays for a search. */
     pthread_mutex_lock(&sim_flash_lock);
-    sim_flash_slot *f = sim_flash_find(ctx->board_id);
-    if (!f) {
-        f = &sim_flash[sim_flash_next];
-        sim_flash_next = (sim_flash_next + 1) % SIM_FLASH_SLOTS;
-        snprintf(f->board_id, sizeof f->board_id, "%s", ctx->board_id);
-    }
+    sim_flash_slot *f = &sim_flash[sim_flash_next];
+    sim_flash_next = (sim_flash_next + 1) % SIM_FLASH_SLOTS;
+    snprintf(f->board_id, sizeof f->board_id, "%s", ctx->board_id);
     memcpy(f->sha256, digest, sizeof digest);
     pthread_mutex_unlock(&sim_flash_lock);
     r->passed = 1;

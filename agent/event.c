@@ -7,14 +7,30 @@
 #include <string.h>
 #include <time.h>
 
+/* RAND_bytes costs a provider lookup per call, more than the 16 bytes
+ * themselves: draw randomness in blocks, one pool per thread. */
+#define EVENT_RAND_POOL 4096
+
 void event_uuid4(char out[37])
 {
-    unsigned char b[16];
-    if (RAND_bytes(b, sizeof b) != 1) abort(); /* no entropy: ids could repeat */
+    static _Thread_local unsigned char pool[EVENT_RAND_POOL];
+    static _Thread_local size_t used = EVENT_RAND_POOL;
+    static const char hex[] = "0123456789abcdef";
+    if (used + 16 > EVENT_RAND_POOL) {
+        if (RAND_bytes(pool, sizeof pool) != 1) abort(); /* no entropy: ids could repeat */
+        used = 0;
+    }
+    unsigned char *b = pool + used;
+    used += 16;
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+    char *o = out;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) *o++ = '-';
+        *o++ = hex[b[i] >> 4];
+        *o++ = hex[b[i] & 15];
+    }
+    *o = 0;
 }
 
 int64_t event_now_ms(void)

@@ -26,6 +26,7 @@ struct station {
     pthread_cond_t cond;
     station_node *head, *tail;
     int queued; /* including the running job */
+    latency_hist dispatch; /* written by the worker only */
     int stopping;
 };
 
@@ -64,73 +65,79 @@ static adapter_step_fn station_step_fn(const adapter *ad, Step s)
     }
 }
 
-static station_result *station_result_new(station *st, const station_job *job, enum station_result_kind kind)
+/* A job's results, collected in order and posted together at its end. */
+typedef struct station_out {
+    station_result *first, *last;
+} station_out;
+
+static station_result *station_result_new(station *st, const station_job *job, enum station_result_kind kind,
+                                          station_out *out)
 {
     station_result *r = calloc(1, sizeof *r);
     r->kind = kind;
     r->st = st;
     r->unit = job->unit;
     snprintf(r->board_id, sizeof r->board_id, "%s", job->board_id);
+    if (out->last) out->last->chain = r;
+    else out->first = r;
+    out->last = r;
     return r;
 }
 
-/* Posts one step's failure without calling the adapter (refused board). */
-static void station_refuse(station *st, const station_job *job, Step s, const char *mode, const char *detail)
+/* Records one step's failure without calling the adapter (refused board). */
+static void station_refuse(station *st, const station_job *job, Step s, const char *mode, const char *detail,
+                           station_out *out)
 {
-    station_result *r = station_result_new(st, job, STATION_STEP);
+    station_result *r = station_result_new(st, job, STATION_STEP, out);
     r->step = s;
     snprintf(r->res.failure_mode, sizeof r->res.failure_mode, "%s", mode);
     snprintf(r->res.detail, sizeof r->res.detail, "%s", detail);
-    st->post(st->ud, r);
 }
 
 static void station_run(station *st, station_job *job)
 {
+    station_out out = {0};
+    int i = job->from, failed = 0;
     if (job->load) {
         if (st->ad->load_board(st->ad_state, job->lot_id, job->idx, job->board_id, sizeof job->board_id) != 0) {
-            station_result *done = station_result_new(st, job, STATION_DONE);
-            done->failed = 1;
-            done->next = job->from;
-            st->post(st->ud, done);
-            return;
+            failed = 1;
+            goto done;
         }
-        st->post(st->ud, station_result_new(st, job, STATION_LOADED));
+        station_result_new(st, job, STATION_LOADED, &out);
     }
-    int i = job->from, failed = 0;
     if (!station_interlock_ok(job->flow, job->n_flow, job->from, job->steps_done)) {
         char detail[128];
         snprintf(detail, sizeof detail, "steps before %s have not all passed", order_step_name(job->flow[i]));
-        station_refuse(st, job, job->flow[i], "route_interlock", detail);
+        station_refuse(st, job, job->flow[i], "route_interlock", detail, &out);
         failed = 1;
     }
     for (; !failed && i < job->n_flow && (st->steps & (1u << job->flow[i])); i++) {
         Step s = job->flow[i];
         adapter_step_fn fn = station_step_fn(st->ad, s);
         if (!fn) {
-            station_refuse(st, job, s, "step_unsupported", "this station's adapter cannot perform the step");
+            station_refuse(st, job, s, "step_unsupported", "this station's adapter cannot perform the step", &out);
             failed = 1;
             break;
         }
         if ((s == LINEAGENT__V1__STEP__WRITE || s == LINEAGENT__V1__STEP__VERIFY) && !job->image) {
-            station_refuse(st, job, s, "no_release", "no firmware release is bound to this board");
+            station_refuse(st, job, s, "no_release", "no firmware release is bound to this board", &out);
             failed = 1;
             break;
         }
-        station_result *r = station_result_new(st, job, STATION_STEP);
+        station_result *r = station_result_new(st, job, STATION_STEP, &out);
         r->step = s;
         adapter_step_ctx ctx = {st->name, job->lot_id, job->board_id, job->image};
         fn(st->ad_state, &ctx, &r->res);
         if (r->res.passed) station_judge(&r->res);
         if (!r->res.passed && !r->res.failure_mode[0])
             snprintf(r->res.failure_mode, sizeof r->res.failure_mode, "%s_failed", order_step_name(s));
-        failed = !r->res.passed;
-        st->post(st->ud, r);
-        if (failed) break;
+        if ((failed = !r->res.passed)) break;
     }
-    station_result *done = station_result_new(st, job, STATION_DONE);
-    done->next = i;
-    done->failed = failed;
-    st->post(st->ud, done);
+done:;
+    station_result *d = station_result_new(st, job, STATION_DONE, &out);
+    d->next = i;
+    d->failed = failed;
+    st->post(st->ud, out.first, out.last);
 }
 
 static void *station_main(void *arg)
@@ -144,6 +151,7 @@ static void *station_main(void *arg)
         st->head = n->next;
         if (!st->head) st->tail = NULL;
         pthread_mutex_unlock(&st->lock);
+        latency_add(&st->dispatch, latency_now_ns() - n->job.queued_ns);
         station_run(st, &n->job);
         free(n);
         pthread_mutex_lock(&st->lock);
@@ -185,6 +193,7 @@ void station_submit(station *st, const station_job *job)
 {
     station_node *n = malloc(sizeof *n);
     n->job = *job;
+    n->job.queued_ns = latency_now_ns();
     n->next = NULL;
     pthread_mutex_lock(&st->lock);
     if (st->tail) st->tail->next = n;
@@ -206,7 +215,7 @@ int station_load(station *st)
 const char *station_name(const station *st) { return st->name; }
 uint32_t station_steps(const station *st) { return st->steps; }
 
-void station_stop(station *st)
+void station_stop(station *st, latency_hist *lat)
 {
     if (!st) return;
     pthread_mutex_lock(&st->lock);
@@ -214,6 +223,7 @@ void station_stop(station *st)
     pthread_cond_signal(&st->cond);
     pthread_mutex_unlock(&st->lock);
     pthread_join(st->thread, NULL);
+    if (lat) latency_merge(lat, &st->dispatch);
     for (station_node *n = st->head, *next; n; n = next) {
         next = n->next;
         free(n);

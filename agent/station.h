@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "adapter.h"
+#include "latency.h"
 #include "order.h"
 
 #define STATION_MAX_FLOW 6
@@ -24,6 +25,7 @@ typedef struct station_job {
     int from;              /* first flow index this station is asked to run */
     uint32_t steps_done;   /* bit (1 << Step) per step already passed */
     const adapter_image *image; /* release bound to the unit, for WRITE/VERIFY */
+    int64_t queued_ns;     /* set by station_submit */
 } station_job;
 
 enum station_result_kind { STATION_LOADED, STATION_STEP, STATION_DONE };
@@ -37,10 +39,13 @@ typedef struct station_result {
     adapter_result res;   /* STATION_STEP */
     int next;             /* STATION_DONE: the flow index to continue at */
     int failed;           /* STATION_DONE: a step failed or the board was refused */
+    struct station_result *chain; /* the job's next result */
 } station_result;
 
-/* Receives each result (ownership passes); called on the station's thread. */
-typedef void (*station_post_fn)(void *ud, station_result *r);
+/* Receives a job's results in order, as a chain ending with STATION_DONE
+ * (ownership passes); called on the station's thread. One post per job
+ * keeps the coordinator from waking for every step. */
+typedef void (*station_post_fn)(void *ud, station_result *first, station_result *last);
 
 /* Opens the adapter and starts the worker. NULL with err on failure. */
 station *station_start(const config_station *cfg, station_post_fn post, void *ud, char *err, size_t err_len);
@@ -50,8 +55,10 @@ void station_submit(station *st, const station_job *job);
 int station_load(station *st);
 const char *station_name(const station *st);
 uint32_t station_steps(const station *st);
-/* Finishes the running job, drops queued ones, joins, closes the adapter. */
-void station_stop(station *st);
+/* Finishes the running job, drops queued ones, joins, closes the adapter.
+ * When lat is given, adds the station's dispatch latencies (submit until the
+ * adapter is called) to it. */
+void station_stop(station *st, latency_hist *lat);
 
 /* Route interlock: 1 when every flow step before `from` has passed, so the
  * board may enter a station that starts at flow[from]. */

@@ -140,13 +140,16 @@ typedef struct collected {
     int n, done;
 } collected;
 
-static void collect(void *ud, station_result *r)
+static void collect(void *ud, station_result *first, station_result *last)
 {
     collected *c = ud;
     pthread_mutex_lock(&c->lock);
-    if (c->n < 16) c->r[c->n++] = r;
-    else free(r);
-    if (r->kind == STATION_DONE) c->done++;
+    for (station_result *r = first, *next; r; r = next) {
+        next = r->chain;
+        if (c->n < 16) c->r[c->n++] = r;
+        else free(r);
+    }
+    if (last->kind == STATION_DONE) c->done++;
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -168,7 +171,7 @@ static void run_job(const char *fail_rate, station_job *job, collected *c)
         if (done) break;
         usleep(10000);
     }
-    station_stop(st);
+    station_stop(st, NULL);
     assert_int_equal(c->done, 1);
 }
 

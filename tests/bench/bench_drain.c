@@ -1,0 +1,182 @@
+/* bench_drain.c - scenario 2, backlog drain: a spool holding N undelivered
+ * events is drained to Kafka by the agent's forwarder (idempotent producer,
+ * acks=all, marked delivered from delivery reports), against a bare
+ * librdkafka producer sending the same payloads with the same settings.
+ * Kafka is the mock cluster in its own process (tests/tools/kafka_mock), so
+ * the peak RSS measured is the forwarder's alone.
+ * Usage: bench_drain KAFKA_MOCK DIR [EVENTS] */
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bench_util.h"
+#include "config.h"
+#include "event.h"
+#include "kafka_out.h"
+#include "log.h"
+#include "spool.h"
+
+static pid_t mock_pid;
+
+static char *start_mock(const char *exe)
+{
+    int in[2], out[2];
+    if (pipe(in) || pipe(out)) exit(1);
+    mock_pid = fork();
+    if (mock_pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        close(in[1]);
+        close(out[0]);
+        execl(exe, exe, (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]); /* its stdin stays open through in[1] until we exit */
+    close(out[1]);
+    FILE *f = fdopen(out[0], "r");
+    static char line[256];
+    if (!fgets(line, sizeof line, f) || strncmp(line, "bootstrap=", 10) != 0) {
+        fprintf(stderr, "kafka_mock did not start\n");
+        exit(1);
+    }
+    line[strcspn(line, "\n")] = 0;
+    return line + 10;
+}
+
+static void fill(const char *path, int n)
+{
+    spool *sp;
+    char err[256];
+    spool_options so = {"NORMAL", 0};
+    if (spool_open(&sp, path, &so, err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        exit(1);
+    }
+    for (int i = 0; i < n;) {
+        spool_begin(sp);
+        for (int b = 0; b < 50000 && i < n; b++, i++) {
+            uint8_t *buf;
+            size_t len = bench_sample_event((uint64_t)i, &buf);
+            char id[37];
+            event_uuid4(id);
+            spool_event ev = {spool_next_seq(sp), id, "LOT-BENCH", "unit_written", 0, buf, len};
+            if (spool_append_event(sp, &ev)) {
+                fprintf(stderr, "fill: %s\n", spool_errmsg(sp));
+                exit(1);
+            }
+            free(buf);
+        }
+        spool_commit(sp);
+    }
+    spool_close(sp);
+}
+
+static double drain_with_agent(const char *path, const char *bootstrap, int n)
+{
+    config cfg = {0};
+    config_kv props[] = {{"bootstrap.servers", (char *)bootstrap}, {"acks", "all"}};
+    cfg.spool_path = (char *)path;
+    cfg.spool_synchronous = "FULL";
+    cfg.kafka_topic = "lineagent.trace.v1";
+    cfg.kafka_queue_high_water = 10000;
+    cfg.kafka_props = props;
+    cfg.n_kafka_props = 2;
+    spool *sp;
+    char err[256];
+    spool_options so = {"FULL", 0};
+    spool_open(&sp, path, &so, err, sizeof err);
+    double t0 = bench_now();
+    kafka_out *ko = kafka_out_start(&cfg, err, sizeof err);
+    if (!ko) {
+        fprintf(stderr, "kafka_out: %s\n", err);
+        exit(1);
+    }
+    int64_t left = kafka_out_drain(ko, sp, 600000);
+    double dt = bench_now() - t0;
+    kafka_out_stop(ko);
+    spool_close(sp);
+    if (left) {
+        fprintf(stderr, "drain: %lld events left\n", (long long)left);
+        exit(1);
+    }
+    return n / dt;
+}
+
+static void dr_count(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    if (m->err) fprintf(stderr, "baseline delivery: %s\n", rd_kafka_err2str(m->err));
+    (*(long *)opaque)++;
+}
+
+static double drain_bare(const char *bootstrap, int n)
+{
+    char err[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    long delivered = 0;
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, sizeof err);
+    rd_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof err);
+    rd_kafka_conf_set(conf, "acks", "all", err, sizeof err);
+    rd_kafka_conf_set(conf, "linger.ms", "5", err, sizeof err);
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_count);
+    rd_kafka_conf_set_opaque(conf, &delivered);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    uint8_t **payload = malloc((size_t)n * sizeof *payload);
+    size_t *len = malloc((size_t)n * sizeof *len);
+    char (*ids)[37] = malloc((size_t)n * sizeof *ids);
+    for (int i = 0; i < n; i++) {
+        len[i] = bench_sample_event((uint64_t)i, &payload[i]);
+        event_uuid4(ids[i]);
+    }
+    double t0 = bench_now();
+    for (int i = 0; i < n;) {
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            rk, RD_KAFKA_V_TOPIC("lineagent.trace.v1"), RD_KAFKA_V_KEY("LOT-BENCH", 9),
+            RD_KAFKA_V_VALUE(payload[i], len[i]), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_HEADER("event_type", "unit_written", -1), RD_KAFKA_V_HEADER("event_id", ids[i], -1),
+            RD_KAFKA_V_END);
+        if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) rd_kafka_poll(rk, 10);
+        else i++;
+        rd_kafka_poll(rk, 0);
+    }
+    rd_kafka_flush(rk, 600000);
+    double dt = bench_now() - t0;
+    rd_kafka_destroy(rk);
+    for (int i = 0; i < n; i++) free(payload[i]);
+    free(payload);
+    free(len);
+    free(ids);
+    if (delivered != n) fprintf(stderr, "baseline: %ld of %d delivered\n", delivered, n);
+    return n / dt;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: bench_drain KAFKA_MOCK DIR [EVENTS]\n");
+        return 2;
+    }
+    int n = argc > 3 ? atoi(argv[3]) : 1000000;
+    log_set_level(LL_WARN);
+    char path[512];
+    snprintf(path, sizeof path, "%s/drain.db", argv[2]);
+    const char *bootstrap = start_mock(argv[1]);
+    fill(path, n);
+    long rss_before = bench_peak_rss_kb();
+    double agent = drain_with_agent(path, bootstrap, n);
+    long rss = bench_peak_rss_kb();
+    double bare = drain_bare(bootstrap, n);
+    kill(mock_pid, SIGTERM);
+    waitpid(mock_pid, NULL, 0);
+    char note[160];
+    snprintf(note, sizeof note, "%d events; peak RSS during drain %.1f MB (target < 64 MB; %.1f MB after fill)", n,
+             rss / 1024.0, rss_before / 1024.0);
+    bench_report("backlog drain", agent, "events/s", bare, "ratio >= 0.7, RSS < 64 MB", note);
+    printf("{\"scenario\":\"drain peak RSS\",\"figure\":%.1f,\"unit\":\"MB\",\"baseline\":0,\"ratio\":0,"
+           "\"target\":\"< 64 MB\",\"note\":\"VmHWM of the draining process\"}\n",
+           rss / 1024.0);
+    return 0;
+}

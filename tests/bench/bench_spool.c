@@ -1,0 +1,128 @@
+/* bench_spool.c - scenario 1, spool ingest: trace events committed durably
+ * per second through the agent's path (event_commit: stamp, encode, append,
+ * group commit of batch_max events per transaction), against raw SQLite
+ * inserts of the same rows batched the same way with the same pragmas and
+ * the same table and indexes. Usage: bench_spool DIR [EVENTS] */
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench_util.h"
+#include "event.h"
+#include "spool.h"
+
+#define BATCH 2048 /* [spool] batch_max default */
+
+static double run_agent_path(const char *path, int n)
+{
+    spool *sp;
+    char err[256];
+    spool_options so = {"FULL", 0};
+    if (spool_open(&sp, path, &so, err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        exit(1);
+    }
+    char board[64];
+    double t0 = bench_now();
+    for (int i = 0; i < n;) {
+        spool_begin(sp);
+        for (int b = 0; b < BATCH && i < n; b++, i++) {
+            TraceEvent ev = LINEAGENT__V1__TRACE_EVENT__INIT;
+            Lineagent__V1__UnitWritten w = LINEAGENT__V1__UNIT_WRITTEN__INIT;
+            snprintf(board, sizeof board, "LOT-BENCH-B%07d", i);
+            ev.station = "prog1";
+            ev.order_id = "WO-BENCH";
+            ev.lot_id = "LOT-BENCH";
+            ev.board_id = board;
+            w.version = "1.4.2";
+            w.sha256 = "9f2c1e4b5a6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9012a3b4c5d6e7f8";
+            w.readback_sha256 = w.sha256;
+            w.order_revision = 1;
+            w.write_station = "prog1";
+            w.image_size = 262144;
+            ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_UNIT_WRITTEN;
+            ev.unit_written = &w;
+            if (event_commit(sp, "plant1", "smt3", &ev)) {
+                fprintf(stderr, "append: %s\n", spool_errmsg(sp));
+                exit(1);
+            }
+        }
+        if (spool_commit(sp)) {
+            fprintf(stderr, "commit: %s\n", spool_errmsg(sp));
+            exit(1);
+        }
+    }
+    double dt = bench_now() - t0;
+    spool_close(sp);
+    return n / dt;
+}
+
+/* The same rows, pre-encoded (the baseline does no protobuf work), into the
+ * same schema with the same pragmas. */
+static double run_raw_sqlite(const char *path, int n)
+{
+    sqlite3 *db;
+    sqlite3_open(path, &db);
+    sqlite3_exec(db,
+                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                 "CREATE TABLE events(seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE,"
+                 " key TEXT NOT NULL, type TEXT NOT NULL, time_ms INTEGER NOT NULL, payload BLOB NOT NULL,"
+                 " delivered_ms INTEGER);"
+                 "CREATE INDEX events_pending ON events(seq) WHERE delivered_ms IS NULL;",
+                 NULL, NULL, NULL);
+    uint8_t **payload = malloc((size_t)n * sizeof *payload);
+    size_t *len = malloc((size_t)n * sizeof *len);
+    char (*ids)[37] = malloc((size_t)n * sizeof *ids);
+    for (int i = 0; i < n; i++) {
+        len[i] = bench_sample_event((uint64_t)i, &payload[i]);
+        event_uuid4(ids[i]);
+    }
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(db, "INSERT INTO events(seq, event_id, key, type, time_ms, payload) VALUES(?,?,?,?,?,?)", -1,
+                       &st, NULL);
+    double t0 = bench_now();
+    for (int i = 0; i < n;) {
+        sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+        for (int b = 0; b < BATCH && i < n; b++, i++) {
+            sqlite3_bind_int64(st, 1, i + 1);
+            sqlite3_bind_text(st, 2, ids[i], 36, SQLITE_STATIC);
+            sqlite3_bind_text(st, 3, "LOT-BENCH", -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 4, "unit_written", -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 5, 1700000000000LL + i);
+            sqlite3_bind_blob(st, 6, payload[i], (int)len[i], SQLITE_STATIC);
+            if (sqlite3_step(st) != SQLITE_DONE) {
+                fprintf(stderr, "raw insert: %s\n", sqlite3_errmsg(db));
+                exit(1);
+            }
+            sqlite3_reset(st);
+        }
+        sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    }
+    double dt = bench_now() - t0;
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    for (int i = 0; i < n; i++) free(payload[i]);
+    free(payload);
+    free(len);
+    free(ids);
+    return n / dt;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: bench_spool DIR [EVENTS]\n");
+        return 2;
+    }
+    int n = argc > 2 ? atoi(argv[2]) : 200000;
+    char a[512], b[512];
+    snprintf(a, sizeof a, "%s/agent.db", argv[1]);
+    snprintf(b, sizeof b, "%s/raw.db", argv[1]);
+    double raw = run_raw_sqlite(b, n);
+    double agent = run_agent_path(a, n);
+    char note[128];
+    snprintf(note, sizeof note, "%d events, %d per transaction, synchronous=FULL", n, BATCH);
+    bench_report("spool ingest", agent, "events/s", raw, ">= 50000/s, ratio >= 0.8", note);
+    return 0;
+}
