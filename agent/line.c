@@ -38,6 +38,7 @@ typedef struct lot {
     uint32_t next_idx; /* arrival index of the next board to load */
     uint32_t taken;    /* boards taken onto the line (loaded, durable or not) */
     uint32_t loading;  /* loads outstanding */
+    int dirty;         /* st changed in this transaction; written before commit */
     int units;         /* units still referring to this lot */
     int completed;     /* off the lot list; freed with its last unit */
     struct lot *next;
@@ -288,6 +289,7 @@ static int lot_complete(line *ln, lot *l)
     ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_LOT_COMPLETED;
     ev.lot_completed = &b;
     l->st.active = 0;
+    l->dirty = 0; /* written here: it leaves the lot list */
     log_info("lot %s completed: %u passed, %u failed of %u", l->st.lot_id, l->st.passed, l->st.failed,
              l->order->quantity);
     if (ev_commit(ln, &ev) || spool_lot_put(ln->sp, &l->st)) return -1;
@@ -314,7 +316,8 @@ static int unit_finish(line *ln, unit *u, int passed, const char *st_name)
     u->finished = 1;
     if (passed) l->st.passed++;
     else l->st.failed++;
-    if (ev_commit(ln, &ev) || spool_unit_put(ln->sp, &u->st) || spool_lot_put(ln->sp, &l->st)) return -1;
+    l->dirty = 1;
+    if (ev_commit(ln, &ev) || spool_unit_put(ln->sp, &u->st)) return -1;
     if (l->st.passed + l->st.failed >= l->order->quantity) return lot_complete(ln, l);
     return 0;
 }
@@ -344,8 +347,8 @@ static int on_step_passed(line *ln, unit *u, const char *st_name, Step s, const 
         snprintf(u->verified_sha256, sizeof u->verified_sha256, "%s", u->rel->sha256);
         if (ev_commit(ln, &ev)) return -1;
         changeover co;
-        if (!changeover_note_write(&l->st, u->rel->revision, u->rel->version, u->st.board_id, &co))
-            return spool_lot_put(ln->sp, &l->st);
+        l->dirty = 1;
+        if (!changeover_note_write(&l->st, u->rel->revision, u->rel->version, u->st.board_id, &co)) return 0;
         Lineagent__V1__VersionChangeover c = LINEAGENT__V1__VERSION_CHANGEOVER__INIT;
         c.from_version = co.from_version;
         c.to_version = co.to_version;
@@ -358,7 +361,7 @@ static int on_step_passed(line *ln, unit *u, const char *st_name, Step s, const 
         ev.version_changeover = &c;
         log_info("lot %s: firmware changeover %s -> %s after board %s, first new board %s", l->st.lot_id,
                  co.from_version, co.to_version, co.last_board_old, co.first_board_new);
-        return ev_commit(ln, &ev) || spool_lot_put(ln->sp, &l->st) ? -1 : 0;
+        return ev_commit(ln, &ev);
     }
     case LINEAGENT__V1__STEP__CALIBRATE: {
         Lineagent__V1__UnitCalibrated b = LINEAGENT__V1__UNIT_CALIBRATED__INIT;
@@ -414,8 +417,9 @@ static int on_step(line *ln, unit *u, const station_result *r)
         return -1;
     if (r->res.passed) {
         u->st.steps_done |= 1u << r->step;
-        if (on_step_passed(ln, u, st_name, r->step, &r->res)) return -1;
-        return spool_unit_put(ln->sp, &u->st);
+        /* Only the unit's outcome is persisted: a restart runs an unfinished
+         * board's flow again from its first step. */
+        return on_step_passed(ln, u, st_name, r->step, &r->res);
     }
     if (emit_unit_failed(ln, u, st_name, r->step, r->res.failure_mode, r->res.detail)) return -1;
     return unit_finish(ln, u, 0, st_name);
@@ -441,7 +445,8 @@ static int on_station_result(line *ln, station_result *r)
         l->loading--;
         l->taken++;
         if (l->st.loaded < u->st.idx + 1) l->st.loaded = u->st.idx + 1;
-        return spool_unit_put(ln->sp, &u->st) || spool_lot_put(ln->sp, &l->st) ? -1 : 0;
+        l->dirty = 1;
+        return spool_unit_put(ln->sp, &u->st);
     case STATION_STEP:
         return on_step(ln, u, r);
     case STATION_DONE:
@@ -689,6 +694,11 @@ int line_step(line *ln, int timeout_ms)
         intake_decision_free(m->d);
         free(m);
     }
+    for (lot *l = ln->lots; l && !rc; l = l->next)
+        if (l->dirty) {
+            rc = spool_lot_put(ln->sp, &l->st);
+            l->dirty = 0;
+        }
     if (!rc) rc = spool_commit(ln->sp);
     if (rc) {
         log_error("spool commit of %d results failed: %s", n, spool_errmsg(ln->sp));
