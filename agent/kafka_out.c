@@ -170,6 +170,7 @@ static void ko_fill(kafka_out *ko)
         ko_page pg = {ko, 0};
         int n = spool_pending_page(ko->sp, ko->cursor, room < KAFKA_PAGE ? room : KAFKA_PAGE, ko_produce_one, &pg);
         if (n < 0) log_error("kafka: reading the spool: %s", spool_errmsg(ko->sp));
+        if (n > 0) log_debug("kafka: %d events handed to librdkafka, up to seq %llu", n, (unsigned long long)ko->cursor);
         if (n <= 0 || pg.stop) return;
         room = ko->cfg->kafka_queue_high_water - ko->in_flight;
         if (n < KAFKA_PAGE) return;

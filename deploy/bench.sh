@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# bench.sh - builds in Release and runs every benchmark scenario against a
+# real mosquitto and the mock Kafka cluster on loopback, each figure beside a
+# raw baseline measured in the same run on the same data (absolute figures
+# drift on a shared machine; ratios much less). Medians over BENCH_REPEAT
+# runs (default 3). Prints one table and writes build/bench/results.json and
+# results.md.
+# Usage: deploy/bench.sh [--smoke] [--no-build]
+#   --smoke     tiny sizes, one run: checks the harness, not the figures
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+SMOKE=0 BUILD=1
+for a in "$@"; do
+  case $a in --smoke) SMOKE=1 ;; --no-build) BUILD=0 ;; *) echo "usage: $0 [--smoke] [--no-build]" >&2; exit 2 ;; esac
+done
+B=${LINEAGENT_BENCH_BUILD:-$ROOT/build/bench}
+if [ $BUILD = 1 ]; then
+  deploy/deps.sh test
+  cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release -DLINEAGENT_SANITIZE=OFF >/dev/null
+  cmake --build "$B" -j"$(nproc)" --target lineagent kafka_mock bench_spool bench_drain >/dev/null
+fi
+REPEAT=${BENCH_REPEAT:-3}
+N_SPOOL=200000 N_DRAIN=1000000 N_LINE=100000 N_ORDERS=2000
+if [ $SMOKE = 1 ]; then REPEAT=1 N_SPOOL=5000 N_DRAIN=5000 N_LINE=500 N_ORDERS=50; fi
+OUT=$B/results
+mkdir -p "$OUT"
+RAW=$OUT/raw.jsonl
+: >"$RAW"
+
+# The integration harness gives us mosquitto, kafka_mock, agents and cleanup.
+set -- "$B/lineagent" "$B/tests/kafka_mock"
+source "$ROOT/tests/integration/lib.sh"
+now() { date +%s.%N; }
+report() { # scenario figure unit baseline target note
+  jq -cn --arg s "$1" --argjson f "$2" --arg u "$3" --argjson b "$4" --arg t "$5" --arg n "$6" \
+    '{scenario:$s, figure:$f, unit:$u, baseline:$b, ratio:(if $b > 0 then $f / $b else 0 end), target:$t, note:$n}' >>"$RAW"
+}
+
+echo "bench: $REPEAT run(s) per scenario; raw lines in $RAW" >&2
+for r in $(seq "$REPEAT"); do
+  echo "bench: run $r: spool ingest" >&2
+  d=$(mktemp -d "$T/spool.XXXX"); "$B/tests/bench/bench_spool" "$d" $N_SPOOL >>"$RAW"; rm -rf "$d"
+  echo "bench: run $r: backlog drain" >&2
+  d=$(mktemp -d "$T/drain.XXXX"); "$B/tests/bench/bench_drain" "$B/tests/kafka_mock" "$d" $N_DRAIN >>"$RAW"; rm -rf "$d"
+done
+
+start_mosquitto
+start_kafka
+make_firmware bench 1.0.0
+
+line_config() { # line_config FILE: 64 sim stations, zero step time
+  local st=() i
+  for i in $(seq 16); do
+    st+=("[station prog$i]" "adapter = sim" "steps = write, verify" "sim.boards_per_second = 1000000000")
+    st+=("[station fct$i]" "adapter = sim" "steps = test" "[station cal$i]" "adapter = sim" "steps = calibrate")
+    st+=("[station lock$i]" "adapter = sim" "steps = lock")
+  done
+  write_config "$1" "${st[@]}"
+  sed -i 's/^\[agent\]/[agent]\nmax_quantity = 10000000/' "$1"
+}
+
+for r in $(seq "$REPEAT"); do
+  echo "bench: run $r: line throughput ($N_LINE boards, 64 stations)" >&2
+  rm -f "$T"/spool.db*
+  line_config "$T/line.conf"
+  start_agent "$T/line.conf"
+  t0=$(now)
+  publish -m "$(order_json "WO-L$r" 1 "LOT-L$r" $N_LINE 1.0.0 "$FW_SHA" "$FW_PATH")"
+  wait_log "lot LOT-L$r completed" 900
+  # SIGTERM now: the agent logs "spool flushed" once Kafka has acknowledged
+  # every event (delivery reports), which is the end of this measurement.
+  stop_agent
+  flushed=$(grep -m1 "spool flushed" "$AGENT_LOG" | cut -d' ' -f1) || fail "line throughput: spool not flushed at stop"
+  t1=$(date -d "$flushed" +%s.%N)
+  lat=$(grep -o 'p50 [0-9]* us, p99 [0-9]* us' "$AGENT_LOG")
+  p50=$(awk '{print $2}' <<<"$lat"); p99=$(awk '{print $5}' <<<"$lat")
+  # Baseline: the bare producer's rate from the drain runs, as units of 6 events.
+  bare=$(jq -s '[.[] | select(.scenario=="backlog drain") | .baseline] | sort | (.[length/2|floor] // 0) / 6' "$RAW")
+  report "line throughput" "$(echo "$N_LINE / ($t1 - $t0)" | bc -l)" "units/s" "$bare" ">= 5000/s" \
+    "order in to every event acked; baseline = bare librdkafka produce rate / 6 events per unit"
+  report "dispatch latency p50" "$p50" "us" 0 "-" "submit to adapter call, 64 stations"
+  report "dispatch latency p99" "$p99" "us" 0 "< 1000 us" "submit to adapter call, 64 stations"
+done
+
+echo "bench: order intake ($N_ORDERS orders)" >&2
+for r in $(seq "$REPEAT"); do
+  rm -f "$T"/spool.db*
+  write_config "$T/intake.conf" "[station p]" "adapter = sim" "steps = write, verify" "sim.boards_per_second = 1000000000"
+  start_agent "$T/intake.conf"
+  for i in $(seq $N_ORDERS); do
+    order_json "WO-I$r-$i" 1 "LOT-I$r-$i" 1 1.0.0 "$FW_SHA" "$FW_PATH" '["WRITE","VERIFY"]'; echo
+  done >"$T/orders.txt"
+  # baseline: mosquitto_sub receiving the same messages on another topic
+  mosquitto_sub -p "$MQTT_PORT" -q 1 -t "bench/raw$r" -C $N_ORDERS >/dev/null & sub=$!
+  sleep 0.3; t0=$(now)
+  mosquitto_pub -p "$MQTT_PORT" -q 1 -t "bench/raw$r" -l <"$T/orders.txt"
+  wait $sub; t1=$(now)
+  mosquitto_sub -p "$MQTT_PORT" -q 1 -t "$PREFIX/orders/result" -C $N_ORDERS >"$T/res.txt" & sub=$!
+  sleep 0.3; t2=$(now)
+  mosquitto_pub -p "$MQTT_PORT" -q 1 -t "$PREFIX/orders" -l <"$T/orders.txt"
+  wait $sub; t3=$(now)
+  stop_agent
+  acc=$(grep -c '"accepted":true' "$T/res.txt" || true)
+  [ "$acc" -eq $N_ORDERS ] || fail "order intake: $acc of $N_ORDERS accepted"
+  report "order intake" "$(echo "$N_ORDERS / ($t3 - $t2)" | bc -l)" "orders/s" "$(echo "$N_ORDERS / ($t1 - $t0)" | bc -l)" \
+    "-" "QoS 1, accepted and durable (result received); baseline = mosquitto_sub receive rate"
+done
+
+echo "bench: footprint" >&2
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+for r in $(seq "$REPEAT"); do
+  rm -f "$T"/spool.db*
+  write_config "$T/idle.conf"
+  t0=$(now)
+  "$B/lineagent" run -c "$T/idle.conf" >"$T/idle.log" 2>&1 & apid=$!
+  PIDS+=("$apid")
+  until grep -q "subscribed to" "$T/idle.log"; do sleep 0.002; done
+  t1=$(now)
+  mosquitto_pub -p "$MQTT_PORT" -r -q 1 -t bench/ready -m ready
+  t2=$(now)
+  mosquitto_sub -p "$MQTT_PORT" -q 1 -t bench/ready -C 1 >/dev/null
+  t3=$(now)
+  mosquitto_sub -p "$MQTT_PORT" -q 1 -t bench/idle >/dev/null & spid=$!
+  PIDS+=("$spid")
+  sleep 2
+  c0=$(cpu_ticks $apid); s0=$(cpu_ticks $spid); sleep 5; c1=$(cpu_ticks $apid); s1=$(cpu_ticks $spid)
+  report "start-up to ready" "$(echo "($t1 - $t0) * 1000" | bc -l)" "ms" "$(echo "($t3 - $t2) * 1000" | bc -l)" "< 200 ms" \
+    "exec to MQTT subscribed; baseline = mosquitto_sub connect, subscribe, first message"
+  report "idle RSS" "$(echo "$(rss_kb $apid) / 1024" | bc -l)" "MB" "$(echo "$(rss_kb $spid) / 1024" | bc -l)" "< 16 MB" \
+    "2 s after start, Kafka connected; baseline = idle mosquitto_sub"
+  report "idle CPU" "$(echo "($c1 - $c0) / 5" | bc -l)" "% of a core" "$(echo "($s1 - $s0) / 5" | bc -l)" "-" \
+    "over 5 s idle; baseline = idle mosquitto_sub"
+  kill $spid; kill -TERM $apid; wait $apid || true
+done
+
+# One row per scenario: medians of figure and baseline.
+jq -s 'group_by(.scenario) | map({scenario: .[0].scenario, unit: .[0].unit, target: .[0].target, note: .[0].note,
+        runs: length, figure: (map(.figure) | sort | .[length/2|floor]),
+        baseline: (map(.baseline) | sort | .[length/2|floor])})
+       | map(. + {ratio: (if .baseline > 0 then .figure / .baseline else null end)})' "$RAW" >"$OUT/results.json"
+{
+  echo "| scenario | figure | baseline | ratio | target | note |"
+  echo "|---|---|---|---|---|---|"
+  jq -r '.[] | "| \(.scenario) | \(.figure | . * 10 | round / 10) \(.unit) | \(if .baseline > 0 then (.baseline | . * 10 | round / 10 | tostring) else "-" end) | \(if .ratio then (.ratio * 100 | round / 100 | tostring) else "-" end) | \(.target) | \(.note) |"' "$OUT/results.json"
+} >"$OUT/results.md"
+cp "$OUT/results.json" "$OUT/results.md" "$(dirname "$OUT")/" 2>/dev/null || true
+echo
+cat "$OUT/results.md"
+echo
+echo "written: $B/results.json $B/results.md (median of $REPEAT run(s) each)"
