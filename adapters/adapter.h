@@ -22,6 +22,7 @@ typedef struct adapter_image {
     const char *sha256;   /* lowercase hex of data */
     const uint8_t *data;
     size_t len;
+    uint64_t load_address; /* where the release goes on the target (FirmwareRelease.load_address) */
 } adapter_image;
 
 typedef struct adapter_measurement {

@@ -5,9 +5,11 @@
 #include "adapter.h"
 
 extern const adapter adapter_sim;
+extern const adapter adapter_gdb;
 
 static const adapter *const adapter_registry[] = {
     &adapter_sim,
+    &adapter_gdb,
 };
 
 #define ADAPTER_COUNT (sizeof adapter_registry / sizeof adapter_registry[0])

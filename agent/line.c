@@ -134,7 +134,7 @@ static release *release_new(const JobOrder *o, uint8_t *image, size_t len)
     snprintf(r->version, sizeof r->version, "%s", o->firmware->version);
     snprintf(r->sha256, sizeof r->sha256, "%s", o->firmware->sha256);
     r->data = image;
-    r->img = (adapter_image){r->version, r->sha256, image, len};
+    r->img = (adapter_image){r->version, r->sha256, image, len, o->firmware->load_address};
     return r;
 }
 
