@@ -56,6 +56,11 @@ typedef struct gdb_state {
     int has_lock;
     uint64_t lock_address;
     uint32_t lock_value;
+    /* The board id could not be read: the board is named by its arrival
+     * index and its first step here fails with this, so a dead probe fails
+     * units instead of stalling the line. */
+    char pending_board[ADAPTER_ID_MAX];
+    adapter_result pending;
 } gdb_state;
 
 static const char *const gdb_keys[] = {"host", "port", "load_address", "uid_address", "uid_length", "console",
@@ -165,8 +170,13 @@ static void gdb_fail(adapter_result *r, const char *mode, const char *fmt, ...)
 }
 
 /* A halted target, or NULL with the unit failed. */
-static gdb_rsp *gdb_session(gdb_state *s, adapter_result *r)
+static gdb_rsp *gdb_session(gdb_state *s, adapter_result *r, const char *board_id)
 {
+    if (board_id && s->pending_board[0] && strcmp(board_id, s->pending_board) == 0) {
+        *r = s->pending;
+        s->pending_board[0] = 0;
+        return NULL;
+    }
     char err[256];
     int code = 0;
     gdb_rsp *g = gdb_rsp_connect(s->host, s->port, s->timeout_ms, &code, err, sizeof err);
@@ -196,7 +206,7 @@ static int gdb_load_board(void *state, const char *lot_id, uint32_t idx, char *b
         return 0;
     }
     adapter_result r = {0};
-    gdb_rsp *g = gdb_session(s, &r);
+    gdb_rsp *g = gdb_session(s, &r, NULL);
     uint8_t uid[GDB_UID_MAX];
     int rc = g ? gdb_rsp_read_mem(g, s->uid_address, uid, s->uid_length) : -1;
     if (g && rc) snprintf(r.detail, sizeof r.detail, "%s", gdb_rsp_error(g));
@@ -204,9 +214,12 @@ static int gdb_load_board(void *state, const char *lot_id, uint32_t idx, char *b
     if (rc) {
         log_warn("station %s: cannot read the board id at 0x%llx: %s", s->station,
                  (unsigned long long)s->uid_address, r.detail);
-        /* The line asks again; do not spin against a missing probe. */
-        sleep(1);
-        return -1;
+        snprintf(board_id, len, "%s-B%05u", lot_id, idx + 1);
+        snprintf(s->pending_board, sizeof s->pending_board, "%s", board_id);
+        s->pending = r;
+        snprintf(s->pending.detail, sizeof s->pending.detail, "cannot read the board id at 0x%llx: %.200s",
+                 (unsigned long long)s->uid_address, r.detail);
+        return 0;
     }
     size_t o = 0;
     for (size_t i = 0; i < s->uid_length && o + 3 <= len; i++) o += (size_t)snprintf(board_id + o, len - o, "%02X", uid[i]);
@@ -216,7 +229,7 @@ static int gdb_load_board(void *state, const char *lot_id, uint32_t idx, char *b
 static void gdb_write(void *state, const adapter_step_ctx *ctx, adapter_result *r)
 {
     gdb_state *s = state;
-    gdb_rsp *g = gdb_session(s, r);
+    gdb_rsp *g = gdb_session(s, r, ctx->board_id);
     if (!g) return;
     uint64_t addr = gdb_load_address(s, ctx->image);
     int rc = gdb_rsp_flash(g, addr, ctx->image->data, ctx->image->len);
@@ -353,7 +366,7 @@ static void gdb_verify(void *state, const adapter_step_ctx *ctx, adapter_result 
 {
     gdb_state *s = state;
     const adapter_image *img = ctx->image;
-    gdb_rsp *g = gdb_session(s, r);
+    gdb_rsp *g = gdb_session(s, r, ctx->board_id);
     if (!g) return;
     uint64_t addr = gdb_load_address(s, img);
     uint32_t crc = 0;
@@ -418,7 +431,7 @@ static void gdb_lock(void *state, const adapter_step_ctx *ctx, adapter_result *r
         gdb_fail(r, "lock_unconfigured", "station has no gdb.lock_address: the debug port cannot be closed");
         return;
     }
-    gdb_rsp *g = gdb_session(s, r);
+    gdb_rsp *g = gdb_session(s, r, ctx->board_id);
     if (!g) return;
     uint8_t want[4] = {(uint8_t)s->lock_value, (uint8_t)(s->lock_value >> 8), (uint8_t)(s->lock_value >> 16),
                        (uint8_t)(s->lock_value >> 24)};
