@@ -14,7 +14,7 @@
 
 #include "config.h"
 
-#define ADAPTER_MAX_MEASUREMENTS 16
+#define ADAPTER_MAX_MEASUREMENTS 64
 #define ADAPTER_ID_MAX 65 /* board ids: 64 characters + NUL */
 
 typedef struct adapter_image {
