@@ -56,6 +56,8 @@ typedef struct exec_state {
     char dir[64];         /* private directory for the image file */
     char image_sha[65];   /* the image currently in dir */
     char image_path[128];
+    char cal_offset[32], cal_gain[32]; /* {offset} {gain} while writing calibration */
+    const char *step_name;             /* {step} override (calibrate_write) */
 } exec_state;
 
 static const char *const exec_keys[] = {
@@ -318,6 +320,11 @@ static void exec_json_obj(const json_t *o, adapter_result *r, exec_out *x)
     const char *rb = json_string_value(json_object_get(o, "readback_sha256"));
     if (rb) snprintf(r->readback_sha256, sizeof r->readback_sha256, "%s", rb);
     if (json_is_true(json_object_get(o, "lock_verified"))) x->lock_verified = 1;
+    json_t *ref = json_object_get(o, "reference"), *raw = json_object_get(o, "raw");
+    if (json_is_number(ref) && json_is_number(raw) && r->n_cal_points < ADAPTER_MAX_CAL_POINTS) {
+        r->cal_points[r->n_cal_points].reference = json_number_value(ref);
+        r->cal_points[r->n_cal_points++].raw = json_number_value(raw);
+    }
     json_t *off = json_object_get(o, "offset"), *gain = json_object_get(o, "gain");
     if (json_is_number(off) && json_is_number(gain)) {
         r->cal_offset = json_number_value(off);
@@ -368,7 +375,9 @@ static void exec_run(exec_state *s, int step, const adapter_step_ctx *ctx, adapt
         {"board_id", ctx->board_id},
         {"serial", ctx->board_id}, /* the board's serial until provisioning assigns one */
         {"lot_id", ctx->lot_id},
-        {"step", exec_step_names[step]},
+        {"step", s->step_name ? s->step_name : exec_step_names[step]},
+        {"offset", s->cal_offset},
+        {"gain", s->cal_gain},
         {"version", ctx->image ? ctx->image->version : ""},
         {"sha256", ctx->image ? ctx->image->sha256 : ""},
         {NULL, NULL}};
@@ -544,8 +553,38 @@ static void exec_calibrate(void *state, const adapter_step_ctx *ctx, adapter_res
 {
     exec_out x = {0};
     exec_run(state, ST_CALIBRATE, ctx, r, &x);
-    if (r->passed && !x.has_cal)
-        exec_fail(r, "calibration_missing", "the program reported no {\"offset\",\"gain\"} coefficients");
+    if (r->passed && !x.has_cal && !r->n_cal_points)
+        exec_fail(r, "calibration_missing", "the program reported neither reference points nor coefficients");
+}
+
+/* Runs the calibrate program again with {step} = calibrate_write and the
+ * agent's {offset} and {gain}; it must print the coefficients it reads back
+ * from the board's non-volatile memory. */
+static void exec_write_calibration(void *state, const adapter_step_ctx *ctx, double offset, double gain,
+                                   adapter_result *r)
+{
+    exec_state *s = state;
+    adapter_result w = {0};
+    exec_out x = {0};
+    snprintf(s->cal_offset, sizeof s->cal_offset, "%.17g", offset);
+    snprintf(s->cal_gain, sizeof s->cal_gain, "%.17g", gain);
+    s->step_name = "calibrate_write";
+    exec_run(s, ST_CALIBRATE, ctx, &w, &x);
+    s->step_name = NULL;
+    s->cal_offset[0] = s->cal_gain[0] = 0;
+    r->passed = 0;
+    if (!w.passed) {
+        memcpy(r->failure_mode, w.failure_mode, sizeof r->failure_mode);
+        memcpy(r->detail, w.detail, sizeof r->detail);
+        return;
+    }
+    double tol_o = 1e-6 * (fabs(offset) > 1 ? fabs(offset) : 1), tol_g = 1e-6 * (fabs(gain) > 1 ? fabs(gain) : 1);
+    if (!x.has_cal || fabs(w.cal_offset - offset) > tol_o || fabs(w.cal_gain - gain) > tol_g) {
+        exec_fail(r, "calibration_readback_mismatch", "wrote offset %g gain %g, read back %s%g %g", offset, gain,
+                  x.has_cal ? "" : "(nothing) ", w.cal_offset, w.cal_gain);
+        return;
+    }
+    r->passed = 1;
 }
 
 static void exec_lock(void *state, const adapter_step_ctx *ctx, adapter_result *r)
@@ -569,4 +608,5 @@ const adapter adapter_exec = {
     .calibrate = exec_calibrate,
     .lock = exec_lock,
     .close = exec_close,
+    .write_calibration = exec_write_calibration,
 };

@@ -4,6 +4,7 @@
  * board is never written or provisioned afterwards (rule W2). */
 #include "station.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,102 @@ int station_judge(adapter_result *res)
         }
     }
     return 0;
+}
+
+int station_judge_items(adapter_result *res, const adapter_measurement *items, int n_items)
+{
+    int failed = 0;
+    for (int k = 0; k < n_items; k++) {
+        const adapter_measurement *it = &items[k];
+        adapter_measurement *m = NULL;
+        for (int i = 0; i < res->n_measurements && !m; i++)
+            if (strcmp(res->measurements[i].name, it->name) == 0) m = &res->measurements[i];
+        if (!m) {
+            if (res->n_measurements < ADAPTER_MAX_MEASUREMENTS) {
+                m = &res->measurements[res->n_measurements++];
+                *m = *it;
+                m->value = NAN;
+            }
+            if (!failed++) {
+                snprintf(res->failure_mode, sizeof res->failure_mode, "measurement_missing");
+                snprintf(res->detail, sizeof res->detail, "the station did not measure %s (order item [%g, %g] %s)",
+                         it->name, it->low, it->high, it->unit);
+            }
+            continue;
+        }
+        m->low = it->low;
+        m->high = it->high;
+        if (it->unit[0] && strcmp(m->unit, it->unit) != 0) {
+            if (!failed++) {
+                snprintf(res->failure_mode, sizeof res->failure_mode, "unit_mismatch");
+                snprintf(res->detail, sizeof res->detail, "%s measured in \"%s\", the order's item is in \"%s\"",
+                         it->name, m->unit, it->unit);
+            }
+        }
+    }
+    if (failed) {
+        res->passed = 0;
+        return -1;
+    }
+    return station_judge(res);
+}
+
+int station_fit(const adapter_cal_point *pts, int n, double *offset, double *gain, double *residual)
+{
+    if (n < 2) return -1;
+    double mx = 0, my = 0;
+    for (int i = 0; i < n; i++) {
+        mx += pts[i].raw;
+        my += pts[i].reference;
+    }
+    mx /= n;
+    my /= n;
+    double sxx = 0, sxy = 0;
+    for (int i = 0; i < n; i++) {
+        sxx += (pts[i].raw - mx) * (pts[i].raw - mx);
+        sxy += (pts[i].raw - mx) * (pts[i].reference - my);
+    }
+    if (!(sxx > 0)) return -1;
+    *gain = sxy / sxx;
+    *offset = my - *gain * mx;
+    *residual = 0;
+    for (int i = 0; i < n; i++) {
+        double e = fabs(*gain * pts[i].raw + *offset - pts[i].reference);
+        if (e > *residual) *residual = e;
+    }
+    return 0;
+}
+
+/* CALIBRATE with raw points: the agent fits, checks the residual, and has
+ * the adapter write the coefficients and read them back. */
+static void station_calibrate(station *st, const station_job *job, const adapter_step_ctx *ctx, adapter_result *res)
+{
+    if (!res->passed || res->n_cal_points == 0) return;
+    double off, gain, resid;
+    res->passed = 0;
+    if (station_fit(res->cal_points, res->n_cal_points, &off, &gain, &resid) != 0) {
+        snprintf(res->failure_mode, sizeof res->failure_mode, "calibration_degenerate");
+        snprintf(res->detail, sizeof res->detail, "%d points without two distinct raw readings", res->n_cal_points);
+        return;
+    }
+    res->cal_offset = off;
+    res->cal_gain = gain;
+    res->cal_residual = resid;
+    if (job->cal_max_residual > 0 && resid > job->cal_max_residual) {
+        snprintf(res->failure_mode, sizeof res->failure_mode, "calibration_residual");
+        snprintf(res->detail, sizeof res->detail, "fit residual %g exceeds the order's limit %g (gain %g, offset %g)",
+                 resid, job->cal_max_residual, gain, off);
+        return;
+    }
+    if (!st->ad->write_calibration) {
+        snprintf(res->failure_mode, sizeof res->failure_mode, "calibration_unwritable");
+        snprintf(res->detail, sizeof res->detail, "adapter %s cannot write calibration coefficients", st->ad->name);
+        return;
+    }
+    st->ad->write_calibration(st->ad_state, ctx, off, gain, res);
+    res->cal_offset = off;
+    res->cal_gain = gain;
+    res->cal_residual = resid;
 }
 
 static adapter_step_fn station_step_fn(const adapter *ad, Step s)
@@ -120,7 +217,8 @@ static void station_run(station *st, station_job *job)
         r->step = s;
         adapter_step_ctx ctx = {st->name, job->lot_id, job->board_id, job->image};
         fn(st->ad_state, &ctx, &r->res);
-        if (r->res.passed) station_judge(&r->res);
+        if (s == LINEAGENT__V1__STEP__CALIBRATE) station_calibrate(st, job, &ctx, &r->res);
+        if (r->res.passed) station_judge_items(&r->res, job->limits, s == LINEAGENT__V1__STEP__TEST ? job->n_limits : 0);
         if (!r->res.passed && !r->res.failure_mode[0])
             snprintf(r->res.failure_mode, sizeof r->res.failure_mode, "%s_failed", order_step_name(s));
         failed = !r->res.passed;
