@@ -58,6 +58,7 @@ typedef struct exec_state {
     char image_path[128];
     char cal_offset[32], cal_gain[32]; /* {offset} {gain} while writing calibration */
     const char *step_name;             /* {step} override (calibrate_write) */
+    char site[12];                     /* {site}: the fixture site, 0-based */
 } exec_state;
 
 static const char *const exec_keys[] = {
@@ -105,6 +106,7 @@ static int exec_open(void **state, const config_station *st, char *err, size_t e
     snprintf(s->station, sizeof s->station, "%s", st->name);
     s->timeout_ms = timeout;
     s->max_output = (size_t)maxout;
+    snprintf(s->site, sizeof s->site, "%u", st->site);
     const char *p = config_station_get(st, "exec.program"), *a = config_station_get(st, "exec.args");
     s->def_program = p ? strdup(p) : NULL;
     s->def_args = strdup(a ? a : "{step} {image}");
@@ -376,6 +378,7 @@ static void exec_run(exec_state *s, int step, const adapter_step_ctx *ctx, adapt
         {"serial", ctx->board_id}, /* the board's serial until provisioning assigns one */
         {"lot_id", ctx->lot_id},
         {"step", s->step_name ? s->step_name : exec_step_names[step]},
+        {"site", s->site},
         {"offset", s->cal_offset},
         {"gain", s->cal_gain},
         {"version", ctx->image ? ctx->image->version : ""},

@@ -136,7 +136,12 @@ static int gdb_open(void **state, const config_station *st, char *err, size_t er
     snprintf(s.start, sizeof s.start, "%s", start ? start : "auto");
     if (strcmp(s.start, "auto") && strcmp(s.start, "monitor") && strcmp(s.start, "vector") && strcmp(s.start, "none"))
         return snprintf(err, err_len, "[station %s] gdb.start must be auto, monitor, vector or none", st->name), -1;
-    s.port = (int)port;
+    /* Gang programming: site k talks to the k-th server after gdb.port (and
+     * the k-th console), as multi-probe OpenOCD setups number them. */
+    if (port + st->site > 65535 || (s.console_port && s.console_port + (int)st->site > 65535))
+        return snprintf(err, err_len, "[station %s] site %u: port beyond 65535", st->name, st->site), -1;
+    s.port = (int)(port + st->site);
+    if (s.console_port) s.console_port += (int)st->site;
     s.uid_length = (size_t)uid_len;
     s.timeout_ms = (int)timeout;
     s.boot_timeout_ms = (int)boot;

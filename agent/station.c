@@ -15,14 +15,25 @@ typedef struct station_node {
     struct station_node *next;
 } station_node;
 
+/* One fixture site of a station (gang programming): its own worker thread
+ * and adapter state; all sites take boards from the station's one queue,
+ * so a slow or failed site never holds the others. */
+typedef struct station_site {
+    struct station *st;
+    uint32_t site;
+    void *ad_state;
+    pthread_t thread;
+    int started;
+} station_site;
+
 struct station {
     char name[ADAPTER_ID_MAX];
     uint32_t steps;
     const adapter *ad;
-    void *ad_state;
+    station_site *sites;
+    uint32_t n_sites;
     station_post_fn post;
     void *ud;
-    pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t cond;
     station_node *head, *tail;
@@ -118,8 +129,9 @@ int station_fit(const adapter_cal_point *pts, int n, double *offset, double *gai
 
 /* CALIBRATE with raw points: the agent fits, checks the residual, and has
  * the adapter write the coefficients and read them back. */
-static void station_calibrate(station *st, const station_job *job, const adapter_step_ctx *ctx, adapter_result *res)
+static void station_calibrate(station_site *ss, const station_job *job, const adapter_step_ctx *ctx, adapter_result *res)
 {
+    station *st = ss->st;
     if (!res->passed || res->n_cal_points == 0) return;
     double off, gain, resid;
     res->passed = 0;
@@ -142,7 +154,7 @@ static void station_calibrate(station *st, const station_job *job, const adapter
         snprintf(res->detail, sizeof res->detail, "adapter %s cannot write calibration coefficients", st->ad->name);
         return;
     }
-    st->ad->write_calibration(st->ad_state, ctx, off, gain, res);
+    st->ad->write_calibration(ss->ad_state, ctx, off, gain, res);
     res->cal_offset = off;
     res->cal_gain = gain;
     res->cal_residual = resid;
@@ -161,63 +173,66 @@ static adapter_step_fn station_step_fn(const adapter *ad, Step s)
     }
 }
 
-static station_result *station_result_new(station *st, const station_job *job, enum station_result_kind kind)
+static station_result *station_result_new(station_site *ss, const station_job *job, enum station_result_kind kind)
 {
     station_result *r = calloc(1, sizeof *r);
     r->kind = kind;
-    r->st = st;
+    r->st = ss->st;
+    r->site = ss->site;
     r->unit = job->unit;
     snprintf(r->board_id, sizeof r->board_id, "%s", job->board_id);
     return r;
 }
 
 /* Posts one step's failure without calling the adapter (refused board). */
-static void station_refuse(station *st, const station_job *job, Step s, const char *mode, const char *detail)
+static void station_refuse(station_site *ss, const station_job *job, Step s, const char *mode, const char *detail)
 {
-    station_result *r = station_result_new(st, job, STATION_STEP);
+    station *st = ss->st;
+    station_result *r = station_result_new(ss, job, STATION_STEP);
     r->step = s;
     snprintf(r->res.failure_mode, sizeof r->res.failure_mode, "%s", mode);
     snprintf(r->res.detail, sizeof r->res.detail, "%s", detail);
     st->post(st->ud, r);
 }
 
-static void station_run(station *st, station_job *job)
+static void station_run(station_site *ss, station_job *job)
 {
+    station *st = ss->st;
     if (job->load) {
-        if (st->ad->load_board(st->ad_state, job->lot_id, job->idx, job->board_id, sizeof job->board_id) != 0) {
-            station_result *done = station_result_new(st, job, STATION_DONE);
+        if (st->ad->load_board(ss->ad_state, job->lot_id, job->idx, job->board_id, sizeof job->board_id) != 0) {
+            station_result *done = station_result_new(ss, job, STATION_DONE);
             done->failed = 1;
             done->next = job->from;
             st->post(st->ud, done);
             return;
         }
-        st->post(st->ud, station_result_new(st, job, STATION_LOADED));
+        st->post(st->ud, station_result_new(ss, job, STATION_LOADED));
     }
     int i = job->from, failed = 0;
     if (!station_interlock_ok(job->flow, job->n_flow, job->from, job->steps_done)) {
         char detail[128];
         snprintf(detail, sizeof detail, "steps before %s have not all passed", order_step_name(job->flow[i]));
-        station_refuse(st, job, job->flow[i], "route_interlock", detail);
+        station_refuse(ss, job, job->flow[i], "route_interlock", detail);
         failed = 1;
     }
     for (; !failed && i < job->n_flow && (st->steps & (1u << job->flow[i])); i++) {
         Step s = job->flow[i];
         adapter_step_fn fn = station_step_fn(st->ad, s);
         if (!fn) {
-            station_refuse(st, job, s, "step_unsupported", "this station's adapter cannot perform the step");
+            station_refuse(ss, job, s, "step_unsupported", "this station's adapter cannot perform the step");
             failed = 1;
             break;
         }
         if ((s == LINEAGENT__V1__STEP__WRITE || s == LINEAGENT__V1__STEP__VERIFY) && !job->image) {
-            station_refuse(st, job, s, "no_release", "no firmware release is bound to this board");
+            station_refuse(ss, job, s, "no_release", "no firmware release is bound to this board");
             failed = 1;
             break;
         }
-        station_result *r = station_result_new(st, job, STATION_STEP);
+        station_result *r = station_result_new(ss, job, STATION_STEP);
         r->step = s;
         adapter_step_ctx ctx = {st->name, job->lot_id, job->board_id, job->image};
-        fn(st->ad_state, &ctx, &r->res);
-        if (s == LINEAGENT__V1__STEP__CALIBRATE) station_calibrate(st, job, &ctx, &r->res);
+        fn(ss->ad_state, &ctx, &r->res);
+        if (s == LINEAGENT__V1__STEP__CALIBRATE) station_calibrate(ss, job, &ctx, &r->res);
         if (r->res.passed) station_judge_items(&r->res, job->limits, s == LINEAGENT__V1__STEP__TEST ? job->n_limits : 0);
         if (!r->res.passed && !r->res.failure_mode[0])
             snprintf(r->res.failure_mode, sizeof r->res.failure_mode, "%s_failed", order_step_name(s));
@@ -225,7 +240,7 @@ static void station_run(station *st, station_job *job)
         st->post(st->ud, r);
         if (failed) break;
     }
-    station_result *done = station_result_new(st, job, STATION_DONE);
+    station_result *done = station_result_new(ss, job, STATION_DONE);
     done->next = i;
     done->failed = failed;
     st->post(st->ud, done);
@@ -233,7 +248,8 @@ static void station_run(station *st, station_job *job)
 
 static void *station_main(void *arg)
 {
-    station *st = arg;
+    station_site *ss = arg;
+    station *st = ss->st;
     pthread_mutex_lock(&st->lock);
     for (;;) {
         while (!st->head && !st->stopping) pthread_cond_wait(&st->cond, &st->lock);
@@ -242,7 +258,7 @@ static void *station_main(void *arg)
         st->head = n->next;
         if (!st->head) st->tail = NULL;
         pthread_mutex_unlock(&st->lock);
-        station_run(st, &n->job);
+        station_run(ss, &n->job);
         free(n);
         pthread_mutex_lock(&st->lock);
         st->queued--;
@@ -264,17 +280,27 @@ station *station_start(const config_station *cfg, station_post_fn post, void *ud
     st->ad = ad;
     st->post = post;
     st->ud = ud;
-    if (ad->open(&st->ad_state, cfg, err, err_len) != 0) {
-        free(st);
-        return NULL;
-    }
     pthread_mutex_init(&st->lock, NULL);
     pthread_cond_init(&st->cond, NULL);
-    if (pthread_create(&st->thread, NULL, station_main, st) != 0) {
-        snprintf(err, err_len, "[station %s] cannot start thread", cfg->name);
-        ad->close(st->ad_state);
-        free(st);
-        return NULL;
+    st->n_sites = cfg->sites ? cfg->sites : 1;
+    st->sites = calloc(st->n_sites, sizeof *st->sites);
+    for (uint32_t k = 0; k < st->n_sites; k++) {
+        station_site *ss = &st->sites[k];
+        ss->st = st;
+        ss->site = k;
+        config_station site_cfg = *cfg;
+        site_cfg.site = k; /* each site opens its own probe / fixture channel */
+        if (ad->open(&ss->ad_state, &site_cfg, err, err_len) != 0) {
+            ss->ad_state = NULL;
+            station_stop(st);
+            return NULL;
+        }
+        if (pthread_create(&ss->thread, NULL, station_main, ss) != 0) {
+            snprintf(err, err_len, "[station %s] cannot start thread", cfg->name);
+            station_stop(st);
+            return NULL;
+        }
+        ss->started = 1;
     }
     return st;
 }
@@ -309,14 +335,17 @@ void station_stop(station *st)
     if (!st) return;
     pthread_mutex_lock(&st->lock);
     st->stopping = 1;
-    pthread_cond_signal(&st->cond);
+    pthread_cond_broadcast(&st->cond);
     pthread_mutex_unlock(&st->lock);
-    pthread_join(st->thread, NULL);
+    for (uint32_t k = 0; k < st->n_sites; k++)
+        if (st->sites[k].started) pthread_join(st->sites[k].thread, NULL);
     for (station_node *n = st->head, *next; n; n = next) {
         next = n->next;
         free(n);
     }
-    st->ad->close(st->ad_state);
+    for (uint32_t k = 0; k < st->n_sites; k++)
+        if (st->sites[k].ad_state) st->ad->close(st->sites[k].ad_state);
+    free(st->sites);
     pthread_mutex_destroy(&st->lock);
     pthread_cond_destroy(&st->cond);
     free(st);

@@ -327,6 +327,50 @@ static void test_calibration_fit_write_readback(void **state)
     sink_free(&k);
 }
 
+/* Two sites: one board hangs on site 0 while site 1 runs the rest. */
+static void test_gang_sites_run_independently(void **state)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/gang.sh", dir);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "#!/bin/bash\n[ \"$2\" = B-slow ] && sleep 1.5\necho \"$2 $3\" >> %s/order\n", dir);
+    fclose(f);
+    chmod(path, 0700);
+    config_kv kv[] = {{"exec.program", path}, {"exec.args", "{step} {board_id} {site}"}};
+    config_station cfg = {.name = "gang", .adapter = "exec", .steps_mask = 1u << T, .keys = kv, .n_keys = 2,
+                          .sites = 2};
+    sink k = {0};
+    pthread_mutex_init(&k.mu, NULL);
+    pthread_cond_init(&k.cv, NULL);
+    char err[256];
+    station *st = station_start(&cfg, sink_post, &k, err, sizeof err);
+    assert_non_null(st);
+    Step flow[] = {T};
+    const char *boards[] = {"B-slow", "B-2", "B-3", "B-4"};
+    for (int i = 0; i < 4; i++) {
+        station_job j = job(boards[i], flow, 1);
+        station_submit(st, &j);
+        usleep(50000); /* B-slow is taken first */
+    }
+    sink_wait(&k, 4);
+    station_stop(st);
+    snprintf(path, sizeof path, "%s/order", dir);
+    FILE *o = fopen(path, "r");
+    char line[4][64];
+    for (int i = 0; i < 4; i++) assert_non_null(fgets(line[i], sizeof line[i], o));
+    fclose(o);
+    uint32_t slow = sink_step(&k, "B-slow", T)->site;
+    char want[32];
+    for (int i = 0; i < 3; i++) { /* the other site went on meanwhile */
+        snprintf(want, sizeof want, "%s %u\n", boards[i + 1], 1 - slow);
+        assert_string_equal(line[i], want);
+        assert_int_equal(sink_step(&k, boards[i + 1], T)->site, 1 - slow);
+    }
+    snprintf(want, sizeof want, "B-slow %u\n", slow);
+    assert_string_equal(line[3], want);
+    sink_free(&k);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -336,6 +380,7 @@ int main(void)
         cmocka_unit_test(test_test_first_never_writes_failed_board),
         cmocka_unit_test(test_order_limits_at_station),
         cmocka_unit_test(test_calibration_fit_write_readback),
+        cmocka_unit_test(test_gang_sites_run_independently),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
