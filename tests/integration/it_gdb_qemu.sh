@@ -7,7 +7,8 @@
 # fault, chosen per lot through its mode file. Five lots of one board each:
 #   pass     write at 0x0 (QEMU's gdbstub writes its flash), verify by
 #            read-back, start from the vector table, boot banner = order's
-#            version -> passed; board id read from the part's DID0/DID1
+#            version, lock word written and read back -> passed; board id
+#            read from the part's DID0/DID1
 #   corrupt  one bit flipped in the write on its way -> verify_mismatch
 #   pass     order says 1.1.0 but the image boots as 1.0.0 -> version_mismatch
 #   drop     the probe connection vanishes mid-write -> gdb_disconnected
@@ -42,7 +43,7 @@ start_mosquitto
 start_kafka
 write_config "$T/agent.conf" "[station prog1]
 adapter = gdb
-steps = write, verify
+steps = write, verify, lock
 gdb.host = 127.0.0.1
 gdb.port = $PROXY_PORT
 gdb.load_address = 0x0
@@ -50,15 +51,17 @@ gdb.uid_address = 0x400FE000
 gdb.uid_length = 8
 gdb.console = 127.0.0.1:$UART_PORT
 gdb.timeout_ms = 1500
-gdb.boot_timeout_ms = 3000"
+gdb.boot_timeout_ms = 3000
+gdb.lock_address = 0x20008000
+gdb.lock_value = 0x4C4F434B"
 start_agent "$T/agent.conf"
 
-run_lot() { # run_lot N MODE VERSION
+run_lot() { # run_lot N MODE VERSION [FLOW]
   echo "$2" >"$T/proxy.mode"
-  publish -m "$(order_json "WO-G$1" 1 "LOT-G$1" 1 "$3" "$FW_SHA" "$FW" '["WRITE","VERIFY"]')"
+  publish -m "$(order_json "WO-G$1" 1 "LOT-G$1" 1 "$3" "$FW_SHA" "$FW" "${4:-[\"WRITE\",\"VERIFY\"]}")"
   wait_log "lot LOT-G$1 completed" 60
 }
-run_lot 1 pass 1.0.0
+run_lot 1 pass 1.0.0 '["WRITE","VERIFY","LOCK"]'
 run_lot 2 corrupt 1.0.0
 run_lot 3 pass 1.1.0
 t0=$(date +%s%N)
@@ -67,8 +70,8 @@ run_lot 5 stall 1.0.0
 t_fail=$(( ($(date +%s%N) - t0) / 1000000 ))
 stop_agent
 
-# 5 x (order_accepted, lot_started, unit_completed, lot_completed) + 1 unit_written + 4 unit_failed
-consume $((5 * 4 + 1 + 4))
+# 5 x (order_accepted, lot_started, unit_completed, lot_completed) + unit_written + unit_locked + 4 unit_failed
+consume $((5 * 4 + 2 + 4))
 check_integrity
 E=$T/events.jsonl
 ev() { jq -c --arg l "$1" --arg t "$2" 'select(.lotId==$l and .type==$t)' "$E" | head -1; }
@@ -82,7 +85,8 @@ c=$(ev LOT-G1 unit_completed)
 [ "$(jq -r .unitCompleted.firmwareSha256 <<<"$c")" = "$FW_SHA" ] || fail "LOT-G1 digest: $c"
 bid=$(jq -r .boardId <<<"$c")
 [[ "$bid" =~ ^[0-9A-F]{16}$ ]] && [ "$bid" != 0000000000000000 ] || fail "board id not read from the part: $bid"
-pass "LOT-G1: written at 0x0, read back ${FW_SHA:0:16}..., booted as 1.0.0, passed (board id $bid from DID0/DID1)"
+[ "$(jq -r .unitLocked.verified <<<"$(ev LOT-G1 unit_locked)")" = true ] || fail "LOT-G1 lock not verified"
+pass "LOT-G1: written at 0x0, read back ${FW_SHA:0:16}..., booted as 1.0.0, lock word written and read back, passed (board id $bid from DID0/DID1)"
 
 expect_fail() { # expect_fail LOT STEP MODE
   local f; f=$(ev "$1" unit_failed)
