@@ -14,7 +14,7 @@
 
 #include "config.h"
 
-#define ADAPTER_MAX_MEASUREMENTS 16
+#define ADAPTER_MAX_MEASUREMENTS 64
 #define ADAPTER_ID_MAX 65 /* board ids: 64 characters + NUL */
 
 typedef struct adapter_image {
@@ -22,6 +22,7 @@ typedef struct adapter_image {
     const char *sha256;   /* lowercase hex of data */
     const uint8_t *data;
     size_t len;
+    uint64_t load_address; /* where the release goes on the target (FirmwareRelease.load_address) */
 } adapter_image;
 
 typedef struct adapter_measurement {
@@ -30,6 +31,12 @@ typedef struct adapter_measurement {
     double low, high;     /* limits the value must lie within (inclusive) */
     char unit[16];
 } adapter_measurement;
+
+/* CALIBRATE: one raw reading the station took at a known reference. */
+typedef struct adapter_cal_point {
+    double reference, raw;
+} adapter_cal_point;
+#define ADAPTER_MAX_CAL_POINTS 16
 
 /* What one step did. The station zeroes it before each call; an adapter sets
  * passed, or failure_mode + detail, plus the step's own outputs. */
@@ -41,6 +48,12 @@ typedef struct adapter_result {
     adapter_measurement measurements[ADAPTER_MAX_MEASUREMENTS]; /* TEST */
     int n_measurements;
     double cal_offset, cal_gain;                           /* CALIBRATE */
+    /* CALIBRATE: raw readings at reference points; when the adapter reports
+     * them, the agent fits offset and gain (reference = gain * raw + offset)
+     * and hands them back through write_calibration. */
+    adapter_cal_point cal_points[ADAPTER_MAX_CAL_POINTS];
+    int n_cal_points;
+    double cal_residual;                                   /* set by the agent's fit */
     int lock_verified;                                     /* LOCK */
 } adapter_result;
 
@@ -65,6 +78,11 @@ typedef struct adapter {
     int (*load_board)(void *state, const char *lot_id, uint32_t idx, char *board_id, size_t len);
     adapter_step_fn write, verify, provision, test, calibrate, lock;
     void (*close)(void *state);
+    /* Writes the agent's calibration coefficients to the board's
+     * non-volatile memory and reads them back: res->passed only when the
+     * read-back matches. Needed by adapters whose calibrate reports points. */
+    void (*write_calibration)(void *state, const adapter_step_ctx *ctx, double offset, double gain,
+                              adapter_result *res);
 } adapter;
 
 /* The adapter registered under name, or NULL. */

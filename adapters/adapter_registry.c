@@ -5,9 +5,13 @@
 #include "adapter.h"
 
 extern const adapter adapter_sim;
+extern const adapter adapter_gdb;
+extern const adapter adapter_exec;
 
 static const adapter *const adapter_registry[] = {
     &adapter_sim,
+    &adapter_gdb,
+    &adapter_exec,
 };
 
 #define ADAPTER_COUNT (sizeof adapter_registry / sizeof adapter_registry[0])

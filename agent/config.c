@@ -94,6 +94,10 @@ static int on_station(config_parse *p, const char *name, const char *key, const 
         char bad[64] = "";
         if (parse_steps(v, &st->steps_mask, bad, sizeof bad) != 0)
             return BAD("steps: unknown step \"%s\" (known: write, verify, provision, test, calibrate, lock)", bad);
+    } else if (strcmp(key, "sites") == 0) {
+        long n;
+        if (parse_long(v, 1, 64, &n)) return BAD("sites must be 1..64");
+        st->sites = (uint32_t)n;
     } else if (strchr(key, '.')) {
         kv_add(&st->keys, &st->n_keys, key, v); /* checked against the adapter once known */
     } else {
@@ -345,6 +349,7 @@ void config_print(const config *c, FILE *out)
                 first = 0;
             }
         fputc('\n', out);
+        if (st->sites > 1) fprintf(out, "sites = %u\n", st->sites);
         for (size_t k = 0; k < st->n_keys; k++) print_kv(out, st->keys[k].key, st->keys[k].value);
     }
 }

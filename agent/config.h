@@ -21,6 +21,8 @@ typedef struct config_station {
     uint32_t steps_mask;  /* bit (1 << Step) per step this station performs */
     config_kv *keys;      /* the "<adapter>.*" keys, verbatim */
     size_t n_keys;
+    uint32_t sites;       /* fixture sites run in parallel (gang programming); 1 by default */
+    uint32_t site;        /* set per site when the station opens its adapter, 0-based */
 } config_station;
 
 typedef struct config {

@@ -53,6 +53,8 @@ typedef struct unit {
     char verified_sha256[65];
     int flow_pos;
     int finished; /* outcome committed; waiting for the station to let go */
+    int calibrated, lock_verified; /* for the end-of-line check */
+    uint32_t site;                 /* fixture site of the latest step result */
     struct unit *prev, *next; /* every live unit, so stop can free them */
 } unit;
 
@@ -148,7 +150,7 @@ static release *release_new(const JobOrder *o, uint8_t *image, size_t len)
     snprintf(r->version, sizeof r->version, "%s", o->firmware->version);
     snprintf(r->sha256, sizeof r->sha256, "%s", o->firmware->sha256);
     r->data = image;
-    r->img = (adapter_image){r->version, r->sha256, image, len};
+    r->img = (adapter_image){r->version, r->sha256, image, len, o->firmware->load_address};
     return r;
 }
 
@@ -266,6 +268,7 @@ static int emit_unit_failed(line *ln, unit *u, const char *st_name, Step step, c
     b.step = step;
     b.failure_mode = (char *)mode;
     b.detail = (char *)detail;
+    b.station_site = u->site;
     ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_UNIT_FAILED;
     ev.unit_failed = &b;
     log_info("unit %s failed %s at %s: %s (%s)", u->st.board_id, order_step_name(step), st_name, mode, detail);
@@ -324,6 +327,34 @@ static int unit_finish(line *ln, unit *u, int passed, const char *st_name)
 
 /* ---- station results ------------------------------------------------- */
 
+static int flow_has(const lot *l, Step s)
+{
+    for (int i = 0; i < l->n_flow; i++)
+        if (l->flow[i] == s) return 1;
+    return 0;
+}
+
+/* The end-of-line state a unit must be in before it counts as good (rule
+ * E2): the firmware verified in it is its release, and every state the flow
+ * promises is there. NULL when it is; else the first difference, field first. */
+static const char *eol_check(const unit *u, char *buf, size_t n)
+{
+    const lot *l = u->lt;
+    if (!u->rel || strcmp(u->verified_version, u->rel->version) != 0)
+        return snprintf(buf, n, "firmware_version: verified \"%s\", release \"%s\"", u->verified_version,
+                        u->rel ? u->rel->version : ""), buf;
+    if (strcmp(u->verified_sha256, u->rel->sha256) != 0)
+        return snprintf(buf, n, "firmware_sha256: verified %.16s..., release %.16s...", u->verified_sha256,
+                        u->rel->sha256), buf;
+    if (flow_has(l, LINEAGENT__V1__STEP__PROVISION) && !(u->st.steps_done & (1u << LINEAGENT__V1__STEP__PROVISION)))
+        return snprintf(buf, n, "provisioning: not present"), buf;
+    if (flow_has(l, LINEAGENT__V1__STEP__CALIBRATE) && !u->calibrated)
+        return snprintf(buf, n, "calibration: not present"), buf;
+    if (flow_has(l, LINEAGENT__V1__STEP__LOCK) && !u->lock_verified)
+        return snprintf(buf, n, "lock: debug port lock not verified"), buf;
+    return NULL;
+}
+
 static int on_step_passed(line *ln, unit *u, const char *st_name, Step s, const adapter_result *res)
 {
     lot *l = u->lt;
@@ -367,6 +398,9 @@ static int on_step_passed(line *ln, unit *u, const char *st_name, Step s, const 
         Lineagent__V1__UnitCalibrated b = LINEAGENT__V1__UNIT_CALIBRATED__INIT;
         b.offset = res->cal_offset;
         b.gain = res->cal_gain;
+        b.residual = res->cal_residual;
+        b.points = (uint32_t)res->n_cal_points;
+        u->calibrated = 1;
         ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_UNIT_CALIBRATED;
         ev.unit_calibrated = &b;
         return ev_commit(ln, &ev);
@@ -374,6 +408,7 @@ static int on_step_passed(line *ln, unit *u, const char *st_name, Step s, const 
     case LINEAGENT__V1__STEP__LOCK: {
         Lineagent__V1__UnitLocked b = LINEAGENT__V1__UNIT_LOCKED__INIT;
         b.verified = res->lock_verified;
+        u->lock_verified = res->lock_verified;
         ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_UNIT_LOCKED;
         ev.unit_locked = &b;
         return ev_commit(ln, &ev);
@@ -413,6 +448,7 @@ static int on_step(line *ln, unit *u, const station_result *r)
 {
     const char *st_name = station_name(r->st);
     if (u->finished) return 0;
+    u->site = r->site;
     if (r->step == LINEAGENT__V1__STEP__TEST && r->res.n_measurements && emit_unit_tested(ln, u, st_name, &r->res))
         return -1;
     if (r->res.passed) {
@@ -461,7 +497,12 @@ static int on_station_result(line *ln, station_result *r)
                 unit_finish(ln, u, 0, station_name(r->st)))
                 return -1;
         } else if (r->next >= l->n_flow) {
-            if (unit_finish(ln, u, 1, station_name(r->st))) return -1;
+            char why[256];
+            const char *eol = eol_check(u, why, sizeof why);
+            if (eol && emit_unit_failed(ln, u, station_name(r->st), LINEAGENT__V1__STEP__STEP_UNSPECIFIED,
+                                        "end_of_line_mismatch", eol))
+                return -1;
+            if (unit_finish(ln, u, !eol, station_name(r->st))) return -1;
         } else {
             u->flow_pos = r->next;
             after_dispatch(ln, u);
@@ -633,6 +674,15 @@ static void line_dispatch_to(line *ln, unit *u, int load, station *st)
             snprintf(u->st.sha256, sizeof u->st.sha256, "%s", u->rel->sha256);
         }
     job.image = u->rel ? &u->rel->img : NULL;
+    const JobOrder *o = l->order;
+    for (size_t i = 0; i < o->n_test_items && job.n_limits < ADAPTER_MAX_MEASUREMENTS; i++) {
+        adapter_measurement *m = &job.limits[job.n_limits++];
+        snprintf(m->name, sizeof m->name, "%s", o->test_items[i]->name);
+        snprintf(m->unit, sizeof m->unit, "%s", o->test_items[i]->unit);
+        m->low = o->test_items[i]->low;
+        m->high = o->test_items[i]->high;
+    }
+    job.cal_max_residual = o->calibration_max_residual;
     station_submit(st, &job);
 }
 

@@ -6,6 +6,7 @@
  * order_free() can release any of them with free_unpacked. */
 #include "order.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,6 +203,59 @@ static int check_flow(const JobOrder *o, char *reason, size_t reason_len)
     return 0;
 }
 
+/* Test items: a name the events can carry, a real interval, each name once. */
+static int check_test_items(const JobOrder *o, char *reason, size_t reason_len)
+{
+    for (size_t i = 0; i < o->n_test_items; i++) {
+        const Lineagent__V1__TestItem *t = o->test_items[i];
+        char field[48];
+        snprintf(field, sizeof field, "test_items[%zu].name", i);
+        if (check_id(field, t->name, 0, reason, reason_len) != 0) return -1;
+        if (strlen(t->name) > 31) {
+            snprintf(reason, reason_len, "%s is longer than 31 characters", field);
+            return -1;
+        }
+        if (t->unit && strlen(t->unit) > 15) {
+            snprintf(reason, reason_len, "test_items[%zu].unit is longer than 15 characters", i);
+            return -1;
+        }
+        if (isnan(t->low) || isnan(t->high) || t->low > t->high) {
+            snprintf(reason, reason_len, "test_items[%zu] (%s): low %g must not exceed high %g", i, t->name, t->low,
+                     t->high);
+            return -1;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(o->test_items[j]->name, t->name) == 0) {
+                snprintf(reason, reason_len, "test_items lists %s twice", t->name);
+                return -1;
+            }
+    }
+    if (o->n_test_items > 64) {
+        snprintf(reason, reason_len, "%zu test items; the limit is 64", o->n_test_items);
+        return -1;
+    }
+    if (o->n_test_items && order_flow_index(o, LINEAGENT__V1__STEP__TEST) < 0) {
+        snprintf(reason, reason_len, "test_items given but the flow has no TEST step");
+        return -1;
+    }
+    if (o->test_plan && (!o->test_plan->version || !*o->test_plan->version)) {
+        snprintf(reason, reason_len, "test_plan.version missing");
+        return -1;
+    }
+    if (o->test_plan && o->test_plan->sha256 && *o->test_plan->sha256) {
+        const char *h = o->test_plan->sha256;
+        if (strlen(h) != 64 || strspn(h, "0123456789abcdef") != 64) {
+            snprintf(reason, reason_len, "test_plan.sha256 must be 64 lowercase hex characters");
+            return -1;
+        }
+    }
+    if (isnan(o->calibration_max_residual) || o->calibration_max_residual < 0) {
+        snprintf(reason, reason_len, "calibration_max_residual must be 0 (no limit) or positive");
+        return -1;
+    }
+    return 0;
+}
+
 int order_validate(const JobOrder *o, const order_limits *lim, char *reason, size_t reason_len)
 {
     if (check_id("order_id", o->order_id, 0, reason, reason_len) != 0) return -1;
@@ -220,7 +274,8 @@ int order_validate(const JobOrder *o, const order_limits *lim, char *reason, siz
         return -1;
     }
     if (check_firmware(o->firmware, reason, reason_len) != 0) return -1;
-    return check_flow(o, reason, reason_len);
+    if (check_flow(o, reason, reason_len) != 0) return -1;
+    return check_test_items(o, reason, reason_len);
 }
 
 /* ---- copies and the step vocabulary ---------------------------------- */

@@ -15,6 +15,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,6 +153,27 @@ static int oj_uint32(const json_t *v, const char *path, uint32_t *out, char *rea
     return -1;
 }
 
+/* proto3 JSON takes a double as a number or as "NaN", "Infinity", "-Infinity". */
+static int oj_double(const json_t *v, const char *path, double *out, char *reason, size_t reason_len)
+{
+    if (json_is_number(v)) {
+        *out = json_number_value(v);
+        return 0;
+    }
+    const char *s = json_string_value(v);
+    if (s && !strcmp(s, "Infinity")) return *out = HUGE_VAL, 0;
+    if (s && !strcmp(s, "-Infinity")) return *out = -HUGE_VAL, 0;
+    if (s && !strcmp(s, "NaN")) return *out = NAN, 0;
+    if (s) {
+        char *end;
+        errno = 0;
+        double x = strtod(s, &end);
+        if (!errno && end != s && !*end) return *out = x, 0;
+    }
+    snprintf(reason, reason_len, "%s: expected a number, got %s", path, oj_kind(v));
+    return -1;
+}
+
 /* Value names are case-sensitive in proto3; accepting "write" as well costs
  * nothing and spares operators a round trip. Integers are taken as they are
  * (proto3 enums are open); order_validate judges unknown values. */
@@ -207,6 +229,8 @@ static int oj_scalar(const ProtobufCFieldDescriptor *f, const json_t *v, const c
         return oj_uint32(v, path, dst, reason, reason_len);
     case PROTOBUF_C_TYPE_ENUM:
         return oj_enum(v, f->descriptor, path, dst, reason, reason_len);
+    case PROTOBUF_C_TYPE_DOUBLE:
+        return oj_double(v, path, dst, reason, reason_len);
     default:
         /* The schema grew a type this decoder was never taught. */
         snprintf(reason, reason_len, "%s: this agent cannot read that field from JSON; send protobuf", path);
@@ -220,6 +244,8 @@ static size_t oj_scalar_size(ProtobufCType t)
     case PROTOBUF_C_TYPE_STRING: return sizeof(char *);
     case PROTOBUF_C_TYPE_UINT32: return sizeof(uint32_t);
     case PROTOBUF_C_TYPE_ENUM: return sizeof(int);
+    case PROTOBUF_C_TYPE_DOUBLE: return sizeof(double);
+    case PROTOBUF_C_TYPE_MESSAGE: return sizeof(ProtobufCMessage *);
     default: return 0;
     }
 }
@@ -233,6 +259,15 @@ static void oj_release(ProtobufCMessage *msg)
         const ProtobufCFieldDescriptor *f = &d->fields[i];
         void *member = (char *)msg + f->offset;
         if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            if (f->type == PROTOBUF_C_TYPE_MESSAGE && *(void **)member) {
+                ProtobufCMessage **arr = *(ProtobufCMessage ***)member;
+                size_t n = *(size_t *)((char *)msg + f->quantifier_offset);
+                for (size_t k = 0; k < n; k++)
+                    if (arr[k]) {
+                        oj_release(arr[k]);
+                        free(arr[k]);
+                    }
+            }
             free(*(void **)member);
         } else if (f->type == PROTOBUF_C_TYPE_MESSAGE && *(ProtobufCMessage **)member) {
             oj_release(*(ProtobufCMessage **)member);
@@ -273,6 +308,22 @@ static int oj_member(const ProtobufCFieldDescriptor *f, const json_t *v, Protobu
             if (json_is_null(e)) {
                 snprintf(reason, reason_len, "%s: null is not allowed in a list", epath);
                 return -1;
+            }
+            if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+                if (!json_is_object(e)) {
+                    snprintf(reason, reason_len, "%s: expected an object, got %s", epath, oj_kind(e));
+                    return -1;
+                }
+                const ProtobufCMessageDescriptor *sd = f->descriptor;
+                ProtobufCMessage *sub = calloc(1, sd->sizeof_message);
+                if (!sub) {
+                    snprintf(reason, reason_len, "out of memory decoding %s", epath);
+                    return -1;
+                }
+                sd->message_init(sub);
+                ((ProtobufCMessage **)arr)[i] = sub;
+                if (oj_message(e, sub, epath, reason, reason_len) != 0) return -1;
+                continue;
             }
             if (oj_scalar(f, e, epath, arr + i * elem, reason, reason_len) != 0) return -1;
         }

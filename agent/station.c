@@ -4,6 +4,7 @@
  * board is never written or provisioned afterwards (rule W2). */
 #include "station.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,19 +15,30 @@ typedef struct station_node {
     struct station_node *next;
 } station_node;
 
+/* One fixture site of a station (gang programming): its own worker thread
+ * and adapter state; all sites take boards from the station's one queue,
+ * so a slow or failed site never holds the others. */
+typedef struct station_site {
+    struct station *st;
+    uint32_t site;
+    void *ad_state;
+    pthread_t thread;
+    int started;
+    latency_hist dispatch; /* written by this site's worker only */
+} station_site;
+
 struct station {
     char name[ADAPTER_ID_MAX];
     uint32_t steps;
     const adapter *ad;
-    void *ad_state;
+    station_site *sites;
+    uint32_t n_sites;
     station_post_fn post;
     void *ud;
-    pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t cond;
     station_node *head, *tail;
     int queued; /* including the running job */
-    latency_hist dispatch; /* written by the worker only */
     int stopping;
 };
 
@@ -52,6 +64,103 @@ int station_judge(adapter_result *res)
     return 0;
 }
 
+int station_judge_items(adapter_result *res, const adapter_measurement *items, int n_items)
+{
+    int failed = 0;
+    for (int k = 0; k < n_items; k++) {
+        const adapter_measurement *it = &items[k];
+        adapter_measurement *m = NULL;
+        for (int i = 0; i < res->n_measurements && !m; i++)
+            if (strcmp(res->measurements[i].name, it->name) == 0) m = &res->measurements[i];
+        if (!m) {
+            if (res->n_measurements < ADAPTER_MAX_MEASUREMENTS) {
+                m = &res->measurements[res->n_measurements++];
+                *m = *it;
+                m->value = NAN;
+            }
+            if (!failed++) {
+                snprintf(res->failure_mode, sizeof res->failure_mode, "measurement_missing");
+                snprintf(res->detail, sizeof res->detail, "the station did not measure %s (order item [%g, %g] %s)",
+                         it->name, it->low, it->high, it->unit);
+            }
+            continue;
+        }
+        m->low = it->low;
+        m->high = it->high;
+        if (it->unit[0] && strcmp(m->unit, it->unit) != 0) {
+            if (!failed++) {
+                snprintf(res->failure_mode, sizeof res->failure_mode, "unit_mismatch");
+                snprintf(res->detail, sizeof res->detail, "%s measured in \"%s\", the order's item is in \"%s\"",
+                         it->name, m->unit, it->unit);
+            }
+        }
+    }
+    if (failed) {
+        res->passed = 0;
+        return -1;
+    }
+    return station_judge(res);
+}
+
+int station_fit(const adapter_cal_point *pts, int n, double *offset, double *gain, double *residual)
+{
+    if (n < 2) return -1;
+    double mx = 0, my = 0;
+    for (int i = 0; i < n; i++) {
+        mx += pts[i].raw;
+        my += pts[i].reference;
+    }
+    mx /= n;
+    my /= n;
+    double sxx = 0, sxy = 0;
+    for (int i = 0; i < n; i++) {
+        sxx += (pts[i].raw - mx) * (pts[i].raw - mx);
+        sxy += (pts[i].raw - mx) * (pts[i].reference - my);
+    }
+    if (!(sxx > 0)) return -1;
+    *gain = sxy / sxx;
+    *offset = my - *gain * mx;
+    *residual = 0;
+    for (int i = 0; i < n; i++) {
+        double e = fabs(*gain * pts[i].raw + *offset - pts[i].reference);
+        if (e > *residual) *residual = e;
+    }
+    return 0;
+}
+
+/* CALIBRATE with raw points: the agent fits, checks the residual, and has
+ * the adapter write the coefficients and read them back. */
+static void station_calibrate(station_site *ss, const station_job *job, const adapter_step_ctx *ctx, adapter_result *res)
+{
+    station *st = ss->st;
+    if (!res->passed || res->n_cal_points == 0) return;
+    double off, gain, resid;
+    res->passed = 0;
+    if (station_fit(res->cal_points, res->n_cal_points, &off, &gain, &resid) != 0) {
+        snprintf(res->failure_mode, sizeof res->failure_mode, "calibration_degenerate");
+        snprintf(res->detail, sizeof res->detail, "%d points without two distinct raw readings", res->n_cal_points);
+        return;
+    }
+    res->cal_offset = off;
+    res->cal_gain = gain;
+    res->cal_residual = resid;
+    if (job->cal_max_residual > 0 && resid > job->cal_max_residual) {
+        snprintf(res->failure_mode, sizeof res->failure_mode, "calibration_residual");
+        snprintf(res->detail, sizeof res->detail, "fit residual %g exceeds the order's limit %g (gain %g, offset %g)",
+                 resid, job->cal_max_residual, gain, off);
+        return;
+    }
+    if (!st->ad->write_calibration) {
+        snprintf(res->failure_mode, sizeof res->failure_mode, "calibration_unwritable");
+        snprintf(res->detail, sizeof res->detail, "adapter %s cannot write calibration coefficients", st->ad->name);
+        return;
+    }
+    st->ad->write_calibration(ss->ad_state, ctx, off, gain, res);
+    res->cal_offset = off;
+    res->cal_gain = gain;
+    res->cal_residual = resid;
+}
+
 static adapter_step_fn station_step_fn(const adapter *ad, Step s)
 {
     switch (s) {
@@ -70,12 +179,13 @@ typedef struct station_out {
     station_result *first, *last;
 } station_out;
 
-static station_result *station_result_new(station *st, const station_job *job, enum station_result_kind kind,
+static station_result *station_result_new(station_site *ss, const station_job *job, enum station_result_kind kind,
                                           station_out *out)
 {
     station_result *r = calloc(1, sizeof *r);
     r->kind = kind;
-    r->st = st;
+    r->st = ss->st;
+    r->site = ss->site;
     r->unit = job->unit;
     snprintf(r->board_id, sizeof r->board_id, "%s", job->board_id);
     if (out->last) out->last->chain = r;
@@ -85,56 +195,58 @@ static station_result *station_result_new(station *st, const station_job *job, e
 }
 
 /* Records one step's failure without calling the adapter (refused board). */
-static void station_refuse(station *st, const station_job *job, Step s, const char *mode, const char *detail,
+static void station_refuse(station_site *ss, const station_job *job, Step s, const char *mode, const char *detail,
                            station_out *out)
 {
-    station_result *r = station_result_new(st, job, STATION_STEP, out);
+    station_result *r = station_result_new(ss, job, STATION_STEP, out);
     r->step = s;
     snprintf(r->res.failure_mode, sizeof r->res.failure_mode, "%s", mode);
     snprintf(r->res.detail, sizeof r->res.detail, "%s", detail);
 }
 
-static void station_run(station *st, station_job *job)
+static void station_run(station_site *ss, station_job *job)
 {
+    station *st = ss->st;
     station_out out = {0};
     int i = job->from, failed = 0;
     if (job->load) {
-        if (st->ad->load_board(st->ad_state, job->lot_id, job->idx, job->board_id, sizeof job->board_id) != 0) {
+        if (st->ad->load_board(ss->ad_state, job->lot_id, job->idx, job->board_id, sizeof job->board_id) != 0) {
             failed = 1;
             goto done;
         }
-        station_result_new(st, job, STATION_LOADED, &out);
+        station_result_new(ss, job, STATION_LOADED, &out);
     }
     if (!station_interlock_ok(job->flow, job->n_flow, job->from, job->steps_done)) {
         char detail[128];
         snprintf(detail, sizeof detail, "steps before %s have not all passed", order_step_name(job->flow[i]));
-        station_refuse(st, job, job->flow[i], "route_interlock", detail, &out);
+        station_refuse(ss, job, job->flow[i], "route_interlock", detail, &out);
         failed = 1;
     }
     for (; !failed && i < job->n_flow && (st->steps & (1u << job->flow[i])); i++) {
         Step s = job->flow[i];
         adapter_step_fn fn = station_step_fn(st->ad, s);
         if (!fn) {
-            station_refuse(st, job, s, "step_unsupported", "this station's adapter cannot perform the step", &out);
+            station_refuse(ss, job, s, "step_unsupported", "this station's adapter cannot perform the step", &out);
             failed = 1;
             break;
         }
         if ((s == LINEAGENT__V1__STEP__WRITE || s == LINEAGENT__V1__STEP__VERIFY) && !job->image) {
-            station_refuse(st, job, s, "no_release", "no firmware release is bound to this board", &out);
+            station_refuse(ss, job, s, "no_release", "no firmware release is bound to this board", &out);
             failed = 1;
             break;
         }
-        station_result *r = station_result_new(st, job, STATION_STEP, &out);
+        station_result *r = station_result_new(ss, job, STATION_STEP, &out);
         r->step = s;
         adapter_step_ctx ctx = {st->name, job->lot_id, job->board_id, job->image};
-        fn(st->ad_state, &ctx, &r->res);
-        if (r->res.passed) station_judge(&r->res);
+        fn(ss->ad_state, &ctx, &r->res);
+        if (s == LINEAGENT__V1__STEP__CALIBRATE) station_calibrate(ss, job, &ctx, &r->res);
+        if (r->res.passed) station_judge_items(&r->res, job->limits, s == LINEAGENT__V1__STEP__TEST ? job->n_limits : 0);
         if (!r->res.passed && !r->res.failure_mode[0])
             snprintf(r->res.failure_mode, sizeof r->res.failure_mode, "%s_failed", order_step_name(s));
         if ((failed = !r->res.passed)) break;
     }
 done:;
-    station_result *d = station_result_new(st, job, STATION_DONE, &out);
+    station_result *d = station_result_new(ss, job, STATION_DONE, &out);
     d->next = i;
     d->failed = failed;
     st->post(st->ud, out.first, out.last);
@@ -142,7 +254,8 @@ done:;
 
 static void *station_main(void *arg)
 {
-    station *st = arg;
+    station_site *ss = arg;
+    station *st = ss->st;
     pthread_mutex_lock(&st->lock);
     for (;;) {
         while (!st->head && !st->stopping) pthread_cond_wait(&st->cond, &st->lock);
@@ -151,8 +264,8 @@ static void *station_main(void *arg)
         st->head = n->next;
         if (!st->head) st->tail = NULL;
         pthread_mutex_unlock(&st->lock);
-        latency_add(&st->dispatch, latency_now_ns() - n->job.queued_ns);
-        station_run(st, &n->job);
+        latency_add(&ss->dispatch, latency_now_ns() - n->job.queued_ns);
+        station_run(ss, &n->job);
         free(n);
         pthread_mutex_lock(&st->lock);
         st->queued--;
@@ -174,17 +287,27 @@ station *station_start(const config_station *cfg, station_post_fn post, void *ud
     st->ad = ad;
     st->post = post;
     st->ud = ud;
-    if (ad->open(&st->ad_state, cfg, err, err_len) != 0) {
-        free(st);
-        return NULL;
-    }
     pthread_mutex_init(&st->lock, NULL);
     pthread_cond_init(&st->cond, NULL);
-    if (pthread_create(&st->thread, NULL, station_main, st) != 0) {
-        snprintf(err, err_len, "[station %s] cannot start thread", cfg->name);
-        ad->close(st->ad_state);
-        free(st);
-        return NULL;
+    st->n_sites = cfg->sites ? cfg->sites : 1;
+    st->sites = calloc(st->n_sites, sizeof *st->sites);
+    for (uint32_t k = 0; k < st->n_sites; k++) {
+        station_site *ss = &st->sites[k];
+        ss->st = st;
+        ss->site = k;
+        config_station site_cfg = *cfg;
+        site_cfg.site = k; /* each site opens its own probe / fixture channel */
+        if (ad->open(&ss->ad_state, &site_cfg, err, err_len) != 0) {
+            ss->ad_state = NULL;
+            station_stop(st, NULL);
+            return NULL;
+        }
+        if (pthread_create(&ss->thread, NULL, station_main, ss) != 0) {
+            snprintf(err, err_len, "[station %s] cannot start thread", cfg->name);
+            station_stop(st, NULL);
+            return NULL;
+        }
+        ss->started = 1;
     }
     return st;
 }
@@ -220,15 +343,18 @@ void station_stop(station *st, latency_hist *lat)
     if (!st) return;
     pthread_mutex_lock(&st->lock);
     st->stopping = 1;
-    pthread_cond_signal(&st->cond);
+    pthread_cond_broadcast(&st->cond);
     pthread_mutex_unlock(&st->lock);
-    pthread_join(st->thread, NULL);
-    if (lat) latency_merge(lat, &st->dispatch);
+    for (uint32_t k = 0; k < st->n_sites; k++)
+        if (st->sites[k].started) pthread_join(st->sites[k].thread, NULL);
+    for (uint32_t k = 0; lat && k < st->n_sites; k++) latency_merge(lat, &st->sites[k].dispatch);
     for (station_node *n = st->head, *next; n; n = next) {
         next = n->next;
         free(n);
     }
-    st->ad->close(st->ad_state);
+    for (uint32_t k = 0; k < st->n_sites; k++)
+        if (st->sites[k].ad_state) st->ad->close(st->sites[k].ad_state);
+    free(st->sites);
     pthread_mutex_destroy(&st->lock);
     pthread_cond_destroy(&st->cond);
     free(st);

@@ -25,6 +25,11 @@ typedef struct station_job {
     int from;              /* first flow index this station is asked to run */
     uint32_t steps_done;   /* bit (1 << Step) per step already passed */
     const adapter_image *image; /* release bound to the unit, for WRITE/VERIFY */
+    /* The order's test items (name, low, high, unit; value unused): TEST
+     * measurements are judged against these, and a missing one fails. */
+    adapter_measurement limits[ADAPTER_MAX_MEASUREMENTS];
+    int n_limits;
+    double cal_max_residual; /* CALIBRATE: 0 = no limit */
     int64_t queued_ns;     /* set by station_submit */
 } station_job;
 
@@ -37,6 +42,7 @@ typedef struct station_result {
     char board_id[ADAPTER_ID_MAX];
     Step step;            /* STATION_STEP */
     adapter_result res;   /* STATION_STEP */
+    uint32_t site;        /* the fixture site that ran it (gang programming) */
     int next;             /* STATION_DONE: the flow index to continue at */
     int failed;           /* STATION_DONE: a step failed or the board was refused */
     struct station_result *chain; /* the job's next result */
@@ -66,5 +72,13 @@ int station_interlock_ok(const Step *flow, int n_flow, int from, uint32_t steps_
 /* Judges measurements against their limits; 0 when all pass, else -1 with
  * the first violation described in res->failure_mode / detail. */
 int station_judge(adapter_result *res);
+/* Judges against the order's items first (their limits replace the
+ * station's; a missing item fails with measurement_missing and is recorded
+ * with a NaN value), then every measurement as station_judge does. */
+int station_judge_items(adapter_result *res, const adapter_measurement *items, int n_items);
+/* Least-squares fit of reference = gain * raw + offset over the points;
+ * -1 when fewer than two distinct raw values. *residual is the largest
+ * |gain * raw + offset - reference|. */
+int station_fit(const adapter_cal_point *pts, int n, double *offset, double *gain, double *residual);
 
 #endif

@@ -37,7 +37,7 @@ static void *sim_open_with(const char *fail_rate)
 static adapter_image make_image(const uint8_t *data, size_t len, const char *version, char sha[65])
 {
     firmware_sha256_hex(data, len, sha);
-    return (adapter_image){version, sha, data, len};
+    return (adapter_image){version, sha, data, len, 0};
 }
 
 static void test_board_ids_repeat_per_lot_and_index(void **state)

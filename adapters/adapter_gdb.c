@@ -1,0 +1,470 @@
+/* adapter_gdb.c - a programming station that drives any GDB server (OpenOCD,
+ * J-Link GDB Server, pyOCD, Black Magic Probe, QEMU -gdb) over the GDB
+ * Remote Serial Protocol (gdb_rsp.c), with no gdb binary in between.
+ *
+ * WRITE halts the target and writes the image at the load address (flash
+ * commands when the server's memory map has flash there, memory writes
+ * otherwise). VERIFY compares the target's qCRC with the image's, or reads
+ * the image back and compares SHA-256 digests; then it starts the target
+ * (`monitor reset run`, else SP and PC from the image's vector table) and,
+ * with a console configured, checks the boot banner reports the release's
+ * version. LOCK writes the configured option/fuse word and reads it back.
+ *
+ * Each step opens its own connection and closes it: a board is a new
+ * target, and a connection that failed once is never trusted again. Every
+ * exchange has a timeout, so a vanished server fails the unit instead of
+ * hanging the station. */
+#include <ctype.h>
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "adapter.h"
+#include "firmware.h"
+#include "gdb_rsp.h"
+#include "log.h"
+
+#define GDB_UID_MAX 32
+#define GDB_REG_SP 13
+#define GDB_REG_PC 15
+#define GDB_REG_XPSR 25   /* the m-profile feature's xPSR number (QEMU, OpenOCD) */
+#define GDB_XPSR_THUMB 0x01000000u
+
+typedef struct gdb_state {
+    char station[ADAPTER_ID_MAX];
+    char host[256];
+    int port;
+    int has_load_address;
+    uint64_t load_address;
+    int has_uid;
+    uint64_t uid_address;
+    size_t uid_length;
+    char console_host[256];
+    int console_port;      /* 0: no boot check */
+    int timeout_ms;
+    int boot_timeout_ms;
+    char banner[64];       /* the version follows this text in the boot banner */
+    char start[16];        /* auto | monitor | vector | none */
+    int has_lock;
+    uint64_t lock_address;
+    uint32_t lock_value;
+    /* The board id could not be read: the board is named by its arrival
+     * index and its first step here fails with this, so a dead probe fails
+     * units instead of stalling the line. */
+    char pending_board[ADAPTER_ID_MAX];
+    adapter_result pending;
+} gdb_state;
+
+static const char *const gdb_keys[] = {"host", "port", "load_address", "uid_address", "uid_length", "console",
+                                       "timeout_ms", "boot_timeout_ms", "banner", "start", "lock_address",
+                                       "lock_value", NULL};
+
+static int gdb_u64(const config_station *st, const char *key, uint64_t lo, uint64_t hi, uint64_t *out, int *has,
+                   char *err, size_t err_len)
+{
+    const char *v = config_station_get(st, key);
+    if (!v) return 0;
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 0);
+    if (errno || end == v || *end || v[0] == '-' || x < lo || x > hi) {
+        snprintf(err, err_len, "[station %s] %s must be a number in %llu..%llu (0x prefix for hex)", st->name, key,
+                 (unsigned long long)lo, (unsigned long long)hi);
+        return -1;
+    }
+    *out = x;
+    if (has) *has = 1;
+    return 0;
+}
+
+/* "host:port" (host may be empty for loopback). */
+static int gdb_hostport(const char *v, char *host, size_t host_len, int *port)
+{
+    const char *colon = strrchr(v, ':');
+    if (!colon) return -1;
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (end == colon + 1 || *end || p < 1 || p > 65535) return -1;
+    size_t n = (size_t)(colon - v);
+    if (n >= host_len) return -1;
+    memcpy(host, v, n);
+    host[n] = 0;
+    if (!host[0]) snprintf(host, host_len, "127.0.0.1");
+    *port = (int)p;
+    return 0;
+}
+
+static int gdb_open(void **state, const config_station *st, char *err, size_t err_len)
+{
+    gdb_state s = {0};
+    snprintf(s.station, sizeof s.station, "%s", st->name);
+    const char *host = config_station_get(st, "gdb.host");
+    snprintf(s.host, sizeof s.host, "%s", host ? host : "127.0.0.1");
+    uint64_t port = 0, uid_len = 0, timeout = 5000, boot = 5000, lockv = 0;
+    int has_port = 0;
+    if (gdb_u64(st, "gdb.port", 1, 65535, &port, &has_port, err, err_len) ||
+        gdb_u64(st, "gdb.load_address", 0, UINT64_MAX, &s.load_address, &s.has_load_address, err, err_len) ||
+        gdb_u64(st, "gdb.uid_address", 0, UINT64_MAX, &s.uid_address, &s.has_uid, err, err_len) ||
+        gdb_u64(st, "gdb.uid_length", 1, GDB_UID_MAX, &uid_len, NULL, err, err_len) ||
+        gdb_u64(st, "gdb.timeout_ms", 100, 600000, &timeout, NULL, err, err_len) ||
+        gdb_u64(st, "gdb.boot_timeout_ms", 100, 600000, &boot, NULL, err, err_len) ||
+        gdb_u64(st, "gdb.lock_address", 0, UINT64_MAX, &s.lock_address, &s.has_lock, err, err_len) ||
+        gdb_u64(st, "gdb.lock_value", 0, UINT32_MAX, &lockv, NULL, err, err_len))
+        return -1;
+    if (!has_port) return snprintf(err, err_len, "[station %s] gdb.port is required", st->name), -1;
+    if (s.has_uid && !uid_len)
+        return snprintf(err, err_len, "[station %s] gdb.uid_address needs gdb.uid_length (1..%d)", st->name,
+                        GDB_UID_MAX), -1;
+    if (uid_len && !s.has_uid)
+        return snprintf(err, err_len, "[station %s] gdb.uid_length needs gdb.uid_address", st->name), -1;
+    if (config_station_get(st, "gdb.lock_value") && !s.has_lock)
+        return snprintf(err, err_len, "[station %s] gdb.lock_value needs gdb.lock_address", st->name), -1;
+    const char *console = config_station_get(st, "gdb.console");
+    if (console && gdb_hostport(console, s.console_host, sizeof s.console_host, &s.console_port))
+        return snprintf(err, err_len, "[station %s] gdb.console must be host:port", st->name), -1;
+    const char *banner = config_station_get(st, "gdb.banner");
+    snprintf(s.banner, sizeof s.banner, "%s", banner ? banner : "version ");
+    const char *start = config_station_get(st, "gdb.start");
+    snprintf(s.start, sizeof s.start, "%s", start ? start : "auto");
+    if (strcmp(s.start, "auto") && strcmp(s.start, "monitor") && strcmp(s.start, "vector") && strcmp(s.start, "none"))
+        return snprintf(err, err_len, "[station %s] gdb.start must be auto, monitor, vector or none", st->name), -1;
+    /* Gang programming: site k talks to the k-th server after gdb.port (and
+     * the k-th console), as multi-probe OpenOCD setups number them. */
+    if (port + st->site > 65535 || (s.console_port && s.console_port + (int)st->site > 65535))
+        return snprintf(err, err_len, "[station %s] site %u: port beyond 65535", st->name, st->site), -1;
+    s.port = (int)(port + st->site);
+    if (s.console_port) s.console_port += (int)st->site;
+    s.uid_length = (size_t)uid_len;
+    s.timeout_ms = (int)timeout;
+    s.boot_timeout_ms = (int)boot;
+    s.lock_value = (uint32_t)lockv;
+    gdb_state *p = malloc(sizeof *p);
+    *p = s;
+    *state = p;
+    return 0;
+}
+
+/* The failure mode for a transport or server error. */
+static const char *gdb_mode(int code, const char *what)
+{
+    switch (code) {
+    case GDB_ECLOSED: return "gdb_disconnected";
+    case GDB_ETIMEOUT: return "gdb_timeout";
+    case GDB_EPROTO: return "gdb_protocol";
+    default: return what;
+    }
+}
+
+static void gdb_fail(adapter_result *r, const char *mode, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void gdb_fail(adapter_result *r, const char *mode, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    snprintf(r->failure_mode, sizeof r->failure_mode, "%s", mode);
+    vsnprintf(r->detail, sizeof r->detail, fmt, ap);
+    va_end(ap);
+    r->passed = 0;
+}
+
+/* A halted target, or NULL with the unit failed. */
+static gdb_rsp *gdb_session(gdb_state *s, adapter_result *r, const char *board_id)
+{
+    if (board_id && s->pending_board[0] && strcmp(board_id, s->pending_board) == 0) {
+        *r = s->pending;
+        s->pending_board[0] = 0;
+        return NULL;
+    }
+    char err[256];
+    int code = 0;
+    gdb_rsp *g = gdb_rsp_connect(s->host, s->port, s->timeout_ms, &code, err, sizeof err);
+    if (!g) {
+        gdb_fail(r, gdb_mode(code, "gdb_disconnected"), "%s", err);
+        return NULL;
+    }
+    int rc = gdb_rsp_halt(g);
+    if (rc) {
+        gdb_fail(r, gdb_mode(rc, "halt_failed"), "cannot halt the target: %s", gdb_rsp_error(g));
+        gdb_rsp_close(g);
+        return NULL;
+    }
+    return g;
+}
+
+static uint64_t gdb_load_address(const gdb_state *s, const adapter_image *img)
+{
+    return s->has_load_address ? s->load_address : img->load_address;
+}
+
+static int gdb_load_board(void *state, const char *lot_id, uint32_t idx, char *board_id, size_t len)
+{
+    gdb_state *s = state;
+    if (!s->has_uid) {
+        snprintf(board_id, len, "%s-B%05u", lot_id, idx + 1);
+        return 0;
+    }
+    adapter_result r = {0};
+    gdb_rsp *g = gdb_session(s, &r, NULL);
+    uint8_t uid[GDB_UID_MAX];
+    int rc = g ? gdb_rsp_read_mem(g, s->uid_address, uid, s->uid_length) : -1;
+    if (g && rc) snprintf(r.detail, sizeof r.detail, "%s", gdb_rsp_error(g));
+    gdb_rsp_close(g);
+    if (rc) {
+        log_warn("station %s: cannot read the board id at 0x%llx: %s", s->station,
+                 (unsigned long long)s->uid_address, r.detail);
+        snprintf(board_id, len, "%s-B%05u", lot_id, idx + 1);
+        snprintf(s->pending_board, sizeof s->pending_board, "%s", board_id);
+        s->pending = r;
+        snprintf(s->pending.detail, sizeof s->pending.detail, "cannot read the board id at 0x%llx: %.200s",
+                 (unsigned long long)s->uid_address, r.detail);
+        return 0;
+    }
+    size_t o = 0;
+    for (size_t i = 0; i < s->uid_length && o + 3 <= len; i++) o += (size_t)snprintf(board_id + o, len - o, "%02X", uid[i]);
+    return 0;
+}
+
+static void gdb_write(void *state, const adapter_step_ctx *ctx, adapter_result *r)
+{
+    gdb_state *s = state;
+    gdb_rsp *g = gdb_session(s, r, ctx->board_id);
+    if (!g) return;
+    uint64_t addr = gdb_load_address(s, ctx->image);
+    int rc = gdb_rsp_flash(g, addr, ctx->image->data, ctx->image->len);
+    const char *how = "vFlash";
+    if (rc == GDB_UNSUPPORTED) {
+        rc = gdb_rsp_write_mem(g, addr, ctx->image->data, ctx->image->len);
+        how = "memory write";
+    }
+    if (rc) {
+        char d[300];
+        snprintf(d, sizeof d, "%s of %zu bytes at 0x%llx failed: %s", how, ctx->image->len,
+                 (unsigned long long)addr, gdb_rsp_error(g));
+        gdb_fail(r, gdb_mode(rc, "write_error"), "%s", d);
+    } else {
+        r->passed = 1;
+        log_debug("station %s: wrote %zu bytes at 0x%llx to %s (%s)", s->station, ctx->image->len,
+                  (unsigned long long)addr, ctx->board_id, how);
+    }
+    gdb_rsp_close(g);
+}
+
+static int gdb_console_connect(const gdb_state *s, char *err, size_t err_len)
+{
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", s->console_port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai = NULL;
+    if (getaddrinfo(s->console_host, portstr, &hints, &ai) != 0 || !ai) {
+        snprintf(err, err_len, "cannot resolve console %s", s->console_host);
+        return -1;
+    }
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+        snprintf(err, err_len, "cannot connect to console %.200s:%d: %s", s->console_host, s->console_port,
+                 strerror(errno));
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(ai);
+    return fd;
+}
+
+/* Reads console lines until one carries the banner text; the word after it
+ * is the running firmware's version. */
+static void gdb_boot_check(const gdb_state *s, int fd, const adapter_step_ctx *ctx, adapter_result *r)
+{
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    char line[512];
+    size_t n = 0;
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long left = s->boot_timeout_ms - ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000);
+        if (left <= 0) break;
+        struct pollfd pfd = {fd, POLLIN, 0};
+        int pr = poll(&pfd, 1, (int)left);
+        if (pr < 0 && errno == EINTR) continue;
+        if (pr <= 0) break;
+        char c;
+        ssize_t got = recv(fd, &c, 1, 0);
+        if (got <= 0) {
+            snprintf(r->failure_mode, sizeof r->failure_mode, "boot_no_console");
+            snprintf(r->detail, sizeof r->detail, "console %.160s:%d closed before a boot banner", s->console_host,
+                     s->console_port);
+            return;
+        }
+        if (c != '\n' && c != '\r') {
+            if (n + 1 < sizeof line) line[n++] = isprint((unsigned char)c) ? c : '?';
+            continue;
+        }
+        line[n] = 0;
+        n = 0;
+        const char *b = strstr(line, s->banner);
+        if (!b) continue;
+        const char *v = b + strlen(s->banner);
+        size_t vl = strcspn(v, " \t");
+        if (vl == strlen(ctx->image->version) && strncmp(v, ctx->image->version, vl) == 0) {
+            r->passed = 1;
+            return;
+        }
+        snprintf(r->failure_mode, sizeof r->failure_mode, "version_mismatch");
+        snprintf(r->detail, sizeof r->detail, "boot banner reports version %.*s, the order's release is %s",
+                 (int)(vl > 64 ? 64 : vl), v, ctx->image->version);
+        return;
+    }
+    snprintf(r->failure_mode, sizeof r->failure_mode, "boot_timeout");
+    snprintf(r->detail, sizeof r->detail, "no boot banner (\"%.40s<version>\") on %.100s:%d within %d ms", s->banner,
+             s->console_host, s->console_port, s->boot_timeout_ms);
+}
+
+/* Starts the verified image. 0 on success, else fails the unit. */
+static int gdb_start(const gdb_state *s, gdb_rsp *g, const adapter_step_ctx *ctx, adapter_result *r)
+{
+    int rc;
+    if (!strcmp(s->start, "none")) return 0;
+    if (!strcmp(s->start, "auto") || !strcmp(s->start, "monitor")) {
+        char out[256];
+        rc = gdb_rsp_monitor(g, "reset run", out, sizeof out);
+        /* Servers without the command still answer OK and say so on the
+         * console (QEMU: "unknown command"); only a quiet OK counts. */
+        for (char *p = out; *p; p++) *p = (char)tolower((unsigned char)*p);
+        int refused = rc == GDB_UNSUPPORTED || rc == GDB_EREPLY || strstr(out, "unknown") || strstr(out, "invalid") ||
+                      strstr(out, "error") || strstr(out, "not ");
+        if (rc < 0 && rc != GDB_EREPLY) {
+            gdb_fail(r, gdb_mode(rc, "start_failed"), "monitor reset run: %s", gdb_rsp_error(g));
+            return -1;
+        }
+        if (!refused) return 0;
+        log_debug("station %s: monitor reset run refused (%s); starting from the vector table", s->station, out);
+        if (!strcmp(s->start, "monitor")) {
+            gdb_fail(r, "start_failed", "the GDB server refused monitor reset run");
+            return -1;
+        }
+    }
+    /* Cortex-M vector table at the image's start: initial SP, reset PC. */
+    const uint8_t *d = ctx->image->data;
+    if (ctx->image->len < 8) {
+        gdb_fail(r, "start_failed", "image too short for a vector table");
+        return -1;
+    }
+    uint32_t sp = (uint32_t)d[0] | (uint32_t)d[1] << 8 | (uint32_t)d[2] << 16 | (uint32_t)d[3] << 24;
+    uint32_t pc = (uint32_t)d[4] | (uint32_t)d[5] << 8 | (uint32_t)d[6] << 16 | (uint32_t)d[7] << 24;
+    rc = gdb_rsp_write_reg32(g, GDB_REG_SP, sp);
+    if (!rc) rc = gdb_rsp_write_reg32(g, GDB_REG_PC, pc & ~1u);
+    if (!rc) rc = gdb_rsp_write_reg32(g, GDB_REG_XPSR, GDB_XPSR_THUMB);
+    if (!rc) rc = gdb_rsp_continue(g);
+    if (rc) {
+        gdb_fail(r, gdb_mode(rc, "start_failed"), "cannot start from the vector table: %s", gdb_rsp_error(g));
+        return -1;
+    }
+    return 0;
+}
+
+static void gdb_verify(void *state, const adapter_step_ctx *ctx, adapter_result *r)
+{
+    gdb_state *s = state;
+    const adapter_image *img = ctx->image;
+    gdb_rsp *g = gdb_session(s, r, ctx->board_id);
+    if (!g) return;
+    uint64_t addr = gdb_load_address(s, img);
+    uint32_t crc = 0;
+    int rc = gdb_rsp_crc(g, addr, img->len, &crc);
+    if (rc == GDB_OK) {
+        uint32_t want = gdb_rsp_crc32(0xffffffffu, img->data, img->len);
+        if (crc != want) {
+            snprintf(r->failure_mode, sizeof r->failure_mode, "verify_mismatch");
+            snprintf(r->detail, sizeof r->detail, "target CRC-32 %08x over %zu bytes at 0x%llx, image %08x (%s)",
+                     crc, img->len, (unsigned long long)addr, want, img->version);
+            gdb_rsp_close(g);
+            return;
+        }
+        /* The target vouched for the content by CRC; its digest is the image's. */
+        snprintf(r->readback_sha256, sizeof r->readback_sha256, "%s", img->sha256);
+    } else if (rc == GDB_UNSUPPORTED || rc == GDB_EREPLY) {
+        uint8_t *buf = malloc(img->len ? img->len : 1);
+        rc = gdb_rsp_read_mem(g, addr, buf, img->len);
+        if (rc) {
+            char d[300];
+            snprintf(d, sizeof d, "read-back of %zu bytes at 0x%llx failed: %s", img->len, (unsigned long long)addr,
+                     gdb_rsp_error(g));
+            gdb_fail(r, gdb_mode(rc, "verify_read_error"), "%s", d);
+            free(buf);
+            gdb_rsp_close(g);
+            return;
+        }
+        firmware_sha256_hex(buf, img->len, r->readback_sha256);
+        free(buf);
+        if (strcmp(r->readback_sha256, img->sha256) != 0) {
+            snprintf(r->failure_mode, sizeof r->failure_mode, "verify_mismatch");
+            snprintf(r->detail, sizeof r->detail, "read back sha256 %.16s... expected %.16s... (%s)",
+                     r->readback_sha256, img->sha256, img->version);
+            gdb_rsp_close(g);
+            return;
+        }
+    } else {
+        gdb_fail(r, gdb_mode(rc, "verify_read_error"), "qCRC failed: %s", gdb_rsp_error(g));
+        gdb_rsp_close(g);
+        return;
+    }
+    /* The console is attached before the start so no banner is missed. */
+    char err[256];
+    int cfd = -1;
+    if (s->console_port && (cfd = gdb_console_connect(s, err, sizeof err)) < 0) {
+        gdb_fail(r, "boot_no_console", "%s", err);
+        gdb_rsp_close(g);
+        return;
+    }
+    if (gdb_start(s, g, ctx, r) == 0) {
+        if (cfd >= 0) gdb_boot_check(s, cfd, ctx, r);
+        else r->passed = 1;
+    }
+    if (cfd >= 0) close(cfd);
+    gdb_rsp_close(g);
+}
+
+static void gdb_lock(void *state, const adapter_step_ctx *ctx, adapter_result *r)
+{
+    gdb_state *s = state;
+    if (!s->has_lock) {
+        gdb_fail(r, "lock_unconfigured", "station has no gdb.lock_address: the debug port cannot be closed");
+        return;
+    }
+    gdb_rsp *g = gdb_session(s, r, ctx->board_id);
+    if (!g) return;
+    uint8_t want[4] = {(uint8_t)s->lock_value, (uint8_t)(s->lock_value >> 8), (uint8_t)(s->lock_value >> 16),
+                       (uint8_t)(s->lock_value >> 24)};
+    uint8_t got[4] = {0};
+    int rc = gdb_rsp_write_mem(g, s->lock_address, want, sizeof want);
+    if (!rc) rc = gdb_rsp_read_mem(g, s->lock_address, got, sizeof got);
+    if (rc) {
+        gdb_fail(r, gdb_mode(rc, "lock_unverified"), "lock write/read-back failed: %s", gdb_rsp_error(g));
+    } else if (memcmp(want, got, sizeof want) != 0) {
+        snprintf(r->failure_mode, sizeof r->failure_mode, "lock_unverified");
+        snprintf(r->detail, sizeof r->detail, "lock word at 0x%llx reads %02x%02x%02x%02x, wrote %08x",
+                 (unsigned long long)s->lock_address, got[3], got[2], got[1], got[0], s->lock_value);
+    } else {
+        r->lock_verified = 1;
+        r->passed = 1;
+    }
+    gdb_rsp_close(g);
+}
+
+static void gdb_close(void *state) { free(state); }
+
+const adapter adapter_gdb = {
+    .name = "gdb",
+    .keys = gdb_keys,
+    .open = gdb_open,
+    .load_board = gdb_load_board,
+    .write = gdb_write,
+    .verify = gdb_verify,
+    .lock = gdb_lock,
+    .close = gdb_close,
+};
