@@ -5,7 +5,7 @@ set -euo pipefail
 
 build=(cmake make gcc pkg-config protobuf-c-compiler libprotobuf-c-dev librdkafka-dev
        libpaho-mqtt-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev zlib1g-dev
-       libinih-dev libjansson-dev libmicrohttpd-dev)
+       libinih-dev libjansson-dev libmicrohttpd-dev libgnutls28-dev)
 run=(mosquitto mosquitto-clients)
 test=(libcmocka-dev jq protobuf-compiler)
 
