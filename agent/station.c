@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "provision_step.h"
+
 typedef struct station_node {
     station_job job;
     struct station_node *next;
@@ -27,6 +29,7 @@ struct station {
     station_node *head, *tail;
     int queued; /* including the running job */
     int stopping;
+    provision_client *prov; /* NULL: no provisioning server configured */
 };
 
 int station_interlock_ok(const Step *flow, int n_flow, int from, uint32_t steps_done)
@@ -118,8 +121,11 @@ static void station_run(station *st, station_job *job)
         }
         station_result *r = station_result_new(st, job, STATION_STEP);
         r->step = s;
-        adapter_step_ctx ctx = {st->name, job->lot_id, job->board_id, job->image};
-        fn(st->ad_state, &ctx, &r->res);
+        adapter_step_ctx ctx = {st->name, job->lot_id, job->board_id, job->image, job->product, NULL};
+        if (s == LINEAGENT__V1__STEP__PROVISION && st->prov)
+            provision_step_run(st->prov, st->ad, st->ad_state, &ctx, job->order_id, &r->res);
+        else
+            fn(st->ad_state, &ctx, &r->res);
         if (r->res.passed) station_judge(&r->res);
         if (!r->res.passed && !r->res.failure_mode[0])
             snprintf(r->res.failure_mode, sizeof r->res.failure_mode, "%s_failed", order_step_name(s));
@@ -181,6 +187,15 @@ station *station_start(const config_station *cfg, station_post_fn post, void *ud
     return st;
 }
 
+int station_enable_provisioning(station *st, const config *cfg, char *err, size_t err_len)
+{
+    if (!cfg->prov_url || !(st->steps & (1u << LINEAGENT__V1__STEP__PROVISION))) return 0;
+    provision_settings ps = {cfg->prov_url, cfg->prov_ca_file, cfg->prov_cert_file, cfg->prov_key_file,
+                             cfg->prov_timeout_ms, cfg->prov_retries};
+    st->prov = provision_client_new(&ps, err, err_len);
+    return st->prov ? 0 : -1;
+}
+
 void station_submit(station *st, const station_job *job)
 {
     station_node *n = malloc(sizeof *n);
@@ -219,6 +234,7 @@ void station_stop(station *st)
         free(n);
     }
     st->ad->close(st->ad_state);
+    provision_client_free(st->prov);
     pthread_mutex_destroy(&st->lock);
     pthread_cond_destroy(&st->cond);
     free(st);

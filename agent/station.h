@@ -24,6 +24,8 @@ typedef struct station_job {
     int from;              /* first flow index this station is asked to run */
     uint32_t steps_done;   /* bit (1 << Step) per step already passed */
     const adapter_image *image; /* release bound to the unit, for WRITE/VERIFY */
+    char product[ADAPTER_ID_MAX];  /* for PROVISION */
+    char order_id[ADAPTER_ID_MAX]; /* for PROVISION */
 } station_job;
 
 enum station_result_kind { STATION_LOADED, STATION_STEP, STATION_DONE };
@@ -44,6 +46,10 @@ typedef void (*station_post_fn)(void *ud, station_result *r);
 
 /* Opens the adapter and starts the worker. NULL with err on failure. */
 station *station_start(const config_station *cfg, station_post_fn post, void *ud, char *err, size_t err_len);
+/* Gives the station its own client of the provisioning server (one
+ * keep-alive connection per station thread); call before submitting jobs.
+ * 0, or -1 with err. */
+int station_enable_provisioning(station *st, const config *cfg, char *err, size_t err_len);
 /* Queues a job (copied). */
 void station_submit(station *st, const station_job *job);
 /* Jobs queued or running. */
