@@ -54,8 +54,8 @@ void provision_step_run(provision_client *pc, const adapter *ad, void *ad_state,
     ad->provision(ad_state, &c2, res);
     const char *bad = res->passed ? prov_mismatch(&id, res) : NULL;
     if (bad) {
-        char d[200];
-        snprintf(d, sizeof d, "%s read back from the board differs from the one issued (serial %s)", bad, id.serial);
+        char d[sizeof res->detail];
+        snprintf(d, sizeof d, "%s read back from the board differs from the one issued (serial %.64s)", bad, id.serial);
         prov_fail(res, "provision_mismatch", d);
     }
     if (res->passed)

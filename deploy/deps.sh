@@ -7,7 +7,7 @@ build=(cmake make gcc pkg-config protobuf-c-compiler libprotobuf-c-dev librdkafk
        libpaho-mqtt-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev zlib1g-dev
        libinih-dev libjansson-dev libmicrohttpd-dev libgnutls28-dev)
 run=(mosquitto mosquitto-clients)
-test=(libcmocka-dev jq protobuf-compiler)
+test=(libcmocka-dev jq protobuf-compiler sqlite3 openssl curl)
 
 case "${1:-build}" in
   build) want=("${build[@]}") ;;
