@@ -88,8 +88,9 @@ typedef struct adapter {
     adapter_step_fn write, verify, provision, test, calibrate, lock;
     void (*close)(void *state);
     /* Optional, for PROVISION: the board makes its own key pair (as a secure
-     * element would) and returns a PEM CSR for it; 0 on success. Without it
-     * the provisioning server generates the key. */
+     * element would) and returns a PEM CSR for it: 0 with a CSR, 1 when this
+     * board cannot make keys (the server then generates it), -1 on failure.
+     * Without the callback the provisioning server generates the key. */
     int (*provision_csr)(void *state, const adapter_step_ctx *ctx, char *csr, size_t len);
 } adapter;
 

@@ -46,11 +46,12 @@ typedef struct sim_state {
     double boards_per_second;
     double fail_rate;
     long step_ms;
+    int server_keys; /* the simulated board has no key generator */
     uint64_t rng;
     struct timespec next_arrival;
 } sim_state;
 
-static const char *const sim_keys[] = {"boards_per_second", "fail_rate", "step_ms", "seed", NULL};
+static const char *const sim_keys[] = {"boards_per_second", "fail_rate", "step_ms", "seed", "server_keys", NULL};
 
 /* xorshift64*: tiny, seedable, and good enough to pick failures. */
 static double sim_random(sim_state *s)
@@ -88,17 +89,19 @@ static int sim_num(const config_station *st, const char *key, double lo, double 
 
 static int sim_open(void **state, const config_station *st, char *err, size_t err_len)
 {
-    double bps = 5, fail = 0, step = 0, seed = 1;
+    double bps = 5, fail = 0, step = 0, seed = 1, server_keys = 0;
     if (sim_num(st, "sim.boards_per_second", 0.001, 1e9, &bps, err, err_len) ||
         sim_num(st, "sim.fail_rate", 0, 1, &fail, err, err_len) ||
         sim_num(st, "sim.step_ms", 0, 3600000, &step, err, err_len) ||
-        sim_num(st, "sim.seed", 0, 1e18, &seed, err, err_len))
+        sim_num(st, "sim.seed", 0, 1e18, &seed, err, err_len) ||
+        sim_num(st, "sim.server_keys", 0, 1, &server_keys, err, err_len))
         return -1;
     sim_state *s = calloc(1, sizeof *s);
     snprintf(s->station, sizeof s->station, "%s", st->name);
     s->boards_per_second = bps;
     s->fail_rate = fail;
     s->step_ms = (long)step;
+    s->server_keys = server_keys != 0;
     s->rng = (uint64_t)seed * 0x9E3779B97F4A7C15ull + 1; /* never 0: xorshift would stick */
     clock_gettime(CLOCK_MONOTONIC, &s->next_arrival);
     *state = s;
@@ -209,6 +212,7 @@ static int sim_pub_digest(EVP_PKEY *k, unsigned char out[32])
 /* The board makes its key pair and a CSR, as a secure element would. */
 static int sim_provision_csr(void *state, const adapter_step_ctx *ctx, char *csr, size_t len)
 {
+    if (((sim_state *)state)->server_keys) return 1;
     EVP_PKEY *k = EVP_EC_gen("P-256");
     X509_REQ *req = X509_REQ_new();
     BIO *b = BIO_new(BIO_s_mem());

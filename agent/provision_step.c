@@ -32,7 +32,9 @@ void provision_step_run(provision_client *pc, const adapter *ad, void *ad_state,
                         const char *order_id, adapter_result *res)
 {
     char csr[PROVISION_CSR_MAX] = "";
-    if (ad->provision_csr && ad->provision_csr(ad_state, ctx, csr, sizeof csr) != 0) {
+    int csr_rc = ad->provision_csr ? ad->provision_csr(ad_state, ctx, csr, sizeof csr) : 1;
+    if (csr_rc == 1) csr[0] = 0; /* no key generator on the board: the server makes the key */
+    else if (csr_rc != 0) {
         prov_fail(res, "provision_csr_failed", "the board could not make a key pair and CSR");
         return;
     }
@@ -49,6 +51,9 @@ void provision_step_run(provision_client *pc, const adapter *ad, void *ad_state,
     }
     adapter_identity aid = {id.serial, id.device_id, id.factory_code, id.issued_at, (const char (*)[18])id.macs,
                             id.n_macs, id.certificate, id.ca_chain, id.private_key, id.cert_sha256};
+    /* Between here and the write a crash loses nothing: asked again, the
+     * server returns this same identity for this board. */
+    log_info("board %s: identity %s issued%s, writing it", ctx->board_id, id.serial, id.reused ? " (again)" : "");
     adapter_step_ctx c2 = *ctx;
     c2.identity = &aid;
     ad->provision(ad_state, &c2, res);

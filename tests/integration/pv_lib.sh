@@ -66,7 +66,7 @@ start_provisiond() { # start_provisiond CONFIG: sets PV_PORT, PV_PID, PV_LOG
   "$PROVISIOND" serve -c "$1" >"$PV_LOG" 2>&1 &
   PV_PID=$!
   PIDS+=("$PV_PID")
-  wait_for 10 "provisiond listening" grep -q "listening on" "$PV_LOG"
+  wait_for 10 "provisiond listening" grep -qs "listening on" "$PV_LOG"
   PV_PORT=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$PV_LOG")
 }
 
