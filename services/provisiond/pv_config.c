@@ -121,7 +121,7 @@ static int pv_handler(void *user, const char *section, const char *key, const ch
 int pv_config_load(pv_config *c, const char *path, char *err, size_t err_len)
 {
     memset(c, 0, sizeof *c);
-    c->threads = 4;
+    c->threads = 16;
     c->max_body = 16384;
     char perr[256] = "";
     pv_parse p = {c, perr, sizeof perr, 0};

@@ -15,9 +15,27 @@
 
 #include "pv_ident.h"
 
+/* Group commit: concurrent issuances share one transaction and one fsync.
+ * Each request works inside a savepoint of the open batch transaction; the
+ * first to finish becomes the leader, waits until every request already on
+ * its way has done its work (at most PV_BATCH_MAX), and commits for all. No
+ * answer leaves before the commit that holds it; a failed commit fails every
+ * request of the batch. */
+#define PV_BATCH_MAX 64
+#define PV_BATCH_RING 256
+
 struct pv_ledger {
     sqlite3 *db;
     pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int inside;        /* requests entered and not yet done with their work */
+    int in_txn;        /* the batch transaction is open */
+    int leader;        /* someone will commit the open batch */
+    int committing;    /* the connection is busy with COMMIT */
+    int batch_size;
+    uint64_t batch;    /* the open batch's number */
+    uint64_t done;     /* batches up to this one are finished */
+    unsigned char ok[PV_BATCH_RING]; /* commit result by batch number */
 };
 
 static const char *const pv_schema =
@@ -67,6 +85,8 @@ pv_ledger *pv_ledger_open(const char *path, char *err, size_t err_len)
     pv_ledger *l = calloc(1, sizeof *l);
     if (!l) return NULL;
     pthread_mutex_init(&l->lock, NULL);
+    pthread_cond_init(&l->cond, NULL);
+    l->batch = 1;
     char *msg = NULL;
     if (sqlite3_open_v2(path, &l->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK ||
         sqlite3_exec(l->db,
@@ -86,6 +106,7 @@ void pv_ledger_close(pv_ledger *l)
     if (!l) return;
     sqlite3_close(l->db);
     pthread_mutex_destroy(&l->lock);
+    pthread_cond_destroy(&l->cond);
     free(l);
 }
 
@@ -299,17 +320,48 @@ pv_status pv_ledger_issue(pv_ledger *l, const pv_ca *ca, const pv_product *prod,
     memset(out, 0, sizeof *out);
     EVP_PKEY *pub = NULL;
     if (req->csr && !(pub = pv_csr_pubkey(req->csr, err, err_len))) return PV_BAD_REQUEST;
-    pthread_mutex_lock(&l->lock);
     pv_status s = PV_INTERNAL;
-    if (pv_exec(l, "BEGIN IMMEDIATE") != SQLITE_OK) {
-        snprintf(err, err_len, "ledger: %s", sqlite3_errmsg(l->db));
-    } else {
-        s = pv_issue_locked(l, ca, prod, req, pub, out, err, err_len);
-        if (s == PV_OK && pv_exec(l, "COMMIT") != SQLITE_OK) {
-            snprintf(err, err_len, "ledger commit failed: %s", sqlite3_errmsg(l->db));
-            s = PV_INTERNAL;
+    pthread_mutex_lock(&l->lock);
+    l->inside++;
+    while (l->committing) pthread_cond_wait(&l->cond, &l->lock);
+    if (!l->in_txn) {
+        if (pv_exec(l, "BEGIN IMMEDIATE") == SQLITE_OK) l->in_txn = 1;
+        else snprintf(err, err_len, "ledger: %s", sqlite3_errmsg(l->db));
+    }
+    if (l->in_txn) {
+        if (pv_exec(l, "SAVEPOINT req") != SQLITE_OK) {
+            snprintf(err, err_len, "ledger: %s", sqlite3_errmsg(l->db));
+        } else {
+            s = pv_issue_locked(l, ca, prod, req, pub, out, err, err_len);
+            if (s != PV_OK) pv_exec(l, "ROLLBACK TO req");
+            pv_exec(l, "RELEASE req");
         }
-        if (s != PV_OK) pv_exec(l, "ROLLBACK");
+    }
+    uint64_t mine = l->batch;
+    l->batch_size++;
+    l->inside--;
+    pthread_cond_broadcast(&l->cond);
+    if (l->in_txn && !l->leader) {
+        /* Lead: let every request already here join, then commit for all. */
+        l->leader = 1;
+        while (l->inside > 0 && l->batch_size < PV_BATCH_MAX) pthread_cond_wait(&l->cond, &l->lock);
+        l->committing = 1;
+        pthread_mutex_unlock(&l->lock);
+        int rc = pv_exec(l, "COMMIT");
+        if (rc != SQLITE_OK) pv_exec(l, "ROLLBACK");
+        pthread_mutex_lock(&l->lock);
+        l->ok[mine % PV_BATCH_RING] = rc == SQLITE_OK;
+        l->done = mine;
+        l->batch++;
+        l->batch_size = 0;
+        l->in_txn = l->leader = l->committing = 0;
+        pthread_cond_broadcast(&l->cond);
+    } else {
+        while (l->in_txn && l->done < mine) pthread_cond_wait(&l->cond, &l->lock);
+    }
+    if (s == PV_OK && (l->done < mine || !l->ok[mine % PV_BATCH_RING])) {
+        snprintf(err, err_len, "ledger commit failed");
+        s = PV_INTERNAL;
     }
     pthread_mutex_unlock(&l->lock);
     EVP_PKEY_free(pub);
@@ -323,6 +375,7 @@ pv_status pv_ledger_get(pv_ledger *l, const pv_config *cfg, const char *serial, 
     (void)cfg;
     memset(out, 0, sizeof *out);
     pthread_mutex_lock(&l->lock);
+    while (l->committing) pthread_cond_wait(&l->cond, &l->lock);
     int found = pv_load_unit(l, NULL, NULL, serial, out, NULL);
     pthread_mutex_unlock(&l->lock);
     if (found > 0) return PV_OK;
@@ -365,6 +418,7 @@ long pv_ledger_audit(pv_ledger *l, const pv_config *cfg, const pv_ca *ca, FILE *
 {
     pv_audit a = {out, 0};
     pthread_mutex_lock(&l->lock);
+    while (l->committing || l->in_txn) pthread_cond_wait(&l->cond, &l->lock);
     int bad = pv_exec(l, "BEGIN") != SQLITE_OK;
     /* The storage itself. */
     bad = bad || pv_audit_rows(l, &a, "integrity", "SELECT * FROM pragma_integrity_check WHERE integrity_check<>'ok'");

@@ -122,6 +122,10 @@ static void test_config(void **s)
                                                      "mac_first = 02:00:00:00:00:05\nmac_last = 02:00:00:00:00:20\n"),
                                      err, sizeof err), -1);
     assert_non_null(strstr(err, "overlaps"));
+    /* the commented reference in deploy/ is a valid configuration */
+    if (pv_config_load(&c, SRC_DIR "/deploy/provisiond.conf", err, sizeof err)) fail_msg("%s", err);
+    assert_non_null(pv_config_product(&c, "PCBA-100"));
+    pv_config_free(&c);
 }
 
 static char *make_csr(EVP_PKEY **keep)
