@@ -7,7 +7,9 @@
  * bare OpenSSL ECDSA P-256 signing on this machine for comparison.
  *
  * usage: pv_load URL N THREADS OUT [--product P] [--prefix BOARDPREFIX]
- *               [--ca F --cert F --key F] [--server-keys] [--bench] */
+ *               [--ca F --cert F --key F] [--server-keys] [--pregen] [--bench]
+ * --pregen makes every board's key and CSR before the clock starts, so the
+ * rate is the issuance path alone (on a line the board makes them). */
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -22,7 +24,8 @@
 
 static const char *url, *product = "PCBA-100", *prefix = "LOAD", *ca, *cert, *key;
 static long total;
-static int threads, server_keys;
+static int threads, server_keys, pregen;
+static char **csrs; /* --pregen: one per unit */
 static FILE *out;
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 static long ok_count, refused_count, unavailable_count;
@@ -73,14 +76,15 @@ static void *worker(void *arg)
     for (long i = t; i < total; i += threads) {
         char board[64], csr[4096];
         snprintf(board, sizeof board, "%s-B%07ld", prefix, i);
-        if (!server_keys && make_csr(board, csr, sizeof csr)) {
+        if (!server_keys && !pregen && make_csr(board, csr, sizeof csr)) {
             fprintf(stderr, "pv_load: cannot make a CSR\n");
             break;
         }
         provision_identity id;
         char reason[256] = "";
         provision_status st = provision_client_issue(pc, product, board, "LOT-LOAD", "WO-LOAD", station,
-                                                     server_keys ? NULL : csr, &id, reason, sizeof reason);
+                                                     server_keys ? NULL : pregen ? csrs[i] : csr, &id, reason,
+                                                     sizeof reason);
         pthread_mutex_lock(&out_lock);
         if (st == PROVISION_OK) {
             ok_count++;
@@ -135,6 +139,7 @@ int main(int argc, char **argv)
     for (int i = 5; i < argc; i++) {
         if (!strcmp(argv[i], "--server-keys")) server_keys = 1;
         else if (!strcmp(argv[i], "--bench")) bench = 1;
+        else if (!strcmp(argv[i], "--pregen")) pregen = 1;
         else if (i + 1 < argc && !strcmp(argv[i], "--product")) product = argv[++i];
         else if (i + 1 < argc && !strcmp(argv[i], "--prefix")) prefix = argv[++i];
         else if (i + 1 < argc && !strcmp(argv[i], "--ca")) ca = argv[++i];
@@ -145,15 +150,28 @@ int main(int argc, char **argv)
     if (total < 1 || threads < 1 || threads > 256) return fprintf(stderr, "pv_load: bad N or THREADS\n"), 2;
     if (!(out = fopen(argv[4], "w"))) return fprintf(stderr, "pv_load: cannot write %s\n", argv[4]), 2;
     pthread_t *th = calloc((size_t)threads, sizeof *th);
+    if (pregen && !server_keys) {
+        csrs = calloc((size_t)total, sizeof *csrs);
+        for (long i = 0; i < total; i++) {
+            char board[64], csr[4096];
+            snprintf(board, sizeof board, "%s-B%07ld", prefix, i);
+            if (make_csr(board, csr, sizeof csr)) return fprintf(stderr, "pv_load: cannot make a CSR\n"), 1;
+            csrs[i] = strdup(csr);
+        }
+    }
     double t0 = now_s();
     for (long t = 0; t < threads; t++) pthread_create(&th[t], NULL, worker, (void *)(intptr_t)t);
     for (int t = 0; t < threads; t++) pthread_join(th[t], NULL);
     double el = now_s() - t0;
     fclose(out);
     free(th);
+    for (long i = 0; csrs && i < total; i++) free(csrs[i]);
+    free(csrs);
     printf("pv_load: %ld ok, %ld refused, %ld unavailable in %.2f s: %.0f issuances/s (%d clients, %s)\n", ok_count,
            refused_count, unavailable_count, el, (double)ok_count / el, threads,
-           server_keys ? "server-generated keys" : "CSR made per unit, signed by the server");
+           server_keys ? "server-generated keys"
+           : pregen    ? "CSRs made beforehand, signed by the server"
+                       : "CSR made per unit, signed by the server");
     if (first_reason[0]) printf("pv_load: first failure: %s\n", first_reason);
     if (bench) printf("pv_load: bare OpenSSL ECDSA P-256 signing, 1 thread: %.0f signatures/s\n", bench_sign(1.0));
     return ok_count == total ? 0 : 1;
