@@ -16,6 +16,7 @@
 
 #define ADAPTER_MAX_MEASUREMENTS 64
 #define ADAPTER_ID_MAX 65 /* board ids: 64 characters + NUL */
+#define ADAPTER_MAX_MACS 8
 
 typedef struct adapter_image {
     const char *version;
@@ -55,13 +56,34 @@ typedef struct adapter_result {
     int n_cal_points;
     double cal_residual;                                   /* set by the agent's fit */
     int lock_verified;                                     /* LOCK */
+    /* PROVISION: the identity as read back from the board after writing it. */
+    char serial[128];
+    char device_id[40];
+    char macs[ADAPTER_MAX_MACS][18];
+    int n_macs;
+    char cert_sha256[65];  /* SHA-256 of the certificate's DER, lowercase hex */
 } adapter_result;
+
+/* A unit's identity as issued by the provisioning server, for PROVISION to
+ * write into the board. The agent owns it and wipes private_key after the
+ * step: an adapter must not keep a copy. */
+typedef struct adapter_identity {
+    const char *serial, *device_id, *factory_code, *issued_at;
+    const char (*macs)[18];
+    int n_macs;
+    const char *certificate; /* PEM, CN = serial */
+    const char *ca_chain;    /* PEM */
+    const char *private_key; /* PEM when the server generated the key; NULL when the board made a CSR */
+    const char *cert_sha256;
+} adapter_identity;
 
 typedef struct adapter_step_ctx {
     const char *station;
     const char *lot_id;
     const char *board_id;
     const adapter_image *image; /* the release bound to this board (WRITE, VERIFY) */
+    const char *product;        /* the lot's product */
+    const adapter_identity *identity; /* PROVISION: what to write */
 } adapter_step_ctx;
 
 typedef void (*adapter_step_fn)(void *state, const adapter_step_ctx *ctx, adapter_result *res);
@@ -83,6 +105,11 @@ typedef struct adapter {
      * read-back matches. Needed by adapters whose calibrate reports points. */
     void (*write_calibration)(void *state, const adapter_step_ctx *ctx, double offset, double gain,
                               adapter_result *res);
+    /* Optional, for PROVISION: the board makes its own key pair (as a secure
+     * element would) and returns a PEM CSR for it: 0 with a CSR, 1 when this
+     * board cannot make keys (the server then generates it), -1 on failure.
+     * Without the callback the provisioning server generates the key. */
+    int (*provision_csr)(void *state, const adapter_step_ctx *ctx, char *csr, size_t len);
 } adapter;
 
 /* The adapter registered under name, or NULL. */

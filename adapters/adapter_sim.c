@@ -12,6 +12,11 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include "adapter.h"
 #include "firmware.h"
 
@@ -20,6 +25,16 @@
 typedef struct sim_flash_slot {
     char board_id[ADAPTER_ID_MAX];
     char sha256[65]; /* digest of the flash content */
+    /* The identity area (PROVISION) and the "secure element": the digest of
+     * the public key of the pair the board made (its private key never
+     * leaves the simulated element: it is dropped once the CSR is signed). */
+    char serial[128];
+    char device_id[40];
+    char macs[ADAPTER_MAX_MACS][18];
+    int n_macs;
+    char cert_sha256[65];
+    unsigned char pub_sha256[32];
+    int has_pub;
 } sim_flash_slot;
 
 static pthread_mutex_t sim_flash_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -31,11 +46,12 @@ typedef struct sim_state {
     double boards_per_second;
     double fail_rate;
     long step_ms;
+    int server_keys; /* the simulated board has no key generator */
     uint64_t rng;
     struct timespec next_arrival;
 } sim_state;
 
-static const char *const sim_keys[] = {"boards_per_second", "fail_rate", "step_ms", "seed", NULL};
+static const char *const sim_keys[] = {"boards_per_second", "fail_rate", "step_ms", "seed", "server_keys", NULL};
 
 /* xorshift64*: tiny, seedable, and good enough to pick failures. */
 static double sim_random(sim_state *s)
@@ -73,17 +89,19 @@ static int sim_num(const config_station *st, const char *key, double lo, double 
 
 static int sim_open(void **state, const config_station *st, char *err, size_t err_len)
 {
-    double bps = 5, fail = 0, step = 0, seed = 1;
+    double bps = 5, fail = 0, step = 0, seed = 1, server_keys = 0;
     if (sim_num(st, "sim.boards_per_second", 0.001, 1e9, &bps, err, err_len) ||
         sim_num(st, "sim.fail_rate", 0, 1, &fail, err, err_len) ||
         sim_num(st, "sim.step_ms", 0, 3600000, &step, err, err_len) ||
-        sim_num(st, "sim.seed", 0, 1e18, &seed, err, err_len))
+        sim_num(st, "sim.seed", 0, 1e18, &seed, err, err_len) ||
+        sim_num(st, "sim.server_keys", 0, 1, &server_keys, err, err_len))
         return -1;
     sim_state *s = calloc(1, sizeof *s);
     snprintf(s->station, sizeof s->station, "%s", st->name);
     s->boards_per_second = bps;
     s->fail_rate = fail;
     s->step_ms = (long)step;
+    s->server_keys = server_keys != 0;
     s->rng = (uint64_t)seed * 0x9E3779B97F4A7C15ull + 1; /* never 0: xorshift would stick */
     clock_gettime(CLOCK_MONOTONIC, &s->next_arrival);
     *state = s;
@@ -170,12 +188,111 @@ static void sim_verify(void *state, const adapter_step_ctx *ctx, adapter_result 
     }
 }
 
+/* The slot of a board, made when the board has none yet (lock held). */
+static sim_flash_slot *sim_slot_get(const char *board_id)
+{
+    sim_flash_slot *f = sim_flash_find(board_id);
+    if (!f) {
+        f = &sim_flash[sim_flash_next];
+        sim_flash_next = (sim_flash_next + 1) % SIM_FLASH_SLOTS;
+        memset(f, 0, sizeof *f);
+        snprintf(f->board_id, sizeof f->board_id, "%s", board_id);
+    }
+    return f;
+}
+
+/* SHA-256 of a public key's DER (SubjectPublicKeyInfo). */
+static int sim_pub_digest(EVP_PKEY *k, unsigned char out[32])
+{
+    unsigned char *der = NULL;
+    int n = i2d_PUBKEY(k, &der);
+    unsigned int len = 0;
+    int ok = n > 0 && EVP_Digest(der, (size_t)n, out, &len, EVP_sha256(), NULL) == 1 && len == 32;
+    OPENSSL_free(der);
+    return ok ? 0 : -1;
+}
+
+/* The board makes its key pair and a CSR, as a secure element would. */
+static int sim_provision_csr(void *state, const adapter_step_ctx *ctx, char *csr, size_t len)
+{
+    if (((sim_state *)state)->server_keys) return 1;
+    EVP_PKEY *k = EVP_EC_gen("P-256");
+    X509_REQ *req = X509_REQ_new();
+    BIO *b = BIO_new(BIO_s_mem());
+    unsigned char digest[32];
+    int rc = -1;
+    char *p;
+    long n;
+    if (k && req && b && X509_REQ_set_pubkey(req, k) &&
+        X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN", MBSTRING_ASC,
+                                   (const unsigned char *)ctx->board_id, -1, -1, 0) &&
+        X509_REQ_sign(req, k, EVP_sha256()) > 0 && PEM_write_bio_X509_REQ(b, req) &&
+        (n = BIO_get_mem_data(b, &p)) > 0 && (size_t)n < len && sim_pub_digest(k, digest) == 0) {
+        memcpy(csr, p, (size_t)n);
+        csr[n] = 0;
+        pthread_mutex_lock(&sim_flash_lock);
+        sim_flash_slot *f = sim_slot_get(ctx->board_id);
+        memcpy(f->pub_sha256, digest, sizeof digest);
+        f->has_pub = 1;
+        pthread_mutex_unlock(&sim_flash_lock);
+        rc = 0;
+    }
+    BIO_free(b);
+    X509_REQ_free(req);
+    EVP_PKEY_free(k); /* frees (and clears) the private key */
+    return rc;
+}
+
+/* Writes the identity into the board's identity area, then reads it back
+ * into r; the agent compares. A certificate whose key is not the board's
+ * own is refused, as a real secure element would. */
 static void sim_provision(void *state, const adapter_step_ctx *ctx, adapter_result *r)
 {
-    /* Identities come only from the provisioning server (rule P1); until the
-     * agent asks one, a sim station has nothing to write. */
-    snprintf(r->failure_mode, sizeof r->failure_mode, "provision_unavailable");
-    snprintf(r->detail, sizeof r->detail, "no provisioning server configured");
+    sim_state *s = state;
+    const adapter_identity *id = ctx->identity;
+    if (!id) {
+        /* Identities come only from the provisioning server (rule P1). */
+        snprintf(r->failure_mode, sizeof r->failure_mode, "provision_unavailable");
+        snprintf(r->detail, sizeof r->detail, "no provisioning server configured");
+        return;
+    }
+    sim_sleep_ms(s->step_ms);
+    unsigned char cert_pub[32];
+    int key_ok = 0;
+    BIO *b = BIO_new_mem_buf(id->certificate, -1);
+    X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+    BIO_free(b);
+    int have_cert_pub = x && sim_pub_digest(X509_get0_pubkey(x), cert_pub) == 0;
+    X509_free(x);
+    if (sim_fails(s)) {
+        snprintf(r->failure_mode, sizeof r->failure_mode, "provision_write_failed");
+        snprintf(r->detail, sizeof r->detail, "identity area did not accept the write");
+        return;
+    }
+    pthread_mutex_lock(&sim_flash_lock);
+    sim_flash_slot *f = sim_slot_get(ctx->board_id);
+    /* With a server-made key (no CSR) the element takes the key it is given. */
+    key_ok = have_cert_pub && (id->private_key ? 1 : f->has_pub && memcmp(f->pub_sha256, cert_pub, 32) == 0);
+    if (key_ok) {
+        snprintf(f->serial, sizeof f->serial, "%s", id->serial);
+        snprintf(f->device_id, sizeof f->device_id, "%s", id->device_id);
+        f->n_macs = id->n_macs < ADAPTER_MAX_MACS ? id->n_macs : ADAPTER_MAX_MACS;
+        for (int i = 0; i < f->n_macs; i++) snprintf(f->macs[i], sizeof f->macs[i], "%s", id->macs[i]);
+        snprintf(f->cert_sha256, sizeof f->cert_sha256, "%s", id->cert_sha256 ? id->cert_sha256 : "");
+        /* read back */
+        memcpy(r->serial, f->serial, sizeof r->serial);
+        memcpy(r->device_id, f->device_id, sizeof r->device_id);
+        memcpy(r->macs, f->macs, sizeof r->macs);
+        r->n_macs = f->n_macs;
+        memcpy(r->cert_sha256, f->cert_sha256, sizeof r->cert_sha256);
+    }
+    pthread_mutex_unlock(&sim_flash_lock);
+    if (!key_ok) {
+        snprintf(r->failure_mode, sizeof r->failure_mode, "provision_key_mismatch");
+        snprintf(r->detail, sizeof r->detail, "certificate for %s does not hold the board's own key", id->serial);
+        return;
+    }
+    r->passed = 1;
 }
 
 static void sim_test(void *state, const adapter_step_ctx *ctx, adapter_result *r)
@@ -239,4 +356,5 @@ const adapter adapter_sim = {
     .calibrate = sim_calibrate,
     .lock = sim_lock,
     .close = sim_close,
+    .provision_csr = sim_provision_csr,
 };

@@ -164,6 +164,21 @@ static int on_key(void *user, const char *section, const char *key, const char *
             if (parse_long(v, 1, 10000000, &x)) return BAD("queue_high_water must be 1..10000000");
             c->kafka_queue_high_water = (int)x;
         } else kv_add(&c->kafka_props, &c->n_kafka_props, key, v);
+    } else if (strcmp(section, "provisioning") == 0) {
+        if (strcmp(key, "url") == 0) {
+            if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8))
+                return BAD("url must start with https:// (http:// for a server on loopback)");
+            set_str(&c->prov_url, v);
+        } else if (strcmp(key, "ca_file") == 0) set_str(&c->prov_ca_file, v);
+        else if (strcmp(key, "cert_file") == 0) set_str(&c->prov_cert_file, v);
+        else if (strcmp(key, "key_file") == 0) set_str(&c->prov_key_file, v);
+        else if (strcmp(key, "timeout_ms") == 0) {
+            if (parse_long(v, 100, 600000, &x)) return BAD("timeout_ms must be 100..600000");
+            c->prov_timeout_ms = x;
+        } else if (strcmp(key, "retries") == 0) {
+            if (parse_long(v, 0, 20, &x)) return BAD("retries must be 0..20");
+            c->prov_retries = (int)x;
+        } else return BAD("unknown key \"%s\" in [provisioning]", key);
     } else {
         return BAD("unknown section [%s]", section);
     }
@@ -196,6 +211,8 @@ static void set_defaults(config *c)
     c->spool_batch_max = 2048;
     c->mqtt_keepalive_s = 30;
     c->kafka_queue_high_water = 10000;
+    c->prov_timeout_ms = 5000;
+    c->prov_retries = 3;
 }
 
 static int finish(config *c, char *err, size_t err_len)
@@ -223,6 +240,14 @@ static int finish(config *c, char *err, size_t err_len)
         return snprintf(err, err_len, "[agent] site and line may not contain MQTT wildcards + or #"), -1;
     if (c->mqtt_password_file && read_secret_file(c->mqtt_password_file, &c->mqtt_password, err, err_len))
         return -1;
+    if (!c->prov_url && (c->prov_ca_file || c->prov_cert_file || c->prov_key_file))
+        return snprintf(err, err_len, "[provisioning] url is required when the section is used"), -1;
+    if (!c->prov_cert_file != !c->prov_key_file)
+        return snprintf(err, err_len, "[provisioning] cert_file and key_file go together"), -1;
+    if (c->prov_url && strncmp(c->prov_url, "http://", 7) == 0 && strncmp(c->prov_url, "http://127.", 11) &&
+        strncmp(c->prov_url, "http://localhost", 16) && strncmp(c->prov_url, "http://[::1]", 12))
+        return snprintf(err, err_len, "[provisioning] plain http:// is allowed for a server on loopback only; "
+                                      "use https:// with ca_file, cert_file and key_file"), -1;
     if (c->n_stations == 0) return snprintf(err, err_len, "no [station NAME] section: the line needs at least one station"), -1;
     for (size_t i = 0; i < c->n_stations; i++) {
         config_station *st = &c->stations[i];
@@ -278,7 +303,8 @@ void config_free(config *c)
     char **strs[] = {&c->site, &c->line, &c->spool_path, &c->log_level, &c->firmware_ca_file,
                      &c->spool_synchronous, &c->mqtt_uri, &c->mqtt_client_id, &c->mqtt_username,
                      &c->mqtt_password_file, &c->mqtt_ca_file, &c->mqtt_cert_file, &c->mqtt_key_file,
-                     &c->topic_prefix, &c->kafka_topic};
+                     &c->topic_prefix, &c->kafka_topic, &c->prov_url, &c->prov_ca_file,
+                     &c->prov_cert_file, &c->prov_key_file};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) free(*strs[i]);
     if (c->mqtt_password) {
         explicit_bzero(c->mqtt_password, strlen(c->mqtt_password));
@@ -339,6 +365,13 @@ void config_print(const config *c, FILE *out)
     print_kv(out, "key_file", c->mqtt_key_file);
     fprintf(out, "\n[kafka]\ntopic = %s\nqueue_high_water = %d\n", c->kafka_topic, c->kafka_queue_high_water);
     for (size_t i = 0; i < c->n_kafka_props; i++) print_kv(out, c->kafka_props[i].key, c->kafka_props[i].value);
+    if (c->prov_url) {
+        fprintf(out, "\n[provisioning]\nurl = %s\ntimeout_ms = %ld\nretries = %d\n", c->prov_url,
+                c->prov_timeout_ms, c->prov_retries);
+        print_kv(out, "ca_file", c->prov_ca_file);
+        print_kv(out, "cert_file", c->prov_cert_file);
+        print_kv(out, "key_file", c->prov_key_file);
+    }
     for (size_t i = 0; i < c->n_stations; i++) {
         const config_station *st = &c->stations[i];
         fprintf(out, "\n[station %s]\nadapter = %s\nsteps =", st->name, st->adapter);

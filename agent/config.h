@@ -47,6 +47,10 @@ typedef struct config {
     int kafka_queue_high_water;
     config_kv *kafka_props; /* handed to librdkafka as is */
     size_t n_kafka_props;
+    /* [provisioning]: the provisioning server (provisiond); url NULL = none */
+    char *prov_url, *prov_ca_file, *prov_cert_file, *prov_key_file;
+    long prov_timeout_ms;
+    int prov_retries;
     /* [station NAME], in file order */
     config_station *stations;
     size_t n_stations;

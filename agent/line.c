@@ -55,6 +55,9 @@ typedef struct unit {
     int finished; /* outcome committed; waiting for the station to let go */
     int calibrated, lock_verified; /* for the end-of-line check */
     uint32_t site;                 /* fixture site of the latest step result */
+    /* Issued at PROVISION. Not in the spool: a board resumed after a restart
+     * runs its flow again and the server returns the same identity. */
+    char serial[128];
     struct unit *prev, *next; /* every live unit, so stop can free them */
 } unit;
 
@@ -238,6 +241,15 @@ static void ev_init(TraceEvent *ev, const lot *l, const char *st_name, const cha
 static int ev_commit(line *ln, TraceEvent *ev)
 {
     ln->after.events++;
+    /* Every event of a provisioned unit carries its serial. The units on the
+     * line are few, so a walk is cheap and keeps every emitter unchanged. */
+    if (ev->board_id && (!ev->serial || !*ev->serial))
+        for (const unit *u = ln->units; u; u = u->next)
+            if (u->serial[0] && strcmp(u->st.board_id, ev->board_id) == 0 &&
+                strcmp(u->st.lot_id, ev->lot_id ? ev->lot_id : "") == 0) {
+                ev->serial = (char *)u->serial;
+                break;
+            }
     return event_commit(ln->sp, ln->cfg->site, ln->cfg->line, ev);
 }
 
@@ -392,6 +404,20 @@ static int on_step_passed(line *ln, unit *u, const char *st_name, Step s, const 
         ev.version_changeover = &c;
         log_info("lot %s: firmware changeover %s -> %s after board %s, first new board %s", l->st.lot_id,
                  co.from_version, co.to_version, co.last_board_old, co.first_board_new);
+        return ev_commit(ln, &ev);
+    }
+    case LINEAGENT__V1__STEP__PROVISION: {
+        Lineagent__V1__UnitProvisioned b = LINEAGENT__V1__UNIT_PROVISIONED__INIT;
+        char *macs[ADAPTER_MAX_MACS];
+        snprintf(u->serial, sizeof u->serial, "%s", res->serial);
+        b.serial = u->serial;
+        b.device_id = (char *)res->device_id;
+        b.certificate_sha256 = (char *)res->cert_sha256;
+        for (int i = 0; i < res->n_macs && i < ADAPTER_MAX_MACS; i++) macs[i] = (char *)res->macs[i];
+        b.n_macs = (size_t)(res->n_macs < ADAPTER_MAX_MACS ? res->n_macs : ADAPTER_MAX_MACS);
+        b.macs = macs;
+        ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_UNIT_PROVISIONED;
+        ev.unit_provisioned = &b;
         return ev_commit(ln, &ev);
     }
     case LINEAGENT__V1__STEP__CALIBRATE: {
@@ -552,7 +578,7 @@ static int reject_order(line *ln, intake_decision *d, const char *reason)
 static const char *order_conflict(line *ln, const JobOrder *o, lot *l, char *buf, size_t n)
 {
     for (size_t i = 0; i < o->n_flow; i++) {
-        if (o->flow[i] == LINEAGENT__V1__STEP__PROVISION)
+        if (o->flow[i] == LINEAGENT__V1__STEP__PROVISION && !ln->cfg->prov_url)
             return snprintf(buf, n, "flow includes PROVISION but no provisioning server is configured"), buf;
         if (!(ln->caps & (1u << o->flow[i])))
             return snprintf(buf, n, "no station on this line performs %s", order_step_name(o->flow[i])), buf;
@@ -662,6 +688,8 @@ static void line_dispatch_to(line *ln, unit *u, int load, station *st)
                        .steps_done = u->st.steps_done};
     snprintf(job.lot_id, sizeof job.lot_id, "%s", l->st.lot_id);
     snprintf(job.board_id, sizeof job.board_id, "%s", u->st.board_id);
+    snprintf(job.product, sizeof job.product, "%s", l->order->product);
+    snprintf(job.order_id, sizeof job.order_id, "%s", l->st.order_id);
     memcpy(job.flow, l->flow, sizeof job.flow);
     /* The release is bound when the job that writes is handed out: boards
      * not yet written then take the newest revision, in dispatch order. */
@@ -821,6 +849,10 @@ line *line_start(const config *cfg, spool *sp, const line_hooks *hooks, char *er
     ln->stations = calloc(cfg->n_stations, sizeof *ln->stations);
     for (size_t i = 0; i < cfg->n_stations; i++) {
         ln->stations[i] = station_start(&cfg->stations[i], line_post_station, ln, err, err_len);
+        if (ln->stations[i] && station_enable_provisioning(ln->stations[i], cfg, err, err_len)) {
+            station_stop(ln->stations[i], NULL);
+            ln->stations[i] = NULL;
+        }
         if (!ln->stations[i]) {
             line_stop(ln);
             return NULL;

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "provision_step.h"
+
 typedef struct station_node {
     station_job job;
     struct station_node *next;
@@ -25,6 +27,7 @@ typedef struct station_site {
     pthread_t thread;
     int started;
     latency_hist dispatch; /* written by this site's worker only */
+    provision_client *prov; /* this site's own; NULL: no provisioning server */
 } station_site;
 
 struct station {
@@ -237,8 +240,11 @@ static void station_run(station_site *ss, station_job *job)
         }
         station_result *r = station_result_new(ss, job, STATION_STEP, &out);
         r->step = s;
-        adapter_step_ctx ctx = {st->name, job->lot_id, job->board_id, job->image};
-        fn(ss->ad_state, &ctx, &r->res);
+        adapter_step_ctx ctx = {st->name, job->lot_id, job->board_id, job->image, job->product, NULL};
+        if (s == LINEAGENT__V1__STEP__PROVISION && ss->prov)
+            provision_step_run(ss->prov, st->ad, ss->ad_state, &ctx, job->order_id, &r->res);
+        else
+            fn(ss->ad_state, &ctx, &r->res);
         if (s == LINEAGENT__V1__STEP__CALIBRATE) station_calibrate(ss, job, &ctx, &r->res);
         if (r->res.passed) station_judge_items(&r->res, job->limits, s == LINEAGENT__V1__STEP__TEST ? job->n_limits : 0);
         if (!r->res.passed && !r->res.failure_mode[0])
@@ -312,6 +318,17 @@ station *station_start(const config_station *cfg, station_post_fn post, void *ud
     return st;
 }
 
+int station_enable_provisioning(station *st, const config *cfg, char *err, size_t err_len)
+{
+    if (!cfg->prov_url || !(st->steps & (1u << LINEAGENT__V1__STEP__PROVISION))) return 0;
+    provision_settings ps = {cfg->prov_url, cfg->prov_ca_file, cfg->prov_cert_file, cfg->prov_key_file,
+                             cfg->prov_timeout_ms, cfg->prov_retries};
+    /* One client per site: a libcurl handle belongs to one thread. */
+    for (uint32_t k = 0; k < st->n_sites; k++)
+        if (!(st->sites[k].prov = provision_client_new(&ps, err, err_len))) return -1;
+    return 0;
+}
+
 void station_submit(station *st, const station_job *job)
 {
     station_node *n = malloc(sizeof *n);
@@ -352,8 +369,10 @@ void station_stop(station *st, latency_hist *lat)
         next = n->next;
         free(n);
     }
-    for (uint32_t k = 0; k < st->n_sites; k++)
+    for (uint32_t k = 0; k < st->n_sites; k++) {
         if (st->sites[k].ad_state) st->ad->close(st->sites[k].ad_state);
+        provision_client_free(st->sites[k].prov);
+    }
     free(st->sites);
     pthread_mutex_destroy(&st->lock);
     pthread_cond_destroy(&st->cond);

@@ -31,6 +31,8 @@ typedef struct station_job {
     int n_limits;
     double cal_max_residual; /* CALIBRATE: 0 = no limit */
     int64_t queued_ns;     /* set by station_submit */
+    char product[ADAPTER_ID_MAX];  /* for PROVISION */
+    char order_id[ADAPTER_ID_MAX]; /* for PROVISION */
 } station_job;
 
 enum station_result_kind { STATION_LOADED, STATION_STEP, STATION_DONE };
@@ -55,6 +57,11 @@ typedef void (*station_post_fn)(void *ud, station_result *first, station_result 
 
 /* Opens the adapter and starts the worker. NULL with err on failure. */
 station *station_start(const config_station *cfg, station_post_fn post, void *ud, char *err, size_t err_len);
+/* Gives each of the station's sites its own client of the provisioning
+ * server (one keep-alive connection per site thread); call before submitting
+ * jobs.
+ * 0, or -1 with err. */
+int station_enable_provisioning(station *st, const config *cfg, char *err, size_t err_len);
 /* Queues a job (copied). */
 void station_submit(station *st, const station_job *job);
 /* Jobs queued or running. */

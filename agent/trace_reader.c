@@ -63,6 +63,8 @@ typedef struct trace_reader_lot {
     size_t n_failures;
     TraceEvent **changeovers; /* kept whole: few, and every field is printed */
     size_t n_changeovers;
+    unsigned provisioned;              /* unit_provisioned events */
+    char *serial_min, *serial_max;     /* the range of serials issued */
 } trace_reader_lot;
 
 /* seq is per agent; a line agent is identified by site and line. */
@@ -274,6 +276,19 @@ static int trace_reader_account(trace_reader_state *st, TraceEvent *ev)
         *(TraceEvent **)trace_reader_push(&lot->changeovers, &lot->n_changeovers,
                                           sizeof *lot->changeovers) = ev;
         return 1;
+    case LINEAGENT__V1__TRACE_EVENT__BODY_UNIT_PROVISIONED: {
+        const char *sn = ev->unit_provisioned->serial;
+        lot->provisioned++;
+        if (!lot->serial_min || strcmp(sn, lot->serial_min) < 0) {
+            free(lot->serial_min);
+            lot->serial_min = trace_reader_strdup(sn);
+        }
+        if (!lot->serial_max || strcmp(sn, lot->serial_max) > 0) {
+            free(lot->serial_max);
+            lot->serial_max = trace_reader_strdup(sn);
+        }
+        break;
+    }
     case LINEAGENT__V1__TRACE_EVENT__BODY_LOT_COMPLETED:
         lot->completed_ms = ev->time_ms;
         lot->reported_quantity = ev->lot_completed->quantity;
@@ -383,6 +398,8 @@ static void trace_reader_print_lot(const trace_reader_lot *lot)
            failed, completed ? 100.0 * passed / completed : 0.0);
     if (lot->completed_ms && (lot->reported_passed != passed || lot->reported_failed != failed))
         printf("  NOTE: lot_completed counts differ from the unit events above\n");
+    if (lot->provisioned)
+        printf("  serials: %u provisioned, %s .. %s\n", lot->provisioned, lot->serial_min, lot->serial_max);
     if (lot->n_versions) printf("  firmware versions (unit_completed):\n");
     for (size_t i = 0; i < lot->n_versions; i++)
         printf("    %-16s %u units, %u passed\n",
@@ -474,6 +491,7 @@ static void trace_reader_free(trace_reader_state *st)
         }
         for (size_t k = 0; k < lot->n_changeovers; k++)
             lineagent__v1__trace_event__free_unpacked(lot->changeovers[k], NULL);
+        free(lot->serial_min), free(lot->serial_max);
         free(lot->boards.keys), free(lot->boards.vals), free(lot->versions), free(lot->failures),
             free(lot->changeovers);
         free(lot->lot_id), free(lot->order_id), free(lot->product);

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # demo.sh - the main job end to end on the embedded defaults: a real
 # mosquitto on a free loopback port, the agent with its embedded Kafka mock
-# cluster, a 50-board lot over 4 simulated stations with a firmware change
-# mid-lot, and a traceability summary read back from Kafka by a consumer.
+# cluster, provisiond (the provisioning server, plain HTTP on loopback), a
+# 50-board lot over 5 simulated stations with a firmware change mid-lot and
+# every board provisioned with a serial, MACs and a certificate, a
+# traceability summary read back from Kafka by a consumer, and the ledger audit.
 # Stops everything it started; exits non-zero if any step fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +14,7 @@ deploy/deps.sh demo
 cmake -S . -B build/demo -DCMAKE_BUILD_TYPE=Release -DLINEAGENT_TESTS=OFF >/dev/null
 cmake --build build/demo -j"$(nproc)" >/dev/null
 AGENT=$ROOT/build/demo/lineagent
+PROVISIOND=$ROOT/build/demo/services/provisiond/provisiond
 
 W=$(mktemp -d /tmp/lineagent-demo.XXXXXX)
 PIDS=()
@@ -39,6 +42,31 @@ mosquitto -c "$W/mosquitto.conf" >"$W/mosquitto.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 50); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
 
+say "provisiond: a trial factory CA, a ledger, plain HTTP on 127.0.0.1"
+cat >"$W/provisiond.conf" <<CONF
+[server]
+listen = 127.0.0.1:0
+[ledger]
+path = $W/ledger.db
+[ca]
+cert = $W/factory-ca.pem
+key = $W/factory-ca.key
+[product PCBA-100]
+serial_format = {product}-{yy}{ww}-{seq:06}
+mac_first = 02:00:5e:10:00:00
+mac_last = 02:00:5e:10:ff:ff
+macs_per_unit = 2
+cert_days = 3650
+factory_code = F01
+CONF
+"$PROVISIOND" init-ca -c "$W/provisiond.conf" | sed 's/^/  /'
+"$PROVISIOND" serve -c "$W/provisiond.conf" >"$W/provisiond.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 50); do grep -qs "listening on" "$W/provisiond.log" && break; sleep 0.1; done
+PV_PORT=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$W/provisiond.log")
+[ -n "$PV_PORT" ] || { echo "demo: provisiond did not start" >&2; cat "$W/provisiond.log" >&2; exit 1; }
+echo "  provisiond at http://127.0.0.1:$PV_PORT"
+
 say "firmware releases 1.0.0 and 1.1.0"
 for v in 1.0.0 1.1.0; do
   { head -c 131072 /dev/urandom; printf 'PCBA-100 firmware %s' "$v"; } >"$W/fw-$v.bin"
@@ -54,12 +82,18 @@ spool = $W/spool.db
 uri = tcp://127.0.0.1:$port
 [kafka]
 bootstrap.servers = embedded
+[provisioning]
+url = http://127.0.0.1:$PV_PORT
 [station prog1]
 adapter = sim
 steps = write, verify
 sim.boards_per_second = 10
 sim.fail_rate = 0.04
 sim.step_ms = 20
+[station prov1]
+adapter = sim
+steps = provision
+sim.step_ms = 15
 [station fct1]
 adapter = sim
 steps = test
@@ -78,7 +112,7 @@ steps = lock
 sim.step_ms = 10
 CONF
 
-say "lineagent with the embedded Kafka (4 stations: prog1 write+verify, fct1 test, cal1 calibrate, lock1 lock)"
+say "lineagent with the embedded Kafka (5 stations: prog1 write+verify, prov1 provision, fct1 test, cal1 calibrate, lock1 lock)"
 "$AGENT" run -c "$W/lineagent.conf" >"$W/agent.log" 2>&1 &
 AGENT_PID=$!
 PIDS+=("$AGENT_PID")
@@ -91,7 +125,7 @@ sleep 0.3
 
 order() { # order REVISION VERSION
   local sha; sha=$(sha256sum "$W/fw-$2.bin" | cut -d' ' -f1)
-  printf '{"orderId":"WO-1001","revision":%s,"lotId":"LOT-2026-0042","product":"PCBA-100","quantity":50,"firmware":{"version":"%s","sha256":"%s","url":"file://%s","build":"PRODUCTION"},"flow":["WRITE","VERIFY","TEST","CALIBRATE","LOCK"]}' \
+  printf '{"orderId":"WO-1001","revision":%s,"lotId":"LOT-2026-0042","product":"PCBA-100","quantity":50,"firmware":{"version":"%s","sha256":"%s","url":"file://%s","build":"PRODUCTION"},"flow":["WRITE","VERIFY","PROVISION","TEST","CALIBRATE","LOCK"]}' \
     "$1" "$2" "$sha" "$W/fw-$2.bin"
 }
 say "MES publishes order WO-1001 rev 1: lot LOT-2026-0042, 50 x PCBA-100, firmware 1.0.0"
@@ -112,5 +146,8 @@ kill -TERM "$AGENT_PID"
 rc=0; wait "$AGENT_PID" || rc=$?
 grep -E "spool flushed|stopped cleanly" "$W/agent.log" | sed 's/^/  /'
 [ "$rc" -eq 0 ] || { echo "demo: agent exited $rc" >&2; exit 1; }
+
+say "provisiond audit of the issuance ledger"
+"$PROVISIOND" audit -c "$W/provisiond.conf" | sed 's/^/  /'
 echo
-echo "demo OK. Agent log, config and spool: $W"
+echo "demo OK. Agent log, config and spool, provisiond ledger: $W"

@@ -96,7 +96,7 @@ static void test_argv_substituted_without_shell(void **state)
     void *s = open_exec(prog, "--step={step} {image} id={board_id} {lot_id}:{serial} {version}", NULL, NULL, NULL);
     assert_non_null(s);
     /* Shell syntax in a value stays one literal argument. */
-    adapter_step_ctx ctx = {"x1", "LOT;$(touch pwned)", "B 1", &img};
+    adapter_step_ctx ctx = {.station = "x1", .lot_id = "LOT;$(touch pwned)", .board_id = "B 1", .image = &img};
     adapter_result r = {0};
     adapter_find("exec")->write(s, &ctx, &r);
     assert_true(r.passed);
@@ -114,7 +114,7 @@ static void test_exit_status_and_stderr(void **state)
 {
     const char *prog = script("fail.sh", "echo 'probe not found' >&2; exit 3");
     void *s = open_exec(prog, NULL, NULL, NULL, NULL);
-    adapter_step_ctx ctx = {"x1", "LOT", "B1", &img};
+    adapter_step_ctx ctx = {.station = "x1", .lot_id = "LOT", .board_id = "B1", .image = &img};
     adapter_result r = {0};
     adapter_find("exec")->write(s, &ctx, &r);
     assert_false(r.passed);
@@ -129,7 +129,7 @@ static void test_timeout_kills_process_group(void **state)
     snprintf(body, sizeof body, "sleep 30 & echo $! > %s/child; trap '' TERM; sleep 30", dir);
     const char *prog = script("hang.sh", body);
     void *s = open_exec(prog, NULL, "300", NULL, NULL);
-    adapter_step_ctx ctx = {"x1", "LOT", "B1", &img};
+    adapter_step_ctx ctx = {.station = "x1", .lot_id = "LOT", .board_id = "B1", .image = &img};
     adapter_result r = {0};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -162,7 +162,7 @@ static void test_json_line_measurements(void **state)
                                          "echo 'not json {'\n"
                                          "echo '{\"name\":\"i_idle\",\"value\":0.031,\"unit\":\"A\"}'");
     void *s = open_exec(prog, NULL, NULL, NULL, NULL);
-    adapter_step_ctx ctx = {"x1", "LOT", "B1", NULL};
+    adapter_step_ctx ctx = {.station = "x1", .lot_id = "LOT", .board_id = "B1", .image = NULL};
     adapter_result r = {0};
     adapter_find("exec")->test(s, &ctx, &r);
     assert_true(r.passed);
@@ -194,7 +194,7 @@ static void test_openhtf_record(void **state)
                                          "       \"banner\": {\"outcome\": \"PASS\", \"measured_value\": \"fw 2.1.0\"}}}\n"
                                          "  ]\n}\nEOF");
     void *s = open_exec(prog, NULL, NULL, NULL, NULL);
-    adapter_step_ctx ctx = {"x1", "LOT", "B1", NULL};
+    adapter_step_ctx ctx = {.station = "x1", .lot_id = "LOT", .board_id = "B1", .image = NULL};
     adapter_result r = {0};
     adapter_find("exec")->test(s, &ctx, &r);
     assert_true(r.passed);
@@ -218,7 +218,7 @@ static void test_output_bounded(void **state)
                                            "for i in $(seq 5000); do echo \"noise $i\" >&2; done\n"
                                            "echo '{\"name\":\"late\",\"value\":2}'");
     void *s = open_exec(prog, NULL, NULL, "4096", NULL);
-    adapter_step_ctx ctx = {"x1", "LOT", "B1", NULL};
+    adapter_step_ctx ctx = {.station = "x1", .lot_id = "LOT", .board_id = "B1", .image = NULL};
     adapter_result r = {0};
     adapter_find("exec")->test(s, &ctx, &r);
     assert_true(r.passed);
@@ -238,7 +238,7 @@ static void test_verify_and_lock_reports(void **state)
     const char *prog = script("prog.sh", body);
     void *s = open_exec(prog, "{step} {image}", NULL, NULL, NULL);
     const adapter *ad = adapter_find("exec");
-    adapter_step_ctx ctx = {"x1", "LOT", "B1", &img};
+    adapter_step_ctx ctx = {.station = "x1", .lot_id = "LOT", .board_id = "B1", .image = &img};
     adapter_result r = {0};
     ad->verify(s, &ctx, &r); /* the image file holds exactly the release, mode 0600 */
     assert_true(r.passed);
@@ -281,7 +281,7 @@ static void test_config_errors(void **state)
     assert_non_null(strstr(err, "exec.timeout_ms"));
     void *s = open_exec(prog, "{nosuch}", NULL, NULL, NULL);
     assert_non_null(s);
-    adapter_step_ctx ctx = {"x1", "LOT", "B1", &img};
+    adapter_step_ctx ctx = {.station = "x1", .lot_id = "LOT", .board_id = "B1", .image = &img};
     adapter_result r = {0};
     adapter_find("exec")->write(s, &ctx, &r);
     assert_false(r.passed);

@@ -59,7 +59,7 @@ static void test_write_then_verify(void **state)
     char sha_a[65], sha_b[65];
     adapter_image a = make_image(image_a, sizeof image_a, "1.0.0", sha_a);
     adapter_image b = make_image(image_b, sizeof image_b, "1.1.0", sha_b);
-    adapter_step_ctx ctx = {"s1", "LOT", "LOT-B-wv", &a};
+    adapter_step_ctx ctx = {.station = "s1", .lot_id = "LOT", .board_id = "LOT-B-wv", .image = &a, NULL, NULL};
     adapter_result r = {0};
     ad->write(s, &ctx, &r);
     assert_true(r.passed);
@@ -88,7 +88,7 @@ static void test_injected_write_fault_is_caught_by_verify(void **state)
     void *s = sim_open_with("1");
     char sha[65];
     adapter_image a = make_image(image_a, sizeof image_a, "1.0.0", sha);
-    adapter_step_ctx ctx = {"s1", "LOT", "LOT-B-flip", &a};
+    adapter_step_ctx ctx = {.station = "s1", .lot_id = "LOT", .board_id = "LOT-B-flip", .image = &a, NULL, NULL};
     adapter_result r = {0};
     ad->write(s, &ctx, &r);
     assert_true(r.passed); /* the programmer does not notice */
@@ -104,7 +104,7 @@ static void test_measurements_are_judged_against_limits(void **state)
 {
     const adapter *ad = adapter_find("sim");
     void *s = sim_open_with("1");
-    adapter_step_ctx ctx = {"s1", "LOT", "LOT-B-t", NULL};
+    adapter_step_ctx ctx = {.station = "s1", .lot_id = "LOT", .board_id = "LOT-B-t", .image = NULL, NULL, NULL};
     adapter_result r = {0};
     ad->test(s, &ctx, &r);
     assert_int_equal(station_judge(&r), -1);

@@ -119,12 +119,38 @@ static int teardown(void **state)
     return system(cmd);
 }
 
+/* [provisioning]: defaults, https with pinned CA and client certificate,
+ * plain http only to loopback, cert and key together, url required. */
+static void test_provisioning(void **state)
+{
+#define ST "[station p]\nadapter = sim\nsteps = provision\n"
+    config c;
+    char err[512];
+    const char *p = write_file("prov.conf", BASE "[provisioning]\nurl = https://pv.factory:8443\nca_file = /ca.pem\n"
+                                                 "cert_file = /st.pem\nkey_file = /st.key\n" ST);
+    assert_int_equal(config_load(&c, p, err, sizeof err), 0);
+    assert_string_equal(c.prov_url, "https://pv.factory:8443");
+    assert_int_equal(c.prov_timeout_ms, 5000);
+    assert_int_equal(c.prov_retries, 3);
+    config_free(&c);
+    assert_int_equal(load_err(BASE "[provisioning]\nurl = http://127.0.0.1:8080\nretries = 0\n" ST, err, sizeof err), 0);
+    assert_int_equal(load_err(BASE "[provisioning]\nurl = http://pv.factory:8080\n" ST, err, sizeof err), -1);
+    assert_non_null(strstr(err, "loopback"));
+    assert_int_equal(load_err(BASE "[provisioning]\nurl = https://pv:1\ncert_file = /a\n" ST, err, sizeof err), -1);
+    assert_int_equal(load_err(BASE "[provisioning]\nca_file = /a\n" ST, err, sizeof err), -1);
+    assert_int_equal(load_err(BASE "[provisioning]\nurl = ftp://pv\n" ST, err, sizeof err), -1);
+    assert_int_equal(load_err(BASE "[provisioning]\nurl = https://pv\nretries = 99\n" ST, err, sizeof err), -1);
+    assert_int_equal(load_err(BASE "[provisioning]\nurl = https://pv\nbogus = 1\n" ST, err, sizeof err), -1);
+#undef ST
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults_and_stations),
         cmocka_unit_test(test_errors_name_line_and_key),
         cmocka_unit_test(test_secrets_never_printed),
+        cmocka_unit_test(test_provisioning),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -364,7 +364,7 @@ static void test_adapter_verifies_by_crc_and_starts(void **state)
     char sha[65];
     firmware_sha256_hex(img, sizeof img, sha);
     adapter_image im = {"1.0.0", sha, img, sizeof img, 0};
-    adapter_step_ctx ctx = {"g1", "LOT", "B1", &im};
+    adapter_step_ctx ctx = {.station = "g1", .lot_id = "LOT", .board_id = "B1", .image = &im};
     adapter_result r = {0};
     ad->write(s, &ctx, &r);
     assert_true(r.passed);
@@ -397,7 +397,7 @@ static void test_adapter_readback_mismatch_and_lock(void **state)
     char sha[65];
     firmware_sha256_hex(img, sizeof img, sha);
     adapter_image im = {"1.0.0", sha, img, sizeof img, 0};
-    adapter_step_ctx ctx = {"g1", "LOT", "B1", &im};
+    adapter_step_ctx ctx = {.station = "g1", .lot_id = "LOT", .board_id = "B1", .image = &im};
     adapter_result r = {0};
     ad->write(s, &ctx, &r);
     assert_true(r.passed);

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# bench_provision.sh - issuances per second through the agent's provisioning
+# client (agent/provision_client.c via tests/tools/pv_load: keep-alive, one
+# client per station thread) against provisiond signing a CSR per unit with
+# ECDSA P-256, over plain HTTP on loopback and over mutual TLS; printed beside
+# bare OpenSSL ECDSA P-256 signing measured in the same run.
+# usage: bench_provision.sh PROVISIOND PV_LOAD [UNITS] [CLIENTS]
+set -euo pipefail
+PROVISIOND=$(readlink -f "$1")
+PV_LOAD=$(readlink -f "$2")
+N=${3:-5000}
+C=${4:-16}
+W=$(mktemp -d /tmp/bench-provision.XXXXXX)
+PID=""
+cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$W"; }
+trap cleanup EXIT
+
+(cd "$W"
+ for ca in tlsca stationca; do
+   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=$ca" \
+     -keyout $ca.key -out $ca.pem 2>/dev/null
+ done
+ for c in server:tlsca:subjectAltName=IP:127.0.0.1 station:stationca:extendedKeyUsage=clientAuth; do
+   IFS=: read -r name ca ext <<<"$c"
+   openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$name" \
+     -keyout $name.key -out $name.csr 2>/dev/null
+   echo "$ext" >$name.ext
+   openssl x509 -req -in $name.csr -CA $ca.pem -CAkey $ca.key -CAcreateserial -days 2 -extfile $name.ext \
+     -out $name.pem 2>/dev/null
+ done)
+
+run() { # run MODE(plain|mtls)
+  local mode=$1 tls=""
+  rm -f "$W"/ledger.db*
+  [ "$mode" = mtls ] && tls="tls_cert = $W/server.pem
+tls_key = $W/server.key
+client_ca = $W/stationca.pem"
+  cat >"$W/pv.conf" <<CONF
+[server]
+listen = 127.0.0.1:0
+$tls
+[ledger]
+path = $W/ledger.db
+[ca]
+cert = $W/ca.pem
+key = $W/ca.key
+[product BENCH]
+serial_format = B{seq:08}
+mac_first = 02:00:00:00:00:00
+mac_last = 02:00:00:ff:ff:ff
+macs_per_unit = 2
+factory_code = F01
+CONF
+  [ -f "$W/ca.pem" ] || "$PROVISIOND" init-ca -c "$W/pv.conf" >/dev/null
+  "$PROVISIOND" serve -c "$W/pv.conf" 2>"$W/serve.log" &
+  PID=$!
+  for _ in $(seq 50); do grep -qs "listening on" "$W/serve.log" && break; sleep 0.1; done
+  local port
+  port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$W/serve.log")
+  local args=() scheme=http
+  [ "$mode" = mtls ] && { scheme=https; args=(--ca "$W/tlsca.pem" --cert "$W/station.pem" --key "$W/station.key"); }
+  echo "-- $mode: $N units, $C keep-alive clients, CSRs made beforehand (the board makes them on a line)"
+  "$PV_LOAD" "$scheme://127.0.0.1:$port" "$N" "$C" "$W/out.txt" --product BENCH --pregen "${args[@]}" \
+    $([ "$mode" = plain ] && echo --bench)
+  kill "$PID"; wait "$PID" || true; PID=""
+  "$PROVISIOND" audit -c "$W/pv.conf" | tail -1
+}
+echo "bench_provision: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+run plain
+run mtls

@@ -1,0 +1,326 @@
+/* test_provisiond.c - provisiond's modules: serial formatting, MAC
+ * allocation (no wrap-around), config validation, and the ledger: one
+ * identity per board, repeats return it, bad CSRs write nothing, exhaustion
+ * is an error, and audit passes on a good ledger and fails on corrupted ones. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pv_ca.h"
+#include "pv_config.h"
+#include "pv_ident.h"
+#include "pv_ledger.h"
+
+static char dir[] = "/tmp/test_provisiond_XXXXXX";
+
+static const char *path_of(const char *name)
+{
+    static char p[4][256];
+    static int i;
+    i = (i + 1) % 4;
+    snprintf(p[i], sizeof p[i], "%s/%s", dir, name);
+    return p[i];
+}
+
+static const char *write_file(const char *name, const char *text)
+{
+    const char *p = path_of(name);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return p;
+}
+
+static void test_serial_format(void **s)
+{
+    char out[64], err[160];
+    assert_int_equal(pv_serial_format_check("{product}-{yy}{ww}-{seq:06}", err, sizeof err), 0);
+    assert_int_equal(pv_serial_format_check("{product}-{yy}", err, sizeof err), -1); /* no {seq} */
+    assert_int_equal(pv_serial_format_check("{seq}{seq}", err, sizeof err), -1);
+    assert_int_equal(pv_serial_format_check("{bogus}{seq}", err, sizeof err), -1);
+    assert_int_equal(pv_serial_format_check("A B{seq}", err, sizeof err), -1);
+    /* 2026-01-01 is in ISO week 1 of 2026; 2027-01-01 is in week 53 of 2026. */
+    assert_int_equal(pv_serial_format(out, sizeof out, "{product}-{yy}{ww}-{seq:06}", "PCBA-100", "F1", 42,
+                                      1767225600), 0);
+    assert_string_equal(out, "PCBA-100-2601-000042");
+    assert_int_equal(pv_serial_format(out, sizeof out, "{factory}{yyyy}W{ww}{seq}", "P", "F1", 7, 1798761600), 0);
+    assert_string_equal(out, "F12026W537");
+    assert_int_equal(pv_serial_format(out, 8, "{product}-{seq:06}", "PCBA-100", "F", 1, 0), -1); /* too long */
+}
+
+static void test_mac(void **s)
+{
+    uint64_t m, next = 0, first;
+    char txt[18];
+    assert_int_equal(pv_mac_parse("02:00:5E:10:00:FF", &m), 0);
+    assert_true(m == 0x02005E1000FFull);
+    pv_mac_format(m, txt);
+    assert_string_equal(txt, "02:00:5e:10:00:ff");
+    assert_int_equal(pv_mac_parse("02:00:5e:10:00", &m), -1);
+    assert_int_equal(pv_mac_parse("02:00:5e:10:00:0g", &m), -1);
+    /* A block of 5: two units of 2 fit, the third does not, and nothing wraps. */
+    assert_int_equal(pv_mac_alloc(&next, 100, 104, 2, &first), 0);
+    assert_true(first == 100 && next == 102);
+    assert_int_equal(pv_mac_alloc(&next, 100, 104, 2, &first), 0);
+    assert_true(first == 102 && next == 104);
+    assert_int_equal(pv_mac_alloc(&next, 100, 104, 2, &first), -1);
+    assert_true(next == 104);
+    assert_int_equal(pv_mac_alloc(&next, 100, 104, 1, &first), 0);
+    assert_true(first == 104);
+    assert_int_equal(pv_mac_alloc(&next, 100, 104, 1, &first), -1);
+    next = PV_MAC_MAX;
+    assert_int_equal(pv_mac_alloc(&next, 0, PV_MAC_MAX, 2, &first), -1); /* top of the space */
+    char a[17], b[17];
+    pv_device_id(a, "F1", "P", 1);
+    pv_device_id(b, "F1", "P", 2);
+    assert_int_equal(strlen(a), 16);
+    assert_string_not_equal(a, b);
+}
+
+#define CONF_HEAD "[ledger]\npath = %s\n[ca]\ncert = %s\nkey = %s\n"
+static const char *conf(const char *server, const char *products)
+{
+    static char text[2048];
+    snprintf(text, sizeof text, "[server]\n%s\n" CONF_HEAD "%s", server, path_of("ledger.db"), path_of("ca.pem"),
+             path_of("ca.key"), products);
+    return write_file("pv.conf", text);
+}
+
+#define PRODUCT                                                                                                \
+    "[product P1]\nserial_format = {product}-{yy}{ww}-{seq:06}\nmac_first = 02:00:00:00:00:00\n"               \
+    "mac_last = 02:00:00:00:00:09\nmacs_per_unit = 2\nfactory_code = F1\n"
+
+static void test_config(void **s)
+{
+    pv_config c;
+    char err[512];
+    assert_int_equal(pv_config_load(&c, conf("listen = 127.0.0.1:8080", PRODUCT), err, sizeof err), 0);
+    assert_int_equal(c.n_products, 1);
+    assert_int_equal(c.products[0].macs_per_unit, 2);
+    pv_config_free(&c);
+    /* plain HTTP off loopback is refused */
+    assert_int_equal(pv_config_load(&c, conf("listen = 0.0.0.0:8080", PRODUCT), err, sizeof err), -1);
+    assert_non_null(strstr(err, "loopback"));
+    /* TLS without client_ca is refused: mTLS or nothing */
+    assert_int_equal(pv_config_load(&c, conf("listen = 0.0.0.0:8443\ntls_cert = a\ntls_key = b", PRODUCT), err,
+                                     sizeof err), -1);
+    assert_int_equal(pv_config_load(&c, conf("listen = 127.0.0.1:1\nbogus = 1", PRODUCT), err, sizeof err), -1);
+    assert_non_null(strstr(err, ":3:"));
+    assert_int_equal(pv_config_load(&c, conf("listen = 127.0.0.1:1",
+                                             PRODUCT "[product P2]\nserial_format = X{seq}\nfactory_code = F1\n"
+                                                     "mac_first = 02:00:00:00:00:05\nmac_last = 02:00:00:00:00:20\n"),
+                                     err, sizeof err), -1);
+    assert_non_null(strstr(err, "overlaps"));
+    /* the commented reference in deploy/ is a valid configuration */
+    if (pv_config_load(&c, SRC_DIR "/deploy/provisiond.conf", err, sizeof err)) fail_msg("%s", err);
+    assert_non_null(pv_config_product(&c, "PCBA-100"));
+    pv_config_free(&c);
+}
+
+static char *make_csr(EVP_PKEY **keep)
+{
+    EVP_PKEY *k = EVP_EC_gen("P-256");
+    X509_REQ *r = X509_REQ_new();
+    X509_REQ_set_pubkey(r, k);
+    X509_REQ_sign(r, k, EVP_sha256());
+    BIO *b = BIO_new(BIO_s_mem());
+    PEM_write_bio_X509_REQ(b, r);
+    char *p;
+    long n = BIO_get_mem_data(b, &p);
+    char *out = strndup(p, (size_t)n);
+    BIO_free(b);
+    X509_REQ_free(r);
+    if (keep) *keep = k;
+    else EVP_PKEY_free(k);
+    return out;
+}
+
+typedef struct fixture {
+    pv_config cfg;
+    pv_ca *ca;
+    pv_ledger *l;
+} fixture;
+
+static void fx_open(fixture *f)
+{
+    char err[512];
+    unlink(path_of("ledger.db"));
+    unlink(path_of("ledger.db-wal"));
+    unlink(path_of("ledger.db-shm"));
+    assert_int_equal(pv_config_load(&f->cfg, conf("listen = 127.0.0.1:1", PRODUCT), err, sizeof err), 0);
+    if (access(path_of("ca.pem"), F_OK) != 0)
+        assert_int_equal(pv_ca_init(path_of("ca.pem"), path_of("ca.key"), "test CA", err, sizeof err), 0);
+    assert_int_equal(pv_ca_init(path_of("ca.pem"), path_of("ca.key"), "again", err, sizeof err), -1);
+    assert_non_null(f->ca = pv_ca_load(path_of("ca.pem"), path_of("ca.key"), err, sizeof err));
+    assert_non_null(f->l = pv_ledger_open(path_of("ledger.db"), err, sizeof err));
+}
+
+static void fx_close(fixture *f)
+{
+    pv_ledger_close(f->l);
+    pv_ca_free(f->ca);
+    pv_config_free(&f->cfg);
+}
+
+static long audit(fixture *f)
+{
+    FILE *devnull = fopen("/dev/null", "w");
+    long n = pv_ledger_audit(f->l, &f->cfg, f->ca, devnull);
+    fclose(devnull);
+    return n;
+}
+
+static pv_status issue(fixture *f, const char *board, const char *csr, pv_identity *id)
+{
+    char err[256];
+    pv_request r = {"P1", board, "LOT1", "WO1", "st1", csr};
+    return pv_ledger_issue(f->l, f->ca, &f->cfg.products[0], &r, id, err, sizeof err);
+}
+
+static int count(fixture *f, const char *table)
+{
+    sqlite3 *db;
+    sqlite3_open(path_of("ledger.db"), &db);
+    char sql[64];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", table);
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    sqlite3_step(st);
+    int n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+static void test_ledger_issue(void **s)
+{
+    fixture f;
+    fx_open(&f);
+    EVP_PKEY *k;
+    char *csr = make_csr(&k);
+    pv_identity a, b, c;
+    assert_int_equal(issue(&f, "B1", csr, &a), PV_OK);
+    assert_false(a.reused);
+    assert_null(a.private_key);
+    assert_int_equal(a.mac_count, 2);
+    assert_true(a.mac_first == 0x020000000000ull);
+    assert_true(pv_cert_has_key(a.certificate, k));
+    /* The same board again: the same identity and the same certificate. */
+    assert_int_equal(issue(&f, "B1", csr, &b), PV_OK);
+    assert_true(b.reused);
+    assert_string_equal(a.serial, b.serial);
+    assert_string_equal(a.device_id, b.device_id);
+    assert_string_equal(a.cert_serial, b.cert_serial);
+    assert_true(a.mac_first == b.mac_first);
+    pv_identity_clear(&b);
+    /* The board lost its key: same serial, MACs, device id; a new certificate. */
+    char *csr2 = make_csr(NULL);
+    assert_int_equal(issue(&f, "B1", csr2, &b), PV_OK);
+    assert_string_equal(a.serial, b.serial);
+    assert_true(a.mac_first == b.mac_first);
+    assert_string_not_equal(a.cert_serial, b.cert_serial);
+    pv_identity_clear(&b);
+    /* Server-generated key: returned, once. */
+    assert_int_equal(issue(&f, "B2", NULL, &c), PV_OK);
+    assert_non_null(c.private_key);
+    assert_non_null(strstr(c.private_key, "PRIVATE KEY"));
+    assert_string_not_equal(a.serial, c.serial);
+    assert_true(c.mac_first == a.mac_first + 2);
+    pv_identity_clear(&c);
+    /* A CSR that does not parse, or whose signature fails: nothing written. */
+    int units = count(&f, "units"), iss = count(&f, "issuances");
+    assert_int_equal(issue(&f, "B3", "garbage", &c), PV_BAD_REQUEST);
+    char *tampered = strdup(csr);
+    char *mid = tampered + strlen(tampered) / 2;
+    *mid = *mid == 'A' ? 'B' : 'A';
+    assert_int_equal(issue(&f, "B3", tampered, &c), PV_BAD_REQUEST);
+    assert_int_equal(count(&f, "units"), units);
+    assert_int_equal(count(&f, "issuances"), iss);
+    /* The block of 10 MACs holds 5 units: B1, B2, then three more, then no more. */
+    for (int i = 0; i < 3; i++) {
+        char board[16];
+        snprintf(board, sizeof board, "C%d", i);
+        assert_int_equal(issue(&f, board, NULL, &c), PV_OK);
+        pv_identity_clear(&c);
+    }
+    assert_int_equal(issue(&f, "C9", NULL, &c), PV_CONFLICT);
+    assert_int_equal(count(&f, "units"), 5);
+    /* ...and an issued board still gets its identity back. */
+    assert_int_equal(issue(&f, "C0", NULL, &c), PV_OK);
+    pv_identity_clear(&c);
+    assert_int_equal(audit(&f), 0);
+    pv_identity_clear(&a);
+    free(csr);
+    free(csr2);
+    free(tampered);
+    EVP_PKEY_free(k);
+    fx_close(&f);
+}
+
+/* Issues a few units, applies one corruption with the sqlite3 API behind the
+ * server's back, and expects the audit to find it. */
+static void corrupt_and_audit(const char *sql)
+{
+    fixture f;
+    fx_open(&f);
+    pv_identity id;
+    const char *boards[] = {"B1", "B2", "B3"};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(issue(&f, boards[i], NULL, &id), PV_OK);
+        pv_identity_clear(&id);
+    }
+    assert_int_equal(audit(&f), 0);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path_of("ledger.db"), &db), SQLITE_OK);
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) fail_msg("%s: %s (%d)", sql, msg ? msg : "?", rc);
+    sqlite3_close(db);
+    long n = audit(&f);
+    if (n <= 0) fail_msg("audit found nothing after: %s", sql);
+    fx_close(&f);
+}
+
+static void test_audit_finds_corruption(void **s)
+{
+    /* counter set back: the next issuance would repeat a serial */
+    corrupt_and_audit("UPDATE counters SET next_seq = 2");
+    corrupt_and_audit("UPDATE counters SET next_mac = next_mac - 2");
+    /* duplicate serial, in a table rebuilt without its UNIQUE constraints */
+    corrupt_and_audit("CREATE TABLE u2 AS SELECT * FROM units; DROP TABLE units; ALTER TABLE u2 RENAME TO units; "
+                      "UPDATE units SET serial = (SELECT serial FROM units WHERE id = 1) WHERE id = 2");
+    /* a MAC range moved outside the block, or onto another unit's */
+    corrupt_and_audit("UPDATE units SET mac_first = mac_first + 1000 WHERE id = 3");
+    corrupt_and_audit("UPDATE units SET mac_first = (SELECT mac_first FROM units WHERE id = 1) WHERE id = 2");
+    /* a certificate that no longer parses, or is not the CA's */
+    corrupt_and_audit("UPDATE certs SET pem = replace(pem, 'MII', 'MIJ') WHERE rowid = 1");
+    corrupt_and_audit("UPDATE units SET device_id = 'FFFFFFFFFFFFFFFF' WHERE id = 2");
+}
+
+int main(void)
+{
+    if (!mkdtemp(dir)) return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_serial_format),
+        cmocka_unit_test(test_mac),
+        cmocka_unit_test(test_config),
+        cmocka_unit_test(test_ledger_issue),
+        cmocka_unit_test(test_audit_finds_corruption),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) rc = rc ? rc : 1;
+    return rc;
+}
