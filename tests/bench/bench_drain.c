@@ -124,19 +124,14 @@ static double drain_bare(const char *bootstrap, int n)
     rd_kafka_conf_set_dr_msg_cb(conf, dr_count);
     rd_kafka_conf_set_opaque(conf, &delivered);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-    uint8_t **payload = malloc((size_t)n * sizeof *payload);
-    size_t *len = malloc((size_t)n * sizeof *len);
-    char (*ids)[37] = malloc((size_t)n * sizeof *ids);
-    for (int i = 0; i < n; i++) {
-        len[i] = bench_sample_event((uint64_t)i, &payload[i]);
-        event_uuid4(ids[i]);
-    }
+    bench_samples sm;
+    bench_samples_make(&sm, n);
     double t0 = bench_now();
     for (int i = 0; i < n;) {
         rd_kafka_resp_err_t e = rd_kafka_producev(
             rk, RD_KAFKA_V_TOPIC("lineagent.trace.v1"), RD_KAFKA_V_KEY("LOT-BENCH", 9),
-            RD_KAFKA_V_VALUE(payload[i], len[i]), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_HEADER("event_type", "unit_written", -1), RD_KAFKA_V_HEADER("event_id", ids[i], -1),
+            RD_KAFKA_V_VALUE(sm.payload[i], sm.len[i]), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_HEADER("event_type", "unit_written", -1), RD_KAFKA_V_HEADER("event_id", sm.ids[i], -1),
             RD_KAFKA_V_END);
         if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) rd_kafka_poll(rk, 10);
         else i++;
@@ -145,10 +140,7 @@ static double drain_bare(const char *bootstrap, int n)
     rd_kafka_flush(rk, 600000);
     double dt = bench_now() - t0;
     rd_kafka_destroy(rk);
-    for (int i = 0; i < n; i++) free(payload[i]);
-    free(payload);
-    free(len);
-    free(ids);
+    bench_samples_free(&sm);
     if (delivered != n) fprintf(stderr, "baseline: %ld of %d delivered\n", delivered, n);
     return n / dt;
 }

@@ -28,21 +28,9 @@ static double run_agent_path(const char *path, int n)
     for (int i = 0; i < n;) {
         spool_begin(sp);
         for (int b = 0; b < BATCH && i < n; b++, i++) {
-            TraceEvent ev = LINEAGENT__V1__TRACE_EVENT__INIT;
-            Lineagent__V1__UnitWritten w = LINEAGENT__V1__UNIT_WRITTEN__INIT;
-            snprintf(board, sizeof board, "LOT-BENCH-B%07d", i);
-            ev.station = "prog1";
-            ev.order_id = "WO-BENCH";
-            ev.lot_id = "LOT-BENCH";
-            ev.board_id = board;
-            w.version = "1.4.2";
-            w.sha256 = "9f2c1e4b5a6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9012a3b4c5d6e7f8";
-            w.readback_sha256 = w.sha256;
-            w.order_revision = 1;
-            w.write_station = "prog1";
-            w.image_size = 262144;
-            ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_UNIT_WRITTEN;
-            ev.unit_written = &w;
+            TraceEvent ev;
+            Lineagent__V1__UnitWritten w;
+            bench_sample_fill((uint64_t)i, &ev, &w, board);
             if (event_commit(sp, "plant1", "smt3", &ev)) {
                 fprintf(stderr, "append: %s\n", spool_errmsg(sp));
                 exit(1);
@@ -71,13 +59,8 @@ static double run_raw_sqlite(const char *path, int n)
                  " delivered_ms INTEGER);"
                  "CREATE INDEX events_pending ON events(seq) WHERE delivered_ms IS NULL;",
                  NULL, NULL, NULL);
-    uint8_t **payload = malloc((size_t)n * sizeof *payload);
-    size_t *len = malloc((size_t)n * sizeof *len);
-    char (*ids)[37] = malloc((size_t)n * sizeof *ids);
-    for (int i = 0; i < n; i++) {
-        len[i] = bench_sample_event((uint64_t)i, &payload[i]);
-        event_uuid4(ids[i]);
-    }
+    bench_samples sm;
+    bench_samples_make(&sm, n);
     sqlite3_stmt *st;
     sqlite3_prepare_v2(db, "INSERT INTO events(seq, event_id, key, type, time_ms, payload) VALUES(?,?,?,?,?,?)", -1,
                        &st, NULL);
@@ -86,11 +69,11 @@ static double run_raw_sqlite(const char *path, int n)
         sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
         for (int b = 0; b < BATCH && i < n; b++, i++) {
             sqlite3_bind_int64(st, 1, i + 1);
-            sqlite3_bind_text(st, 2, ids[i], 36, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, sm.ids[i], 36, SQLITE_STATIC);
             sqlite3_bind_text(st, 3, "LOT-BENCH", -1, SQLITE_STATIC);
             sqlite3_bind_text(st, 4, "unit_written", -1, SQLITE_STATIC);
             sqlite3_bind_int64(st, 5, 1700000000000LL + i);
-            sqlite3_bind_blob(st, 6, payload[i], (int)len[i], SQLITE_STATIC);
+            sqlite3_bind_blob(st, 6, sm.payload[i], (int)sm.len[i], SQLITE_STATIC);
             if (sqlite3_step(st) != SQLITE_DONE) {
                 fprintf(stderr, "raw insert: %s\n", sqlite3_errmsg(db));
                 exit(1);
@@ -102,10 +85,7 @@ static double run_raw_sqlite(const char *path, int n)
     double dt = bench_now() - t0;
     sqlite3_finalize(st);
     sqlite3_close(db);
-    for (int i = 0; i < n; i++) free(payload[i]);
-    free(payload);
-    free(len);
-    free(ids);
+    bench_samples_free(&sm);
     return n / dt;
 }
 

@@ -6,7 +6,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "event.h"
 
 double bench_now(void)
 {
@@ -26,34 +25,61 @@ long bench_peak_rss_kb(void)
     return kb;
 }
 
+void bench_sample_fill(uint64_t i, TraceEvent *ev, Lineagent__V1__UnitWritten *w, char board[64])
+{
+    lineagent__v1__trace_event__init(ev);
+    lineagent__v1__unit_written__init(w);
+    snprintf(board, 64, "LOT-BENCH-B%07llu", (unsigned long long)i);
+    ev->station = "prog1";
+    ev->order_id = "WO-BENCH";
+    ev->lot_id = "LOT-BENCH";
+    ev->board_id = board;
+    w->version = "1.4.2";
+    w->sha256 = "9f2c1e4b5a6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9012a3b4c5d6e7f8";
+    w->readback_sha256 = w->sha256;
+    w->order_revision = 1;
+    w->write_station = "prog1";
+    w->image_size = 262144;
+    ev->body_case = LINEAGENT__V1__TRACE_EVENT__BODY_UNIT_WRITTEN;
+    ev->unit_written = w;
+}
+
 size_t bench_sample_event(uint64_t i, uint8_t **buf)
 {
     char board[64], id[37];
-    TraceEvent ev = LINEAGENT__V1__TRACE_EVENT__INIT;
-    Lineagent__V1__UnitWritten w = LINEAGENT__V1__UNIT_WRITTEN__INIT;
-    snprintf(board, sizeof board, "LOT-BENCH-B%07llu", (unsigned long long)i);
+    TraceEvent ev;
+    Lineagent__V1__UnitWritten w;
+    bench_sample_fill(i, &ev, &w, board);
     event_uuid4(id);
     ev.event_id = id;
     ev.seq = i + 1;
     ev.time_ms = event_now_ms();
     ev.site = "plant1";
     ev.line = "smt3";
-    ev.station = "prog1";
-    ev.order_id = "WO-BENCH";
-    ev.lot_id = "LOT-BENCH";
-    ev.board_id = board;
-    w.version = "1.4.2";
-    w.sha256 = "9f2c1e4b5a6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9012a3b4c5d6e7f8";
-    w.readback_sha256 = w.sha256;
-    w.order_revision = 1;
-    w.write_station = "prog1";
-    w.image_size = 262144;
-    ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_UNIT_WRITTEN;
-    ev.unit_written = &w;
     size_t len = lineagent__v1__trace_event__get_packed_size(&ev);
     *buf = malloc(len);
     lineagent__v1__trace_event__pack(&ev, *buf);
     return len;
+}
+
+void bench_samples_make(bench_samples *s, int n)
+{
+    s->n = n;
+    s->payload = malloc((size_t)n * sizeof *s->payload);
+    s->len = malloc((size_t)n * sizeof *s->len);
+    s->ids = malloc((size_t)n * sizeof *s->ids);
+    for (int i = 0; i < n; i++) {
+        s->len[i] = bench_sample_event((uint64_t)i, &s->payload[i]);
+        event_uuid4(s->ids[i]);
+    }
+}
+
+void bench_samples_free(bench_samples *s)
+{
+    for (int i = 0; i < s->n; i++) free(s->payload[i]);
+    free(s->payload);
+    free(s->len);
+    free(s->ids);
 }
 
 void bench_report(const char *scenario, double figure, const char *unit, double baseline, const char *target,

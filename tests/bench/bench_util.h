@@ -9,8 +9,23 @@
 
 double bench_now(void);     /* seconds, monotonic */
 long bench_peak_rss_kb(void); /* VmHWM of this process */
-/* Encodes a realistic unit_written event for board i into buf (malloc'ed). */
+#include "event.h"
+
+/* A realistic unit_written event for board i; board (64 bytes) and w are
+ * the caller's storage. Envelope ids and seq are left to the caller. */
+void bench_sample_fill(uint64_t i, TraceEvent *ev, Lineagent__V1__UnitWritten *w, char board[64]);
+/* The same, encoded with a fresh event_id and seq i + 1 (malloc'ed). */
 size_t bench_sample_event(uint64_t i, uint8_t **buf);
+
+/* n encoded sample events with their event ids, for the raw baselines. */
+typedef struct bench_samples {
+    int n;
+    uint8_t **payload;
+    size_t *len;
+    char (*ids)[37];
+} bench_samples;
+void bench_samples_make(bench_samples *s, int n);
+void bench_samples_free(bench_samples *s);
 /* {"scenario":..,"figure":..,"unit":..,"baseline":..,"ratio":..,"target":..} */
 void bench_report(const char *scenario, double figure, const char *unit, double baseline, const char *target,
                   const char *note);

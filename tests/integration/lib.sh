@@ -62,6 +62,9 @@ listener $MQTT_PORT 127.0.0.1
 allow_anonymous true
 persistence true
 persistence_location $T/mosq/
+# The default (1000) silently drops QoS 1 messages queued for a slow or
+# absent client; orders must never be dropped.
+max_queued_messages 0
 CONF
   mosquitto -c "$T/mosq.conf" >>"$T/mosquitto.log" 2>&1 &
   MOSQ_PID=$!
