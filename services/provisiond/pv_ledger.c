@@ -36,6 +36,10 @@ struct pv_ledger {
     uint64_t batch;    /* the open batch's number */
     uint64_t done;     /* batches up to this one are finished */
     unsigned char ok[PV_BATCH_RING]; /* commit result by batch number */
+    /* Prepared statements of the issuance path, by SQL text (the literals'
+     * addresses): parsing them again for every request costs more than the
+     * rest of the database work. */
+    struct { const char *sql; sqlite3_stmt *st; } cache[16];
 };
 
 static const char *const pv_schema =
@@ -104,6 +108,7 @@ pv_ledger *pv_ledger_open(const char *path, char *err, size_t err_len)
 void pv_ledger_close(pv_ledger *l)
 {
     if (!l) return;
+    for (size_t i = 0; i < sizeof l->cache / sizeof l->cache[0]; i++) sqlite3_finalize(l->cache[i].st);
     sqlite3_close(l->db);
     pthread_mutex_destroy(&l->lock);
     pthread_cond_destroy(&l->cond);
@@ -136,6 +141,27 @@ static void pv_bind_texts(sqlite3_stmt *st, int n, ...)
     va_end(ap);
 }
 
+/* The cached statement for sql (lock held); hand it back with pv_done. */
+static sqlite3_stmt *pv_stmt(pv_ledger *l, const char *sql)
+{
+    size_t n = sizeof l->cache / sizeof l->cache[0], i;
+    for (i = 0; i < n && l->cache[i].sql; i++)
+        if (l->cache[i].sql == sql) return l->cache[i].st;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v3(l->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) return NULL;
+    if (i < n) {
+        l->cache[i].sql = sql;
+        l->cache[i].st = st;
+    }
+    return st; /* a full cache is a bug: the statement then leaks until close */
+}
+
+static void pv_done(sqlite3_stmt *st)
+{
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
 static int pv_exec(pv_ledger *l, const char *sql) { return sqlite3_exec(l->db, sql, NULL, NULL, NULL); }
 
 /* Loads the unit row for (product, board_id) or serial into out; 1 found,
@@ -143,7 +169,7 @@ static int pv_exec(pv_ledger *l, const char *sql) { return sqlite3_exec(l->db, s
 static int pv_load_unit(pv_ledger *l, const char *product, const char *board_id, const char *serial,
                         pv_identity *out, int64_t *seq)
 {
-    sqlite3_stmt *st = pv_prep(
+    sqlite3_stmt *st = pv_stmt(
         l, serial ? "SELECT u.product,u.board_id,u.serial,u.device_id,u.mac_first,u.mac_count,u.cert_serial,"
                     "u.factory_code,u.issued_ms,u.seq,c.pem FROM units u JOIN certs c USING(cert_serial) "
                     "WHERE u.serial=?1"
@@ -169,31 +195,31 @@ static int pv_load_unit(pv_ledger *l, const char *product, const char *board_id,
         rc = out->certificate ? 1 : -1;
     } else
         rc = rc == SQLITE_DONE ? 0 : -1;
-    sqlite3_finalize(st);
+    pv_done(st);
     return rc;
 }
 
 static int pv_insert_cert(pv_ledger *l, const char *cert_serial, const char *serial, const char *pem, int64_t ms)
 {
-    sqlite3_stmt *st = pv_prep(l, "INSERT INTO certs(cert_serial,serial,pem,issued_ms) VALUES(?1,?2,?3,?4)");
+    sqlite3_stmt *st = pv_stmt(l, "INSERT INTO certs(cert_serial,serial,pem,issued_ms) VALUES(?1,?2,?3,?4)");
     if (!st) return -1;
     pv_bind_texts(st, 3, cert_serial, serial, pem);
     sqlite3_bind_int64(st, 4, ms);
     int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-    sqlite3_finalize(st);
+    pv_done(st);
     return rc;
 }
 
 static int pv_record(pv_ledger *l, int64_t ms, const char *kind, const pv_request *r, const pv_identity *id)
 {
-    sqlite3_stmt *st = pv_prep(l, "INSERT INTO issuances(time_ms,kind,product,board_id,serial,cert_serial,"
+    sqlite3_stmt *st = pv_stmt(l, "INSERT INTO issuances(time_ms,kind,product,board_id,serial,cert_serial,"
                                   "station,lot_id,order_id) VALUES(?9,?1,?2,?3,?4,?5,?6,?7,?8)");
     if (!st) return -1;
     pv_bind_texts(st, 8, kind, r->product, r->board_id, id->serial, id->cert_serial, r->station, r->lot_id,
                   r->order_id);
     sqlite3_bind_int64(st, 9, ms);
     int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-    sqlite3_finalize(st);
+    pv_done(st);
     return rc;
 }
 
@@ -230,11 +256,11 @@ static pv_status pv_issue_locked(pv_ledger *l, const pv_ca *ca, const pv_product
          * serial, MAC or device id is ever burnt by a retry. */
         if (pub && pv_cert_has_key(out->certificate, pub)) return pv_record(l, now, "repeat", req, out) ? PV_INTERNAL : PV_OK;
         if (pv_certify(ca, prod, pub, out, err, err_len)) return PV_INTERNAL;
-        sqlite3_stmt *st = pv_prep(l, "UPDATE units SET cert_serial=?1 WHERE serial=?2");
+        sqlite3_stmt *st = pv_stmt(l, "UPDATE units SET cert_serial=?1 WHERE serial=?2");
         if (!st) return PV_INTERNAL;
         pv_bind_texts(st, 2, out->cert_serial, out->serial);
         int rc = sqlite3_step(st);
-        sqlite3_finalize(st);
+        pv_done(st);
         if (rc != SQLITE_DONE || pv_insert_cert(l, out->cert_serial, out->serial, out->certificate, now) ||
             pv_record(l, now, "rekey", req, out))
             return snprintf(err, err_len, "ledger: %s", sqlite3_errmsg(l->db)), PV_INTERNAL;
@@ -242,14 +268,14 @@ static pv_status pv_issue_locked(pv_ledger *l, const pv_ca *ca, const pv_product
     }
 
     uint64_t next_seq = 1, next_mac = prod->mac_first;
-    sqlite3_stmt *st = pv_prep(l, "SELECT next_seq,next_mac FROM counters WHERE product=?1");
+    sqlite3_stmt *st = pv_stmt(l, "SELECT next_seq,next_mac FROM counters WHERE product=?1");
     if (!st) return PV_INTERNAL;
     pv_bind_texts(st, 1, req->product);
     if (sqlite3_step(st) == SQLITE_ROW) {
         next_seq = (uint64_t)sqlite3_column_int64(st, 0);
         next_mac = (uint64_t)sqlite3_column_int64(st, 1);
     }
-    sqlite3_finalize(st);
+    pv_done(st);
     uint64_t mac_first = 0;
     if (prod->macs_per_unit > 0 &&
         pv_mac_alloc(&next_mac, prod->mac_first, prod->mac_last, prod->macs_per_unit, &mac_first)) {
@@ -273,7 +299,7 @@ static pv_status pv_issue_locked(pv_ledger *l, const pv_ca *ca, const pv_product
     pv_iso(now, out->issued_at);
     if (pv_certify(ca, prod, pub, out, err, err_len)) return PV_INTERNAL;
 
-    st = pv_prep(l, "INSERT INTO units(product,board_id,seq,serial,device_id,mac_first,mac_count,cert_serial,"
+    st = pv_stmt(l, "INSERT INTO units(product,board_id,seq,serial,device_id,mac_first,mac_count,cert_serial,"
                     "factory_code,issued_ms,station,lot_id,order_id) "
                     "VALUES(?1,?2,?11,?3,?4,?12,?13,?5,?6,?14,?7,?8,?9)");
     if (!st) return PV_INTERNAL;
@@ -284,9 +310,9 @@ static pv_status pv_issue_locked(pv_ledger *l, const pv_ca *ca, const pv_product
     sqlite3_bind_int(st, 13, prod->macs_per_unit);
     sqlite3_bind_int64(st, 14, now);
     int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
+    pv_done(st);
     int ok = rc == SQLITE_DONE;
-    if (ok && (st = pv_prep(l, "INSERT INTO macs(mac,serial) VALUES(?1,?2)"))) {
+    if (ok && (st = pv_stmt(l, "INSERT INTO macs(mac,serial) VALUES(?1,?2)"))) {
         for (int i = 0; ok && i < prod->macs_per_unit; i++) {
             sqlite3_reset(st);
             sqlite3_bind_int64(st, 1, (int64_t)(mac_first + (uint64_t)i));
@@ -294,16 +320,16 @@ static pv_status pv_issue_locked(pv_ledger *l, const pv_ca *ca, const pv_product
             rc = sqlite3_step(st);
             ok = rc == SQLITE_DONE;
         }
-        sqlite3_finalize(st);
+        pv_done(st);
     }
     if (ok) ok = pv_insert_cert(l, out->cert_serial, out->serial, out->certificate, now) == 0;
-    if (ok && (st = pv_prep(l, "INSERT INTO counters(product,next_seq,next_mac) VALUES(?1,?2,?3) "
+    if (ok && (st = pv_stmt(l, "INSERT INTO counters(product,next_seq,next_mac) VALUES(?1,?2,?3) "
                                "ON CONFLICT(product) DO UPDATE SET next_seq=?2, next_mac=?3"))) {
         pv_bind_texts(st, 1, req->product);
         sqlite3_bind_int64(st, 2, (int64_t)next_seq + 1);
         sqlite3_bind_int64(st, 3, (int64_t)next_mac);
         ok = sqlite3_step(st) == SQLITE_DONE;
-        sqlite3_finalize(st);
+        pv_done(st);
     }
     if (ok) ok = pv_record(l, now, "new", req, out) == 0;
     if (!ok) {
