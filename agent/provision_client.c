@@ -95,7 +95,10 @@ provision_client *provision_client_new(const provision_settings *s, char *err, s
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, prov_write);
-    if (s->ca_file) curl_easy_setopt(h, CURLOPT_CAINFO, s->ca_file);
+    if (s->ca_file) { /* pinned: this CA only, not the system's directory too */
+        curl_easy_setopt(h, CURLOPT_CAINFO, s->ca_file);
+        curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
+    }
     if (s->cert_file) curl_easy_setopt(h, CURLOPT_SSLCERT, s->cert_file);
     if (s->key_file) curl_easy_setopt(h, CURLOPT_SSLKEY, s->key_file);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
