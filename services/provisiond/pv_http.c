@@ -173,6 +173,7 @@ static enum MHD_Result pv_post_unit(pv_server *s, struct MHD_Connection *c, pv_c
     case PV_BAD_REQUEST: return pv_error(c, MHD_HTTP_BAD_REQUEST, err);
     case PV_NOT_FOUND: return pv_error(c, MHD_HTTP_NOT_FOUND, err);
     case PV_CONFLICT: return pv_error(c, MHD_HTTP_CONFLICT, err);
+    case PV_BUSY: return pv_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, err);
     default: return pv_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, err);
     }
     json_t *o = pv_identity_json(&id, s->ca);

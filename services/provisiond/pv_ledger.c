@@ -16,11 +16,14 @@
 #include "pv_ident.h"
 
 /* Group commit: concurrent issuances share one transaction and one fsync.
- * Each request works inside a savepoint of the open batch transaction; the
- * first to finish becomes the leader, waits until every request already on
- * its way has done its work (at most PV_BATCH_MAX), and commits for all. No
- * answer leaves before the commit that holds it; a failed commit fails every
- * request of the batch. */
+ * A request joins the open batch transaction and, holding the lock, finds or
+ * allocates its identity inside a savepoint (phase 1); it signs the
+ * certificate without the lock (phase 2) and writes it (phase 3). The first
+ * to finish becomes the leader: it waits for every request of the batch and
+ * for those about to join (at most PV_BATCH_MAX), then commits for all. No
+ * answer leaves before the commit that holds it; a failed commit, or a
+ * request failing after phase 1, fails every request of the batch (they
+ * answer 500 and the client asks again: nothing was issued). */
 #define PV_BATCH_MAX 64
 #define PV_BATCH_RING 256
 
@@ -28,10 +31,12 @@ struct pv_ledger {
     sqlite3 *db;
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    int inside;        /* requests entered and not yet done with their work */
+    int entering;      /* requests waiting to join the open batch */
+    int joined;        /* requests of the open batch not yet done with their work */
     int in_txn;        /* the batch transaction is open */
     int leader;        /* someone will commit the open batch */
     int committing;    /* the connection is busy with COMMIT */
+    int poisoned;      /* a request of the open batch failed half-way: roll back */
     int batch_size;
     uint64_t batch;    /* the open batch's number */
     uint64_t done;     /* batches up to this one are finished */
@@ -171,10 +176,10 @@ static int pv_load_unit(pv_ledger *l, const char *product, const char *board_id,
 {
     sqlite3_stmt *st = pv_stmt(
         l, serial ? "SELECT u.product,u.board_id,u.serial,u.device_id,u.mac_first,u.mac_count,u.cert_serial,"
-                    "u.factory_code,u.issued_ms,u.seq,c.pem FROM units u JOIN certs c USING(cert_serial) "
+                    "u.factory_code,u.issued_ms,u.seq,c.pem FROM units u LEFT JOIN certs c USING(cert_serial) "
                     "WHERE u.serial=?1"
                   : "SELECT u.product,u.board_id,u.serial,u.device_id,u.mac_first,u.mac_count,u.cert_serial,"
-                    "u.factory_code,u.issued_ms,u.seq,c.pem FROM units u JOIN certs c USING(cert_serial) "
+                    "u.factory_code,u.issued_ms,u.seq,c.pem FROM units u LEFT JOIN certs c USING(cert_serial) "
                     "WHERE u.product=?1 AND u.board_id=?2");
     if (!st) return -1;
     if (serial) pv_bind_texts(st, 1, serial);
@@ -191,8 +196,10 @@ static int pv_load_unit(pv_ledger *l, const char *product, const char *board_id,
         snprintf(out->factory_code, sizeof out->factory_code, "%s", (const char *)sqlite3_column_text(st, 7));
         pv_iso(sqlite3_column_int64(st, 8), out->issued_at);
         if (seq) *seq = sqlite3_column_int64(st, 9);
-        out->certificate = strdup((const char *)sqlite3_column_text(st, 10));
-        rc = out->certificate ? 1 : -1;
+        /* No certificate yet: another request for this board is signing it. */
+        const char *pem = (const char *)sqlite3_column_text(st, 10);
+        out->certificate = pem ? strdup(pem) : NULL;
+        rc = !pem ? 2 : out->certificate ? 1 : -1;
     } else
         rc = rc == SQLITE_DONE ? 0 : -1;
     pv_done(st);
@@ -243,27 +250,33 @@ static int pv_certify(const pv_ca *ca, const pv_product *prod, EVP_PKEY *pub, pv
     return id->certificate ? 0 : -1;
 }
 
-static pv_status pv_issue_locked(pv_ledger *l, const pv_ca *ca, const pv_product *prod, const pv_request *req,
-                                 EVP_PKEY *pub, pv_identity *out, char *err, size_t err_len)
+/* What an issuance still has to do once the ledger lock is let go. */
+typedef struct pv_pending {
+    int sign;          /* sign a certificate (new unit, or a new key) */
+    const char *kind;  /* new, rekey */
+    int64_t now;
+} pv_pending;
+
+/* Phase 1, lock held, inside the request's savepoint: find the board's
+ * identity or allocate a new one (rows written, certificate to follow). */
+static pv_status pv_issue_reserve(pv_ledger *l, const pv_product *prod, const pv_request *req, EVP_PKEY *pub,
+                                  pv_identity *out, pv_pending *pend, char *err, size_t err_len)
 {
     int64_t now = pv_now_ms(), seq;
+    pend->now = now;
     int found = pv_load_unit(l, req->product, req->board_id, NULL, out, &seq);
     if (found < 0) return snprintf(err, err_len, "ledger: %s", sqlite3_errmsg(l->db)), PV_INTERNAL;
+    if (found == 2)
+        return snprintf(err, err_len, "an issuance for board %s is in progress; ask again", req->board_id), PV_BUSY;
     if (found) {
         out->reused = 1;
         /* Same key (or the board kept it): the same certificate. A board that
          * lost its key gets a new certificate for the same identity, so no
          * serial, MAC or device id is ever burnt by a retry. */
-        if (pub && pv_cert_has_key(out->certificate, pub)) return pv_record(l, now, "repeat", req, out) ? PV_INTERNAL : PV_OK;
-        if (pv_certify(ca, prod, pub, out, err, err_len)) return PV_INTERNAL;
-        sqlite3_stmt *st = pv_stmt(l, "UPDATE units SET cert_serial=?1 WHERE serial=?2");
-        if (!st) return PV_INTERNAL;
-        pv_bind_texts(st, 2, out->cert_serial, out->serial);
-        int rc = sqlite3_step(st);
-        pv_done(st);
-        if (rc != SQLITE_DONE || pv_insert_cert(l, out->cert_serial, out->serial, out->certificate, now) ||
-            pv_record(l, now, "rekey", req, out))
-            return snprintf(err, err_len, "ledger: %s", sqlite3_errmsg(l->db)), PV_INTERNAL;
+        if (pub && pv_cert_has_key(out->certificate, pub))
+            return pv_record(l, now, "repeat", req, out) ? PV_INTERNAL : PV_OK;
+        pend->sign = 1;
+        pend->kind = "rekey";
         return PV_OK;
     }
 
@@ -297,14 +310,14 @@ static pv_status pv_issue_locked(pv_ledger *l, const pv_ca *ca, const pv_product
     out->mac_first = mac_first;
     out->mac_count = prod->macs_per_unit;
     pv_iso(now, out->issued_at);
-    if (pv_certify(ca, prod, pub, out, err, err_len)) return PV_INTERNAL;
 
+    /* cert_serial stays empty until phase 2 fills it in. */
     st = pv_stmt(l, "INSERT INTO units(product,board_id,seq,serial,device_id,mac_first,mac_count,cert_serial,"
                     "factory_code,issued_ms,station,lot_id,order_id) "
-                    "VALUES(?1,?2,?11,?3,?4,?12,?13,?5,?6,?14,?7,?8,?9)");
+                    "VALUES(?1,?2,?11,?3,?4,?12,?13,'',?6,?14,?7,?8,?9)");
     if (!st) return PV_INTERNAL;
-    pv_bind_texts(st, 9, req->product, req->board_id, out->serial, out->device_id, out->cert_serial,
-                  prod->factory_code, req->station, req->lot_id, req->order_id);
+    pv_bind_texts(st, 9, req->product, req->board_id, out->serial, out->device_id, "", prod->factory_code,
+                  req->station, req->lot_id, req->order_id);
     sqlite3_bind_int64(st, 11, seq);
     sqlite3_bind_int64(st, 12, (int64_t)mac_first);
     sqlite3_bind_int(st, 13, prod->macs_per_unit);
@@ -322,7 +335,6 @@ static pv_status pv_issue_locked(pv_ledger *l, const pv_ca *ca, const pv_product
         }
         pv_done(st);
     }
-    if (ok) ok = pv_insert_cert(l, out->cert_serial, out->serial, out->certificate, now) == 0;
     if (ok && (st = pv_stmt(l, "INSERT INTO counters(product,next_seq,next_mac) VALUES(?1,?2,?3) "
                                "ON CONFLICT(product) DO UPDATE SET next_seq=?2, next_mac=?3"))) {
         pv_bind_texts(st, 1, req->product);
@@ -331,13 +343,31 @@ static pv_status pv_issue_locked(pv_ledger *l, const pv_ca *ca, const pv_product
         ok = sqlite3_step(st) == SQLITE_DONE;
         pv_done(st);
     }
-    if (ok) ok = pv_record(l, now, "new", req, out) == 0;
     if (!ok) {
         int code = sqlite3_errcode(l->db);
         snprintf(err, err_len, "ledger refused the issuance: %s", sqlite3_errmsg(l->db));
         return code == SQLITE_CONSTRAINT ? PV_CONFLICT : PV_INTERNAL;
     }
+    pend->sign = 1;
+    pend->kind = "new";
     return PV_OK;
+}
+
+/* Phase 3, lock held: the signed certificate into the ledger. A failure here
+ * cannot be undone alone (other requests share the transaction): the caller
+ * fails the whole batch. */
+static int pv_issue_finish(pv_ledger *l, const pv_request *req, const pv_identity *out, const pv_pending *pend)
+{
+    sqlite3_stmt *st = pv_stmt(l, "UPDATE units SET cert_serial=?1 WHERE serial=?2");
+    if (!st) return -1;
+    pv_bind_texts(st, 2, out->cert_serial, out->serial);
+    int rc = sqlite3_step(st);
+    pv_done(st);
+    if (rc != SQLITE_DONE || sqlite3_changes(l->db) != 1) return -1;
+    return pv_insert_cert(l, out->cert_serial, out->serial, out->certificate, pend->now) ||
+                   pv_record(l, pend->now, pend->kind, req, out)
+               ? -1
+               : 0;
 }
 
 pv_status pv_ledger_issue(pv_ledger *l, const pv_ca *ca, const pv_product *prod, const pv_request *req,
@@ -348,45 +378,67 @@ pv_status pv_ledger_issue(pv_ledger *l, const pv_ca *ca, const pv_product *prod,
     if (req->csr && !(pub = pv_csr_pubkey(req->csr, err, err_len))) return PV_BAD_REQUEST;
     pv_status s = PV_INTERNAL;
     pthread_mutex_lock(&l->lock);
-    l->inside++;
-    while (l->committing) pthread_cond_wait(&l->cond, &l->lock);
+    /* Join the open batch, unless it is being committed or is full. */
+    l->entering++;
+    while (l->committing || l->batch_size >= PV_BATCH_MAX) pthread_cond_wait(&l->cond, &l->lock);
+    l->entering--;
     if (!l->in_txn) {
         if (pv_exec(l, "BEGIN IMMEDIATE") == SQLITE_OK) l->in_txn = 1;
         else snprintf(err, err_len, "ledger: %s", sqlite3_errmsg(l->db));
     }
-    if (l->in_txn) {
-        if (pv_exec(l, "SAVEPOINT req") != SQLITE_OK) {
-            snprintf(err, err_len, "ledger: %s", sqlite3_errmsg(l->db));
-        } else {
-            s = pv_issue_locked(l, ca, prod, req, pub, out, err, err_len);
-            if (s != PV_OK) pv_exec(l, "ROLLBACK TO req");
-            pv_exec(l, "RELEASE req");
+    if (!l->in_txn) {
+        pthread_cond_broadcast(&l->cond);
+        pthread_mutex_unlock(&l->lock);
+        EVP_PKEY_free(pub);
+        return PV_INTERNAL;
+    }
+    l->joined++;
+    l->batch_size++;
+    uint64_t mine = l->batch;
+    pv_pending pend = {0, NULL, 0};
+    if (pv_exec(l, "SAVEPOINT req") != SQLITE_OK) {
+        snprintf(err, err_len, "ledger: %s", sqlite3_errmsg(l->db));
+    } else {
+        s = pv_issue_reserve(l, prod, req, pub, out, &pend, err, err_len);
+        if (s != PV_OK) pv_exec(l, "ROLLBACK TO req");
+        pv_exec(l, "RELEASE req");
+    }
+    if (s == PV_OK && pend.sign) {
+        /* Phase 2: sign without the lock, so both cores sign. This request
+         * is still joined: its batch cannot commit without its phase 3. */
+        pthread_mutex_unlock(&l->lock);
+        int signed_ok = pv_certify(ca, prod, pub, out, err, err_len) == 0;
+        pthread_mutex_lock(&l->lock);
+        if (!signed_ok || pv_issue_finish(l, req, out, &pend)) {
+            if (signed_ok) snprintf(err, err_len, "ledger: %s", sqlite3_errmsg(l->db));
+            l->poisoned = 1; /* the batch holds our half-issued rows: roll it all back */
+            s = PV_INTERNAL;
         }
     }
-    uint64_t mine = l->batch;
-    l->batch_size++;
-    l->inside--;
+    l->joined--;
     pthread_cond_broadcast(&l->cond);
-    if (l->in_txn && !l->leader) {
-        /* Lead: let every request already here join, then commit for all. */
+    if (!l->leader) {
+        /* Lead: wait for every request of the batch, and for those about to
+         * join while there is room, then commit for all. */
         l->leader = 1;
-        while (l->inside > 0 && l->batch_size < PV_BATCH_MAX) pthread_cond_wait(&l->cond, &l->lock);
+        while (l->joined > 0 || (l->entering > 0 && l->batch_size < PV_BATCH_MAX))
+            pthread_cond_wait(&l->cond, &l->lock);
         l->committing = 1;
         pthread_mutex_unlock(&l->lock);
-        int rc = pv_exec(l, "COMMIT");
+        int rc = l->poisoned ? SQLITE_ABORT : pv_exec(l, "COMMIT");
         if (rc != SQLITE_OK) pv_exec(l, "ROLLBACK");
         pthread_mutex_lock(&l->lock);
         l->ok[mine % PV_BATCH_RING] = rc == SQLITE_OK;
         l->done = mine;
         l->batch++;
         l->batch_size = 0;
-        l->in_txn = l->leader = l->committing = 0;
+        l->in_txn = l->leader = l->committing = l->poisoned = 0;
         pthread_cond_broadcast(&l->cond);
     } else {
-        while (l->in_txn && l->done < mine) pthread_cond_wait(&l->cond, &l->lock);
+        while (l->done < mine) pthread_cond_wait(&l->cond, &l->lock);
     }
-    if (s == PV_OK && (l->done < mine || !l->ok[mine % PV_BATCH_RING])) {
-        snprintf(err, err_len, "ledger commit failed");
+    if (s == PV_OK && !l->ok[mine % PV_BATCH_RING]) {
+        snprintf(err, err_len, "ledger commit failed; ask again");
         s = PV_INTERNAL;
     }
     pthread_mutex_unlock(&l->lock);
@@ -404,7 +456,8 @@ pv_status pv_ledger_get(pv_ledger *l, const pv_config *cfg, const char *serial, 
     while (l->committing) pthread_cond_wait(&l->cond, &l->lock);
     int found = pv_load_unit(l, NULL, NULL, serial, out, NULL);
     pthread_mutex_unlock(&l->lock);
-    if (found > 0) return PV_OK;
+    if (found == 1) return PV_OK;
+    if (found == 2) found = 0; /* still being issued */
     pv_identity_clear(out);
     if (found == 0) return snprintf(err, err_len, "no unit with serial %s", serial), PV_NOT_FOUND;
     return snprintf(err, err_len, "ledger: read failed"), PV_INTERNAL;
