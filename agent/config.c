@@ -3,6 +3,7 @@
  * the agent at start-up, not silently fall back to a default. */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <ini.h>
 #include <stdlib.h>
@@ -215,6 +216,29 @@ static void set_defaults(config *c)
     c->prov_retries = 3;
 }
 
+/* 1 when the host at the start of hostport (up to ':', '/' or the end;
+ * "[::1]" bracketed) is a loopback address or localhost. */
+static int url_host_is_loopback(const char *hostport)
+{
+    char host[64];
+    size_t n;
+    if (hostport[0] == '[') {
+        n = strcspn(hostport + 1, "]");
+        if (hostport[1 + n] != ']' || n >= sizeof host) return 0;
+        memcpy(host, hostport + 1, n);
+    } else {
+        n = strcspn(hostport, ":/?#");
+        if (n >= sizeof host) return 0;
+        memcpy(host, hostport, n);
+    }
+    host[n] = 0;
+    if (strcmp(host, "localhost") == 0) return 1;
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, host, &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+    return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
 static int finish(config *c, char *err, size_t err_len)
 {
     if (!c->site || !*c->site) return snprintf(err, err_len, "[agent] site is required"), -1;
@@ -244,8 +268,7 @@ static int finish(config *c, char *err, size_t err_len)
         return snprintf(err, err_len, "[provisioning] url is required when the section is used"), -1;
     if (!c->prov_cert_file != !c->prov_key_file)
         return snprintf(err, err_len, "[provisioning] cert_file and key_file go together"), -1;
-    if (c->prov_url && strncmp(c->prov_url, "http://", 7) == 0 && strncmp(c->prov_url, "http://127.", 11) &&
-        strncmp(c->prov_url, "http://localhost", 16) && strncmp(c->prov_url, "http://[::1]", 12))
+    if (c->prov_url && strncmp(c->prov_url, "http://", 7) == 0 && !url_host_is_loopback(c->prov_url + 7))
         return snprintf(err, err_len, "[provisioning] plain http:// is allowed for a server on loopback only; "
                                       "use https:// with ca_file, cert_file and key_file"), -1;
     if (c->n_stations == 0) return snprintf(err, err_len, "no [station NAME] section: the line needs at least one station"), -1;

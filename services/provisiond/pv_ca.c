@@ -16,10 +16,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define PV_DEVICE_EXTS 4
+
 struct pv_ca {
     X509 *cert;
     EVP_PKEY *key;
     char *pem;
+    /* The device certificates' extensions, made once: building them (the
+     * authority key id hashes the CA's encoded key) costs more than signing. */
+    X509_EXTENSION *ext[PV_DEVICE_EXTS];
 };
 
 static void pv_ssl_err(char *err, size_t err_len, const char *what)
@@ -142,6 +147,20 @@ pv_ca *pv_ca_load(const char *cert_path, const char *key_path, char *err, size_t
         goto fail;
     }
     BIO_free(b);
+    static const struct { int nid; const char *value; } exts[PV_DEVICE_EXTS] = {
+        {NID_basic_constraints, "critical,CA:FALSE"},
+        {NID_key_usage, "critical,digitalSignature,keyAgreement"},
+        {NID_ext_key_usage, "clientAuth,serverAuth"},
+        {NID_authority_key_identifier, "keyid:always"},
+    };
+    for (int i = 0; i < PV_DEVICE_EXTS; i++) {
+        X509V3_CTX ctx;
+        X509V3_set_ctx(&ctx, ca->cert, NULL, NULL, NULL, 0);
+        if (!(ca->ext[i] = X509V3_EXT_conf_nid(NULL, &ctx, exts[i].nid, exts[i].value))) {
+            pv_ssl_err(err, err_len, "CA certificate cannot issue (extensions)");
+            goto fail;
+        }
+    }
     return ca;
 fail:
     pv_ca_free(ca);
@@ -154,6 +173,7 @@ void pv_ca_free(pv_ca *ca)
     X509_free(ca->cert);
     EVP_PKEY_free(ca->key);
     free(ca->pem);
+    for (int i = 0; i < PV_DEVICE_EXTS; i++) X509_EXTENSION_free(ca->ext[i]);
     free(ca);
 }
 
@@ -225,12 +245,9 @@ char *pv_ca_sign(const pv_ca *ca, EVP_PKEY *pub, const char *cn, const char *org
     X509_NAME *name = X509_get_subject_name(cert);
     if (org) X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)org, -1, -1, 0);
     X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0);
-    if (pv_add_ext(cert, ca->cert, NID_basic_constraints, "critical,CA:FALSE") ||
-        pv_add_ext(cert, ca->cert, NID_key_usage, "critical,digitalSignature,keyAgreement") ||
-        pv_add_ext(cert, ca->cert, NID_ext_key_usage, "clientAuth,serverAuth") ||
-        pv_add_ext(cert, ca->cert, NID_authority_key_identifier, "keyid:always") ||
-        !X509_sign(cert, ca->key, EVP_sha256()))
-        goto fail;
+    for (int i = 0; i < PV_DEVICE_EXTS; i++)
+        if (!X509_add_ext(cert, ca->ext[i], -1)) goto fail;
+    if (!X509_sign(cert, ca->key, EVP_sha256())) goto fail;
     char *p;
     long n;
     if (!(b = BIO_new(BIO_s_mem())) || !PEM_write_bio_X509(b, cert) || (n = BIO_get_mem_data(b, &p)) <= 0 ||

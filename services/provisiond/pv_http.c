@@ -173,6 +173,7 @@ static enum MHD_Result pv_post_unit(pv_server *s, struct MHD_Connection *c, pv_c
     case PV_BAD_REQUEST: return pv_error(c, MHD_HTTP_BAD_REQUEST, err);
     case PV_NOT_FOUND: return pv_error(c, MHD_HTTP_NOT_FOUND, err);
     case PV_CONFLICT: return pv_error(c, MHD_HTTP_CONFLICT, err);
+    case PV_BUSY: return pv_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, err);
     default: return pv_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, err);
     }
     json_t *o = pv_identity_json(&id, s->ca);
@@ -185,6 +186,11 @@ static enum MHD_Result pv_post_unit(pv_server *s, struct MHD_Connection *c, pv_c
 static int pv_client_ok(pv_server *s, struct MHD_Connection *c, char *why, size_t n)
 {
     if (!s->tls_cert) return 1;
+    /* A connection's client certificate is verified once; keep-alive
+     * requests after that are served on the same verified session. */
+    const union MHD_ConnectionInfo *sc = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    int *verified = sc ? (int *)sc->socket_context : NULL;
+    if (verified && *verified) return 1;
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
     if (!ci || !ci->tls_session) return snprintf(why, n, "no TLS session"), 0;
     gnutls_session_t tls = (gnutls_session_t)ci->tls_session;
@@ -194,7 +200,18 @@ static int pv_client_ok(pv_server *s, struct MHD_Connection *c, char *why, size_
         return snprintf(why, n, "a client certificate is required"), 0;
     if (rc < 0 || status != 0)
         return snprintf(why, n, "client certificate not issued by the station CA"), 0;
+    if (verified) *verified = 1;
     return 1;
+}
+
+static void pv_conn_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+                           enum MHD_ConnectionNotificationCode code)
+{
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) *socket_context = calloc(1, sizeof(int));
+    else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        free(*socket_context);
+        *socket_context = NULL;
+    }
 }
 
 static enum MHD_Result pv_handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -299,6 +316,7 @@ pv_server *pv_http_start(const pv_config *cfg, pv_ledger *ledger, const pv_ca *c
         {MHD_OPTION_CONNECTION_TIMEOUT, 30, NULL},
         {MHD_OPTION_CONNECTION_LIMIT, 512, NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)pv_done, NULL},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)pv_conn_notify, NULL},
         {s->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, s->tls_cert},
         {MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key},
         {MHD_OPTION_HTTPS_MEM_TRUST, 0, s->client_ca},

@@ -16,11 +16,14 @@
 #include "pv_ident.h"
 
 /* Group commit: concurrent issuances share one transaction and one fsync.
- * Each request works inside a savepoint of the open batch transaction; the
- * first to finish becomes the leader, waits until every request already on
- * its way has done its work (at most PV_BATCH_MAX), and commits for all. No
- * answer leaves before the commit that holds it; a failed commit fails every
- * request of the batch. */
+ * A request joins the open batch transaction and, holding the lock, finds or
+ * allocates its identity inside a savepoint (phase 1); it signs the
+ * certificate without the lock (phase 2) and writes it (phase 3). The first
+ * to finish becomes the leader: it waits for every request of the batch and
+ * for those about to join (at most PV_BATCH_MAX), then commits for all. No
+ * answer leaves before the commit that holds it; a failed commit, or a
+ * request failing after phase 1, fails every request of the batch (they
+ * answer 500 and the client asks again: nothing was issued). */
 #define PV_BATCH_MAX 64
 #define PV_BATCH_RING 256
 
@@ -28,14 +31,20 @@ struct pv_ledger {
     sqlite3 *db;
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    int inside;        /* requests entered and not yet done with their work */
+    int entering;      /* requests waiting to join the open batch */
+    int joined;        /* requests of the open batch not yet done with their work */
     int in_txn;        /* the batch transaction is open */
     int leader;        /* someone will commit the open batch */
     int committing;    /* the connection is busy with COMMIT */
+    int poisoned;      /* a request of the open batch failed half-way: roll back */
     int batch_size;
     uint64_t batch;    /* the open batch's number */
     uint64_t done;     /* batches up to this one are finished */
     unsigned char ok[PV_BATCH_RING]; /* commit result by batch number */
+    /* Prepared statements of the issuance path, by SQL text (the literals'
+     * addresses): parsing them again for every request costs more than the
+     * rest of the database work. */
+    struct { const char *sql; sqlite3_stmt *st; } cache[16];
 };
 
 static const char *const pv_schema =
@@ -104,6 +113,7 @@ pv_ledger *pv_ledger_open(const char *path, char *err, size_t err_len)
 void pv_ledger_close(pv_ledger *l)
 {
     if (!l) return;
+    for (size_t i = 0; i < sizeof l->cache / sizeof l->cache[0]; i++) sqlite3_finalize(l->cache[i].st);
     sqlite3_close(l->db);
     pthread_mutex_destroy(&l->lock);
     pthread_cond_destroy(&l->cond);
@@ -136,6 +146,27 @@ static void pv_bind_texts(sqlite3_stmt *st, int n, ...)
     va_end(ap);
 }
 
+/* The cached statement for sql (lock held); hand it back with pv_done. */
+static sqlite3_stmt *pv_stmt(pv_ledger *l, const char *sql)
+{
+    size_t n = sizeof l->cache / sizeof l->cache[0], i;
+    for (i = 0; i < n && l->cache[i].sql; i++)
+        if (l->cache[i].sql == sql) return l->cache[i].st;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v3(l->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) return NULL;
+    if (i < n) {
+        l->cache[i].sql = sql;
+        l->cache[i].st = st;
+    }
+    return st; /* a full cache is a bug: the statement then leaks until close */
+}
+
+static void pv_done(sqlite3_stmt *st)
+{
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
 static int pv_exec(pv_ledger *l, const char *sql) { return sqlite3_exec(l->db, sql, NULL, NULL, NULL); }
 
 /* Loads the unit row for (product, board_id) or serial into out; 1 found,
@@ -143,12 +174,12 @@ static int pv_exec(pv_ledger *l, const char *sql) { return sqlite3_exec(l->db, s
 static int pv_load_unit(pv_ledger *l, const char *product, const char *board_id, const char *serial,
                         pv_identity *out, int64_t *seq)
 {
-    sqlite3_stmt *st = pv_prep(
+    sqlite3_stmt *st = pv_stmt(
         l, serial ? "SELECT u.product,u.board_id,u.serial,u.device_id,u.mac_first,u.mac_count,u.cert_serial,"
-                    "u.factory_code,u.issued_ms,u.seq,c.pem FROM units u JOIN certs c USING(cert_serial) "
+                    "u.factory_code,u.issued_ms,u.seq,c.pem FROM units u LEFT JOIN certs c USING(cert_serial) "
                     "WHERE u.serial=?1"
                   : "SELECT u.product,u.board_id,u.serial,u.device_id,u.mac_first,u.mac_count,u.cert_serial,"
-                    "u.factory_code,u.issued_ms,u.seq,c.pem FROM units u JOIN certs c USING(cert_serial) "
+                    "u.factory_code,u.issued_ms,u.seq,c.pem FROM units u LEFT JOIN certs c USING(cert_serial) "
                     "WHERE u.product=?1 AND u.board_id=?2");
     if (!st) return -1;
     if (serial) pv_bind_texts(st, 1, serial);
@@ -165,35 +196,37 @@ static int pv_load_unit(pv_ledger *l, const char *product, const char *board_id,
         snprintf(out->factory_code, sizeof out->factory_code, "%s", (const char *)sqlite3_column_text(st, 7));
         pv_iso(sqlite3_column_int64(st, 8), out->issued_at);
         if (seq) *seq = sqlite3_column_int64(st, 9);
-        out->certificate = strdup((const char *)sqlite3_column_text(st, 10));
-        rc = out->certificate ? 1 : -1;
+        /* No certificate yet: another request for this board is signing it. */
+        const char *pem = (const char *)sqlite3_column_text(st, 10);
+        out->certificate = pem ? strdup(pem) : NULL;
+        rc = !pem ? 2 : out->certificate ? 1 : -1;
     } else
         rc = rc == SQLITE_DONE ? 0 : -1;
-    sqlite3_finalize(st);
+    pv_done(st);
     return rc;
 }
 
 static int pv_insert_cert(pv_ledger *l, const char *cert_serial, const char *serial, const char *pem, int64_t ms)
 {
-    sqlite3_stmt *st = pv_prep(l, "INSERT INTO certs(cert_serial,serial,pem,issued_ms) VALUES(?1,?2,?3,?4)");
+    sqlite3_stmt *st = pv_stmt(l, "INSERT INTO certs(cert_serial,serial,pem,issued_ms) VALUES(?1,?2,?3,?4)");
     if (!st) return -1;
     pv_bind_texts(st, 3, cert_serial, serial, pem);
     sqlite3_bind_int64(st, 4, ms);
     int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-    sqlite3_finalize(st);
+    pv_done(st);
     return rc;
 }
 
 static int pv_record(pv_ledger *l, int64_t ms, const char *kind, const pv_request *r, const pv_identity *id)
 {
-    sqlite3_stmt *st = pv_prep(l, "INSERT INTO issuances(time_ms,kind,product,board_id,serial,cert_serial,"
+    sqlite3_stmt *st = pv_stmt(l, "INSERT INTO issuances(time_ms,kind,product,board_id,serial,cert_serial,"
                                   "station,lot_id,order_id) VALUES(?9,?1,?2,?3,?4,?5,?6,?7,?8)");
     if (!st) return -1;
     pv_bind_texts(st, 8, kind, r->product, r->board_id, id->serial, id->cert_serial, r->station, r->lot_id,
                   r->order_id);
     sqlite3_bind_int64(st, 9, ms);
     int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-    sqlite3_finalize(st);
+    pv_done(st);
     return rc;
 }
 
@@ -217,39 +250,45 @@ static int pv_certify(const pv_ca *ca, const pv_product *prod, EVP_PKEY *pub, pv
     return id->certificate ? 0 : -1;
 }
 
-static pv_status pv_issue_locked(pv_ledger *l, const pv_ca *ca, const pv_product *prod, const pv_request *req,
-                                 EVP_PKEY *pub, pv_identity *out, char *err, size_t err_len)
+/* What an issuance still has to do once the ledger lock is let go. */
+typedef struct pv_pending {
+    int sign;          /* sign a certificate (new unit, or a new key) */
+    const char *kind;  /* new, rekey */
+    int64_t now;
+} pv_pending;
+
+/* Phase 1, lock held, inside the request's savepoint: find the board's
+ * identity or allocate a new one (rows written, certificate to follow). */
+static pv_status pv_issue_reserve(pv_ledger *l, const pv_product *prod, const pv_request *req, EVP_PKEY *pub,
+                                  pv_identity *out, pv_pending *pend, char *err, size_t err_len)
 {
     int64_t now = pv_now_ms(), seq;
+    pend->now = now;
     int found = pv_load_unit(l, req->product, req->board_id, NULL, out, &seq);
     if (found < 0) return snprintf(err, err_len, "ledger: %s", sqlite3_errmsg(l->db)), PV_INTERNAL;
+    if (found == 2)
+        return snprintf(err, err_len, "an issuance for board %s is in progress; ask again", req->board_id), PV_BUSY;
     if (found) {
         out->reused = 1;
         /* Same key (or the board kept it): the same certificate. A board that
          * lost its key gets a new certificate for the same identity, so no
          * serial, MAC or device id is ever burnt by a retry. */
-        if (pub && pv_cert_has_key(out->certificate, pub)) return pv_record(l, now, "repeat", req, out) ? PV_INTERNAL : PV_OK;
-        if (pv_certify(ca, prod, pub, out, err, err_len)) return PV_INTERNAL;
-        sqlite3_stmt *st = pv_prep(l, "UPDATE units SET cert_serial=?1 WHERE serial=?2");
-        if (!st) return PV_INTERNAL;
-        pv_bind_texts(st, 2, out->cert_serial, out->serial);
-        int rc = sqlite3_step(st);
-        sqlite3_finalize(st);
-        if (rc != SQLITE_DONE || pv_insert_cert(l, out->cert_serial, out->serial, out->certificate, now) ||
-            pv_record(l, now, "rekey", req, out))
-            return snprintf(err, err_len, "ledger: %s", sqlite3_errmsg(l->db)), PV_INTERNAL;
+        if (pub && pv_cert_has_key(out->certificate, pub))
+            return pv_record(l, now, "repeat", req, out) ? PV_INTERNAL : PV_OK;
+        pend->sign = 1;
+        pend->kind = "rekey";
         return PV_OK;
     }
 
     uint64_t next_seq = 1, next_mac = prod->mac_first;
-    sqlite3_stmt *st = pv_prep(l, "SELECT next_seq,next_mac FROM counters WHERE product=?1");
+    sqlite3_stmt *st = pv_stmt(l, "SELECT next_seq,next_mac FROM counters WHERE product=?1");
     if (!st) return PV_INTERNAL;
     pv_bind_texts(st, 1, req->product);
     if (sqlite3_step(st) == SQLITE_ROW) {
         next_seq = (uint64_t)sqlite3_column_int64(st, 0);
         next_mac = (uint64_t)sqlite3_column_int64(st, 1);
     }
-    sqlite3_finalize(st);
+    pv_done(st);
     uint64_t mac_first = 0;
     if (prod->macs_per_unit > 0 &&
         pv_mac_alloc(&next_mac, prod->mac_first, prod->mac_last, prod->macs_per_unit, &mac_first)) {
@@ -271,22 +310,22 @@ static pv_status pv_issue_locked(pv_ledger *l, const pv_ca *ca, const pv_product
     out->mac_first = mac_first;
     out->mac_count = prod->macs_per_unit;
     pv_iso(now, out->issued_at);
-    if (pv_certify(ca, prod, pub, out, err, err_len)) return PV_INTERNAL;
 
-    st = pv_prep(l, "INSERT INTO units(product,board_id,seq,serial,device_id,mac_first,mac_count,cert_serial,"
+    /* cert_serial stays empty until phase 2 fills it in. */
+    st = pv_stmt(l, "INSERT INTO units(product,board_id,seq,serial,device_id,mac_first,mac_count,cert_serial,"
                     "factory_code,issued_ms,station,lot_id,order_id) "
-                    "VALUES(?1,?2,?11,?3,?4,?12,?13,?5,?6,?14,?7,?8,?9)");
+                    "VALUES(?1,?2,?11,?3,?4,?12,?13,'',?6,?14,?7,?8,?9)");
     if (!st) return PV_INTERNAL;
-    pv_bind_texts(st, 9, req->product, req->board_id, out->serial, out->device_id, out->cert_serial,
-                  prod->factory_code, req->station, req->lot_id, req->order_id);
+    pv_bind_texts(st, 9, req->product, req->board_id, out->serial, out->device_id, "", prod->factory_code,
+                  req->station, req->lot_id, req->order_id);
     sqlite3_bind_int64(st, 11, seq);
     sqlite3_bind_int64(st, 12, (int64_t)mac_first);
     sqlite3_bind_int(st, 13, prod->macs_per_unit);
     sqlite3_bind_int64(st, 14, now);
     int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
+    pv_done(st);
     int ok = rc == SQLITE_DONE;
-    if (ok && (st = pv_prep(l, "INSERT INTO macs(mac,serial) VALUES(?1,?2)"))) {
+    if (ok && (st = pv_stmt(l, "INSERT INTO macs(mac,serial) VALUES(?1,?2)"))) {
         for (int i = 0; ok && i < prod->macs_per_unit; i++) {
             sqlite3_reset(st);
             sqlite3_bind_int64(st, 1, (int64_t)(mac_first + (uint64_t)i));
@@ -294,24 +333,41 @@ static pv_status pv_issue_locked(pv_ledger *l, const pv_ca *ca, const pv_product
             rc = sqlite3_step(st);
             ok = rc == SQLITE_DONE;
         }
-        sqlite3_finalize(st);
+        pv_done(st);
     }
-    if (ok) ok = pv_insert_cert(l, out->cert_serial, out->serial, out->certificate, now) == 0;
-    if (ok && (st = pv_prep(l, "INSERT INTO counters(product,next_seq,next_mac) VALUES(?1,?2,?3) "
+    if (ok && (st = pv_stmt(l, "INSERT INTO counters(product,next_seq,next_mac) VALUES(?1,?2,?3) "
                                "ON CONFLICT(product) DO UPDATE SET next_seq=?2, next_mac=?3"))) {
         pv_bind_texts(st, 1, req->product);
         sqlite3_bind_int64(st, 2, (int64_t)next_seq + 1);
         sqlite3_bind_int64(st, 3, (int64_t)next_mac);
         ok = sqlite3_step(st) == SQLITE_DONE;
-        sqlite3_finalize(st);
+        pv_done(st);
     }
-    if (ok) ok = pv_record(l, now, "new", req, out) == 0;
     if (!ok) {
         int code = sqlite3_errcode(l->db);
         snprintf(err, err_len, "ledger refused the issuance: %s", sqlite3_errmsg(l->db));
         return code == SQLITE_CONSTRAINT ? PV_CONFLICT : PV_INTERNAL;
     }
+    pend->sign = 1;
+    pend->kind = "new";
     return PV_OK;
+}
+
+/* Phase 3, lock held: the signed certificate into the ledger. A failure here
+ * cannot be undone alone (other requests share the transaction): the caller
+ * fails the whole batch. */
+static int pv_issue_finish(pv_ledger *l, const pv_request *req, const pv_identity *out, const pv_pending *pend)
+{
+    sqlite3_stmt *st = pv_stmt(l, "UPDATE units SET cert_serial=?1 WHERE serial=?2");
+    if (!st) return -1;
+    pv_bind_texts(st, 2, out->cert_serial, out->serial);
+    int rc = sqlite3_step(st);
+    pv_done(st);
+    if (rc != SQLITE_DONE || sqlite3_changes(l->db) != 1) return -1;
+    return pv_insert_cert(l, out->cert_serial, out->serial, out->certificate, pend->now) ||
+                   pv_record(l, pend->now, pend->kind, req, out)
+               ? -1
+               : 0;
 }
 
 pv_status pv_ledger_issue(pv_ledger *l, const pv_ca *ca, const pv_product *prod, const pv_request *req,
@@ -322,45 +378,67 @@ pv_status pv_ledger_issue(pv_ledger *l, const pv_ca *ca, const pv_product *prod,
     if (req->csr && !(pub = pv_csr_pubkey(req->csr, err, err_len))) return PV_BAD_REQUEST;
     pv_status s = PV_INTERNAL;
     pthread_mutex_lock(&l->lock);
-    l->inside++;
-    while (l->committing) pthread_cond_wait(&l->cond, &l->lock);
+    /* Join the open batch, unless it is being committed or is full. */
+    l->entering++;
+    while (l->committing || l->batch_size >= PV_BATCH_MAX) pthread_cond_wait(&l->cond, &l->lock);
+    l->entering--;
     if (!l->in_txn) {
         if (pv_exec(l, "BEGIN IMMEDIATE") == SQLITE_OK) l->in_txn = 1;
         else snprintf(err, err_len, "ledger: %s", sqlite3_errmsg(l->db));
     }
-    if (l->in_txn) {
-        if (pv_exec(l, "SAVEPOINT req") != SQLITE_OK) {
-            snprintf(err, err_len, "ledger: %s", sqlite3_errmsg(l->db));
-        } else {
-            s = pv_issue_locked(l, ca, prod, req, pub, out, err, err_len);
-            if (s != PV_OK) pv_exec(l, "ROLLBACK TO req");
-            pv_exec(l, "RELEASE req");
+    if (!l->in_txn) {
+        pthread_cond_broadcast(&l->cond);
+        pthread_mutex_unlock(&l->lock);
+        EVP_PKEY_free(pub);
+        return PV_INTERNAL;
+    }
+    l->joined++;
+    l->batch_size++;
+    uint64_t mine = l->batch;
+    pv_pending pend = {0, NULL, 0};
+    if (pv_exec(l, "SAVEPOINT req") != SQLITE_OK) {
+        snprintf(err, err_len, "ledger: %s", sqlite3_errmsg(l->db));
+    } else {
+        s = pv_issue_reserve(l, prod, req, pub, out, &pend, err, err_len);
+        if (s != PV_OK) pv_exec(l, "ROLLBACK TO req");
+        pv_exec(l, "RELEASE req");
+    }
+    if (s == PV_OK && pend.sign) {
+        /* Phase 2: sign without the lock, so both cores sign. This request
+         * is still joined: its batch cannot commit without its phase 3. */
+        pthread_mutex_unlock(&l->lock);
+        int signed_ok = pv_certify(ca, prod, pub, out, err, err_len) == 0;
+        pthread_mutex_lock(&l->lock);
+        if (!signed_ok || pv_issue_finish(l, req, out, &pend)) {
+            if (signed_ok) snprintf(err, err_len, "ledger: %s", sqlite3_errmsg(l->db));
+            l->poisoned = 1; /* the batch holds our half-issued rows: roll it all back */
+            s = PV_INTERNAL;
         }
     }
-    uint64_t mine = l->batch;
-    l->batch_size++;
-    l->inside--;
+    l->joined--;
     pthread_cond_broadcast(&l->cond);
-    if (l->in_txn && !l->leader) {
-        /* Lead: let every request already here join, then commit for all. */
+    if (!l->leader) {
+        /* Lead: wait for every request of the batch, and for those about to
+         * join while there is room, then commit for all. */
         l->leader = 1;
-        while (l->inside > 0 && l->batch_size < PV_BATCH_MAX) pthread_cond_wait(&l->cond, &l->lock);
+        while (l->joined > 0 || (l->entering > 0 && l->batch_size < PV_BATCH_MAX))
+            pthread_cond_wait(&l->cond, &l->lock);
         l->committing = 1;
         pthread_mutex_unlock(&l->lock);
-        int rc = pv_exec(l, "COMMIT");
+        int rc = l->poisoned ? SQLITE_ABORT : pv_exec(l, "COMMIT");
         if (rc != SQLITE_OK) pv_exec(l, "ROLLBACK");
         pthread_mutex_lock(&l->lock);
         l->ok[mine % PV_BATCH_RING] = rc == SQLITE_OK;
         l->done = mine;
         l->batch++;
         l->batch_size = 0;
-        l->in_txn = l->leader = l->committing = 0;
+        l->in_txn = l->leader = l->committing = l->poisoned = 0;
         pthread_cond_broadcast(&l->cond);
     } else {
-        while (l->in_txn && l->done < mine) pthread_cond_wait(&l->cond, &l->lock);
+        while (l->done < mine) pthread_cond_wait(&l->cond, &l->lock);
     }
-    if (s == PV_OK && (l->done < mine || !l->ok[mine % PV_BATCH_RING])) {
-        snprintf(err, err_len, "ledger commit failed");
+    if (s == PV_OK && !l->ok[mine % PV_BATCH_RING]) {
+        snprintf(err, err_len, "ledger commit failed; ask again");
         s = PV_INTERNAL;
     }
     pthread_mutex_unlock(&l->lock);
@@ -378,7 +456,8 @@ pv_status pv_ledger_get(pv_ledger *l, const pv_config *cfg, const char *serial, 
     while (l->committing) pthread_cond_wait(&l->cond, &l->lock);
     int found = pv_load_unit(l, NULL, NULL, serial, out, NULL);
     pthread_mutex_unlock(&l->lock);
-    if (found > 0) return PV_OK;
+    if (found == 1) return PV_OK;
+    if (found == 2) found = 0; /* still being issued */
     pv_identity_clear(out);
     if (found == 0) return snprintf(err, err_len, "no unit with serial %s", serial), PV_NOT_FOUND;
     return snprintf(err, err_len, "ledger: read failed"), PV_INTERNAL;

@@ -45,6 +45,7 @@ typedef enum pv_status {
     PV_BAD_REQUEST,   /* malformed: 400 */
     PV_NOT_FOUND,     /* unknown product or serial: 404 */
     PV_CONFLICT,      /* block exhausted, identifier taken: 409 */
+    PV_BUSY,          /* the same board is being issued right now: 503, ask again */
     PV_INTERNAL       /* 500 */
 } pv_status;
 

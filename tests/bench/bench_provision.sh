@@ -12,7 +12,7 @@ N=${3:-5000}
 C=${4:-16}
 W=$(mktemp -d /tmp/bench-provision.XXXXXX)
 PID=""
-cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$W"; }
+cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$W"; }
 trap cleanup EXIT
 
 (cd "$W"
@@ -54,9 +54,10 @@ CONF
   [ -f "$W/ca.pem" ] || "$PROVISIOND" init-ca -c "$W/pv.conf" >/dev/null
   "$PROVISIOND" serve -c "$W/pv.conf" 2>"$W/serve.log" &
   PID=$!
-  for _ in $(seq 50); do grep -qs "listening on" "$W/serve.log" && break; sleep 0.1; done
+  for _ in $(seq 200); do grep -qs "listening on" "$W/serve.log" && break; sleep 0.1; done
   local port
   port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$W/serve.log")
+  [ -n "$port" ] || { echo "bench_provision: provisiond did not start:" >&2; cat "$W/serve.log" >&2; exit 1; }
   local args=() scheme=http
   [ "$mode" = mtls ] && { scheme=https; args=(--ca "$W/tlsca.pem" --cert "$W/station.pem" --key "$W/station.key"); }
   echo "-- $mode: $N units, $C keep-alive clients, CSRs made beforehand (the board makes them on a line)"

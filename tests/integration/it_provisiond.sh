@@ -33,6 +33,10 @@ if "$PV_LOAD" "$URL" 1 1 "$T/rogue.txt" --prefix ROGUE --ca "$P/tlsca.pem" --cer
 grep -q "1 refused" "$T/rogue.out" || fail "rogue client not refused: $(cat "$T/rogue.out")"
 grep -q "403" "$T/rogue.out" || fail "rogue client: no 403 reason: $(cat "$T/rogue.out")"
 pass "mTLS: no client certificate and a foreign CA's certificate are refused (403), the station's is served"
+if "$PV_LOAD" "$URL" 1 1 "$T/pin.txt" --prefix PIN --ca "$P/stationca.pem" --cert "$P/station1.pem" \
+  --key "$P/station1.key" >"$T/pin.out"; then fail "the client accepted a server certificate its pinned CA did not issue"; fi
+grep -q "1 unavailable" "$T/pin.out" || fail "pinning: $(cat "$T/pin.out")"
+pass "the agent's client refuses a server whose certificate is not from the pinned CA"
 
 # --- 16 stations, 10,000 units
 N=${PV_UNITS:-10000}

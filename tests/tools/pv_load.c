@@ -74,6 +74,10 @@ static void *worker(void *arg)
     char station[32];
     snprintf(station, sizeof station, "st%02ld", t);
     for (long i = t; i < total; i += threads) {
+        pthread_mutex_lock(&out_lock);
+        int hopeless = ok_count == 0 && unavailable_count >= 32; /* no server: stop, don't wait out every retry */
+        pthread_mutex_unlock(&out_lock);
+        if (hopeless) break;
         char board[64], csr[4096];
         snprintf(board, sizeof board, "%s-B%07ld", prefix, i);
         if (!server_keys && !pregen && make_csr(board, csr, sizeof csr)) {

@@ -136,6 +136,9 @@ static void test_provisioning(void **state)
     assert_int_equal(load_err(BASE "[provisioning]\nurl = http://127.0.0.1:8080\nretries = 0\n" ST, err, sizeof err), 0);
     assert_int_equal(load_err(BASE "[provisioning]\nurl = http://pv.factory:8080\n" ST, err, sizeof err), -1);
     assert_non_null(strstr(err, "loopback"));
+    assert_int_equal(load_err(BASE "[provisioning]\nurl = http://127.0.0.1.evil.example/\n" ST, err, sizeof err), -1);
+    assert_int_equal(load_err(BASE "[provisioning]\nurl = http://[::1]:80\n" ST, err, sizeof err), 0);
+    assert_int_equal(load_err(BASE "[provisioning]\nurl = http://localhost\n" ST, err, sizeof err), 0);
     assert_int_equal(load_err(BASE "[provisioning]\nurl = https://pv:1\ncert_file = /a\n" ST, err, sizeof err), -1);
     assert_int_equal(load_err(BASE "[provisioning]\nca_file = /a\n" ST, err, sizeof err), -1);
     assert_int_equal(load_err(BASE "[provisioning]\nurl = ftp://pv\n" ST, err, sizeof err), -1);
