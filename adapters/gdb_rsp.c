@@ -362,6 +362,20 @@ int gdb_rsp_halt(gdb_rsp *g)
     if (rc) return rc == GDB_UNSUPPORTED ? rsp_fail(g, GDB_EPROTO, "empty answer to '?'") : rc;
     if (reply[0] != 'S' && reply[0] != 'T')
         return rsp_fail(g, GDB_EPROTO, "target did not report a stop after halt (answered %.16s)", reply);
+    /* A slow server's stop reply to the interrupt may have arrived after the
+     * short wait and been taken for the answer to '?': drop the one left over
+     * so it is never read as the answer to the next command. */
+    for (int i = 0; i < 4; i++) {
+        size_t n;
+        rc = rsp_recv_packet(g, rsp_now_ms() + 50, &n);
+        if (rc == GDB_ETIMEOUT) {
+            g->broken = 0;
+            break;
+        }
+        if (rc) return rc;
+        if (g->reply[0] != 'S' && g->reply[0] != 'T')
+            return rsp_fail(g, GDB_EPROTO, "unexpected packet after halt: %.16s", g->reply);
+    }
     return GDB_OK;
 }
 

@@ -421,6 +421,7 @@ static int emit_unit_tested(line *ln, unit *u, const char *st_name, const adapte
     b.passed = res->passed;
     b.n_measurements = (size_t)res->n_measurements;
     b.measurements = mp;
+    b.test_plan = u->lt->order->test_plan;
     TraceEvent ev;
     ev_init(&ev, u->lt, st_name, u->st.board_id);
     ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_UNIT_TESTED;

@@ -78,6 +78,7 @@ f=$(ev 3 unit_failed)
 t=$(ev 3 unit_tested)
 jq -e '.unitTested.measurements[] | select(.name=="vbus") | .low == 4.75 and .high == 5.25 and .passed == false and .unit == "V"' <<<"$t" >/dev/null \
   || fail "B3 unit_tested does not carry the order's limits: $t"
+[ "$(jq -r .unitTested.testPlan.version <<<"$t")" = FCT-7 ] || fail "unit_tested does not name the test plan: $t"
 site=$(jq -r '.unitFailed.stationSite // 0' <<<"$f")
 [[ "$site" =~ ^[01]$ ]] || fail "B3 failure without its site: $f"
 pass "B3: TEST limit_exceeded at fct1 site $site, judged against the order's [4.75, 5.25] V"
