@@ -23,6 +23,7 @@ n=${board##*-B0000}
 case $step in
   test)
     v=5.01; [ "$n" = 3 ] && v=4.20
+    sleep 0.3 # long enough that the two sites overlap
     echo "FCT site $site board $board" >&2
     echo "{\"name\":\"vbus\",\"value\":$v,\"unit\":\"V\"}"
     [ "$n" = 5 ] || echo "{\"name\":\"i_idle\",\"value\":0.021,\"unit\":\"A\"}" ;;
