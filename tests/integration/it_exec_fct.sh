@@ -109,3 +109,11 @@ pass "B1, B2, B4: tested, written, verified, calibrated by the agent's fit (gain
 grep -q "station fct1 test: FCT site 1" "$AGENT_LOG" && grep -q "station fct1 test: FCT site 0" "$AGENT_LOG" \
   || fail "both FCT sites should have run boards (stderr goes to the log)"
 pass "both FCT sites ran boards; the programs' stderr is in the agent log"
+
+"$AGENT" trace --brokers "$BOOTSTRAP" --format summary --expect 29 --idle-ms 1500 --timeout-ms 60000 >"$T/summary.txt" \
+  || fail "trace summary: $(cat "$T/summary.txt")"
+grep -q "failures by station and site" "$T/summary.txt" || fail "summary lacks failures per fixture: $(cat "$T/summary.txt")"
+fct=$(awk '$1=="fct1" && $2=="site" {n += $4} END {print n+0}' "$T/summary.txt")
+cal=$(awk '$1=="cal1" && $2=="site" && $3=="0" {print $4}' "$T/summary.txt")
+[ "$fct" -eq 2 ] && [ "$cal" = 1 ] || fail "failures per fixture: fct1 $fct, cal1 $cal: $(cat "$T/summary.txt")"
+pass "summary: failures per station and site (fct1: $fct, cal1 site 0: $cal)"
