@@ -262,7 +262,7 @@ static int gdb_console_connect(const gdb_state *s, char *err, size_t err_len)
     snprintf(portstr, sizeof portstr, "%d", s->console_port);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai = NULL;
     if (getaddrinfo(s->console_host, portstr, &hints, &ai) != 0 || !ai) {
-        snprintf(err, err_len, "cannot resolve console %s", s->console_host);
+        snprintf(err, err_len, "cannot resolve console %.200s", s->console_host);
         return -1;
     }
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
