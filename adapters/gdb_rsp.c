@@ -240,9 +240,11 @@ int gdb_rsp_command(gdb_rsp *g, const char *cmd, size_t cmd_len, char *reply, si
     if (reply_len) *reply_len = got;
     if (got == 0) return GDB_UNSUPPORTED;
     if (got == 3 && g->reply[0] == 'E' && hexval(g->reply[1]) >= 0 && hexval(g->reply[2]) >= 0) {
-        char cname[24];
-        snprintf(cname, sizeof cname, "%.*s", (int)strcspn(cmd, ":,;"), cmd);
-        if (strlen(cname) > 12) cname[12] = 0;
+        /* The command's name for the message; cmd is not NUL-terminated. */
+        char cname[16];
+        size_t k = 0;
+        while (k < cmd_len && k < sizeof cname - 1 && !strchr(":,;", cmd[k])) cname[k] = cmd[k], k++;
+        cname[k] = 0;
         return rsp_fail(g, GDB_EREPLY, "the GDB server answered %s to %s", g->reply, cname);
     }
     return GDB_OK;
