@@ -40,6 +40,7 @@
 
 typedef struct gdb_state {
     char station[ADAPTER_ID_MAX];
+    uint32_t site;
     char host[256];
     int port;
     int has_load_address;
@@ -106,6 +107,7 @@ static int gdb_open(void **state, const config_station *st, char *err, size_t er
 {
     gdb_state s = {0};
     snprintf(s.station, sizeof s.station, "%s", st->name);
+    s.site = st->site;
     const char *host = config_station_get(st, "gdb.host");
     snprintf(s.host, sizeof s.host, "%s", host ? host : "127.0.0.1");
     uint64_t port = 0, uid_len = 0, timeout = 5000, boot = 5000, lockv = 0;
@@ -250,8 +252,8 @@ static void gdb_write(void *state, const adapter_step_ctx *ctx, adapter_result *
         gdb_fail(r, gdb_mode(rc, "write_error"), "%s", d);
     } else {
         r->passed = 1;
-        log_debug("station %s: wrote %zu bytes at 0x%llx to %s (%s)", s->station, ctx->image->len,
-                  (unsigned long long)addr, ctx->board_id, how);
+        log_debug("station %s site %u: wrote %zu bytes at 0x%llx to %s via %s:%d (%s)", s->station, s->site,
+                  ctx->image->len, (unsigned long long)addr, ctx->board_id, s->host, s->port, how);
     }
     gdb_rsp_close(g);
 }
@@ -262,7 +264,7 @@ static int gdb_console_connect(const gdb_state *s, char *err, size_t err_len)
     snprintf(portstr, sizeof portstr, "%d", s->console_port);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai = NULL;
     if (getaddrinfo(s->console_host, portstr, &hints, &ai) != 0 || !ai) {
-        snprintf(err, err_len, "cannot resolve console %s", s->console_host);
+        snprintf(err, err_len, "cannot resolve console %.200s", s->console_host);
         return -1;
     }
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);

@@ -240,9 +240,11 @@ int gdb_rsp_command(gdb_rsp *g, const char *cmd, size_t cmd_len, char *reply, si
     if (reply_len) *reply_len = got;
     if (got == 0) return GDB_UNSUPPORTED;
     if (got == 3 && g->reply[0] == 'E' && hexval(g->reply[1]) >= 0 && hexval(g->reply[2]) >= 0) {
-        char cname[24];
-        snprintf(cname, sizeof cname, "%.*s", (int)strcspn(cmd, ":,;"), cmd);
-        if (strlen(cname) > 12) cname[12] = 0;
+        /* The command's name for the message; cmd is not NUL-terminated. */
+        char cname[16];
+        size_t k = 0;
+        while (k < cmd_len && k < sizeof cname - 1 && !strchr(":,;", cmd[k])) cname[k] = cmd[k], k++;
+        cname[k] = 0;
         return rsp_fail(g, GDB_EREPLY, "the GDB server answered %s to %s", g->reply, cname);
     }
     return GDB_OK;
@@ -362,6 +364,20 @@ int gdb_rsp_halt(gdb_rsp *g)
     if (rc) return rc == GDB_UNSUPPORTED ? rsp_fail(g, GDB_EPROTO, "empty answer to '?'") : rc;
     if (reply[0] != 'S' && reply[0] != 'T')
         return rsp_fail(g, GDB_EPROTO, "target did not report a stop after halt (answered %.16s)", reply);
+    /* A slow server's stop reply to the interrupt may have arrived after the
+     * short wait and been taken for the answer to '?': drop the one left over
+     * so it is never read as the answer to the next command. */
+    for (int i = 0; i < 4; i++) {
+        size_t n;
+        rc = rsp_recv_packet(g, rsp_now_ms() + 50, &n);
+        if (rc == GDB_ETIMEOUT) {
+            g->broken = 0;
+            break;
+        }
+        if (rc) return rc;
+        if (g->reply[0] != 'S' && g->reply[0] != 'T')
+            return rsp_fail(g, GDB_EPROTO, "unexpected packet after halt: %.16s", g->reply);
+    }
     return GDB_OK;
 }
 

@@ -286,6 +286,12 @@ static int finish(config *c, char *err, size_t err_len)
             if (known != 2)
                 return snprintf(err, err_len, "[station %s] unknown key \"%s\" for adapter %s", st->name, key, ad->name), -1;
         }
+        /* The adapter judges its own values (numbers, paths, required keys),
+         * so check-config catches them too; open has no side effects. */
+        void *probe = NULL;
+        char aerr[400];
+        if (ad->open(&probe, st, aerr, sizeof aerr) != 0) return snprintf(err, err_len, "%s", aerr), -1;
+        ad->close(probe);
     }
     return 0;
 }

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "changeover.h"
+#include "eol.h"
 #include "event.h"
 #include "log.h"
 #include "station.h"
@@ -346,25 +347,16 @@ static int flow_has(const lot *l, Step s)
     return 0;
 }
 
-/* The end-of-line state a unit must be in before it counts as good (rule
- * E2): the firmware verified in it is its release, and every state the flow
- * promises is there. NULL when it is; else the first difference, field first. */
-static const char *eol_check(const unit *u, char *buf, size_t n)
+/* The end-of-line check's facts about a unit (eol.c judges them). */
+static const char *unit_eol(const unit *u, char *buf, size_t n)
 {
     const lot *l = u->lt;
-    if (!u->rel || strcmp(u->verified_version, u->rel->version) != 0)
-        return snprintf(buf, n, "firmware_version: verified \"%s\", release \"%s\"", u->verified_version,
-                        u->rel ? u->rel->version : ""), buf;
-    if (strcmp(u->verified_sha256, u->rel->sha256) != 0)
-        return snprintf(buf, n, "firmware_sha256: verified %.16s..., release %.16s...", u->verified_sha256,
-                        u->rel->sha256), buf;
-    if (flow_has(l, LINEAGENT__V1__STEP__PROVISION) && !(u->st.steps_done & (1u << LINEAGENT__V1__STEP__PROVISION)))
-        return snprintf(buf, n, "provisioning: not present"), buf;
-    if (flow_has(l, LINEAGENT__V1__STEP__CALIBRATE) && !u->calibrated)
-        return snprintf(buf, n, "calibration: not present"), buf;
-    if (flow_has(l, LINEAGENT__V1__STEP__LOCK) && !u->lock_verified)
-        return snprintf(buf, n, "lock: debug port lock not verified"), buf;
-    return NULL;
+    eol_def d = {flow_has(l, LINEAGENT__V1__STEP__PROVISION), flow_has(l, LINEAGENT__V1__STEP__CALIBRATE),
+                 flow_has(l, LINEAGENT__V1__STEP__LOCK)};
+    eol_unit e = {u->rel ? u->rel->version : NULL, u->rel ? u->rel->sha256 : NULL, u->verified_version,
+                  u->verified_sha256, (u->st.steps_done & (1u << LINEAGENT__V1__STEP__PROVISION)) != 0,
+                  u->calibrated, u->lock_verified};
+    return eol_check(&d, &e, buf, n);
 }
 
 static int on_step_passed(line *ln, unit *u, const char *st_name, Step s, const adapter_result *res)
@@ -463,6 +455,7 @@ static int emit_unit_tested(line *ln, unit *u, const char *st_name, const adapte
     b.passed = res->passed;
     b.n_measurements = (size_t)res->n_measurements;
     b.measurements = mp;
+    b.test_plan = u->lt->order->test_plan;
     TraceEvent ev;
     ev_init(&ev, u->lt, st_name, u->st.board_id);
     ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_UNIT_TESTED;
@@ -524,7 +517,7 @@ static int on_station_result(line *ln, station_result *r)
                 return -1;
         } else if (r->next >= l->n_flow) {
             char why[256];
-            const char *eol = eol_check(u, why, sizeof why);
+            const char *eol = unit_eol(u, why, sizeof why);
             if (eol && emit_unit_failed(ln, u, station_name(r->st), LINEAGENT__V1__STEP__STEP_UNSPECIFIED,
                                         "end_of_line_mismatch", eol))
                 return -1;

@@ -69,7 +69,9 @@ int station_judge(adapter_result *res)
 
 int station_judge_items(adapter_result *res, const adapter_measurement *items, int n_items)
 {
-    int failed = 0;
+    /* A step that failed already keeps its own failure; its record still
+     * gets the order's limits and the missing items. */
+    int failed = !res->passed;
     for (int k = 0; k < n_items; k++) {
         const adapter_measurement *it = &items[k];
         adapter_measurement *m = NULL;
@@ -246,7 +248,8 @@ static void station_run(station_site *ss, station_job *job)
         else
             fn(ss->ad_state, &ctx, &r->res);
         if (s == LINEAGENT__V1__STEP__CALIBRATE) station_calibrate(ss, job, &ctx, &r->res);
-        if (r->res.passed) station_judge_items(&r->res, job->limits, s == LINEAGENT__V1__STEP__TEST ? job->n_limits : 0);
+        if (r->res.passed || s == LINEAGENT__V1__STEP__TEST)
+            station_judge_items(&r->res, job->limits, s == LINEAGENT__V1__STEP__TEST ? job->n_limits : 0);
         if (!r->res.passed && !r->res.failure_mode[0])
             snprintf(r->res.failure_mode, sizeof r->res.failure_mode, "%s_failed", order_step_name(s));
         if ((failed = !r->res.passed)) break;

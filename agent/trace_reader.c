@@ -50,6 +50,12 @@ typedef struct trace_reader_failure {
     unsigned count, n_examples;
     char *examples[TRACE_READER_EXAMPLES];
 } trace_reader_failure;
+/* Failures per fixture (station and site), so a bad probe or socket shows. */
+typedef struct trace_reader_fixture {
+    char *station;
+    uint32_t site;
+    unsigned count;
+} trace_reader_fixture;
 
 typedef struct trace_reader_lot {
     char *lot_id, *order_id, *product;
@@ -61,6 +67,8 @@ typedef struct trace_reader_lot {
     size_t n_versions;
     trace_reader_failure *failures;
     size_t n_failures;
+    trace_reader_fixture *fixtures;
+    size_t n_fixtures;
     TraceEvent **changeovers; /* kept whole: few, and every field is printed */
     size_t n_changeovers;
     unsigned provisioned;              /* unit_provisioned events */
@@ -270,6 +278,18 @@ static int trace_reader_account(trace_reader_state *st, TraceEvent *ev)
         if (f->n_examples < TRACE_READER_EXAMPLES)
             f->examples[f->n_examples++] = trace_reader_strdup(board);
         f->count++;
+        const char *stn = ev->station && ev->station[0] ? ev->station : "-";
+        trace_reader_fixture *fx = NULL;
+        for (size_t i = 0; i < lot->n_fixtures && !fx; i++)
+            if (lot->fixtures[i].site == uf->station_site && strcmp(lot->fixtures[i].station, stn) == 0)
+                fx = &lot->fixtures[i];
+        if (!fx) {
+            fx = trace_reader_push(&lot->fixtures, &lot->n_fixtures, sizeof *fx);
+            fx->station = trace_reader_strdup(stn);
+            fx->site = uf->station_site;
+            fx->count = 0;
+        }
+        fx->count++;
         break;
     }
     case LINEAGENT__V1__TRACE_EVENT__BODY_VERSION_CHANGEOVER:
@@ -422,6 +442,10 @@ static void trace_reader_print_lot(const trace_reader_lot *lot)
         for (unsigned k = 0; k < f->n_examples; k++) printf(" %s", f->examples[k]);
         printf("\n");
     }
+    if (lot->n_fixtures) printf("  failures by station and site:\n");
+    for (size_t i = 0; i < lot->n_fixtures; i++)
+        printf("    %-20s site %-3" PRIu32 " %4u\n", lot->fixtures[i].station, lot->fixtures[i].site,
+               lot->fixtures[i].count);
 }
 
 /* Prints seq ranges and gaps per agent; returns the number of integrity faults. */
@@ -489,6 +513,8 @@ static void trace_reader_free(trace_reader_state *st)
             for (unsigned e = 0; e < lot->failures[k].n_examples; e++)
                 free(lot->failures[k].examples[e]);
         }
+        for (size_t k = 0; k < lot->n_fixtures; k++) free(lot->fixtures[k].station);
+        free(lot->fixtures);
         for (size_t k = 0; k < lot->n_changeovers; k++)
             lineagent__v1__trace_event__free_unpacked(lot->changeovers[k], NULL);
         free(lot->serial_min), free(lot->serial_max);

@@ -23,6 +23,7 @@ n=${board##*-B0000}
 case $step in
   test)
     v=5.01; [ "$n" = 3 ] && v=4.20
+    sleep 0.3 # long enough that the two sites overlap
     echo "FCT site $site board $board" >&2
     echo "{\"name\":\"vbus\",\"value\":$v,\"unit\":\"V\"}"
     [ "$n" = 5 ] || echo "{\"name\":\"i_idle\",\"value\":0.021,\"unit\":\"A\"}" ;;
@@ -54,6 +55,14 @@ steps = calibrate, lock
 exec.program = $PROG
 exec.args = $ARGS"
 "$AGENT" check-config -c "$T/agent.conf" | grep -q '^sites = 2$' || fail "check-config does not show sites = 2"
+# the adapters' own checks run at check-config too, naming the station
+sed 's/^sites = 2$/sites = 0/' "$T/agent.conf" >"$T/bad1.conf"
+out=$("$AGENT" check-config -c "$T/bad1.conf" 2>&1) && fail "sites = 0 accepted"
+grep -q "sites must be 1..64" <<<"$out" || fail "sites = 0: $out"
+sed "s|^exec.program = $PROG\$|exec.program = $T/missing|" "$T/agent.conf" >"$T/bad2.conf"
+out=$("$AGENT" check-config -c "$T/bad2.conf" 2>&1) && fail "a missing program accepted"
+grep -q "\[station fct1\] exec program $T/missing is not executable" <<<"$out" || fail "missing program: $out"
+pass "check-config refuses sites = 0 and a missing exec program, naming the station"
 start_agent "$T/agent.conf"
 
 ITEMS='"testItems":[{"name":"vbus","low":4.75,"high":5.25,"unit":"V"},{"name":"i_idle","low":0,"high":0.05,"unit":"A"}],"testPlan":{"version":"FCT-7"},"calibrationMaxResidual":0.1'
@@ -78,6 +87,7 @@ f=$(ev 3 unit_failed)
 t=$(ev 3 unit_tested)
 jq -e '.unitTested.measurements[] | select(.name=="vbus") | .low == 4.75 and .high == 5.25 and .passed == false and .unit == "V"' <<<"$t" >/dev/null \
   || fail "B3 unit_tested does not carry the order's limits: $t"
+[ "$(jq -r .unitTested.testPlan.version <<<"$t")" = FCT-7 ] || fail "unit_tested does not name the test plan: $t"
 site=$(jq -r '.unitFailed.stationSite // 0' <<<"$f")
 [[ "$site" =~ ^[01]$ ]] || fail "B3 failure without its site: $f"
 pass "B3: TEST limit_exceeded at fct1 site $site, judged against the order's [4.75, 5.25] V"
@@ -107,3 +117,11 @@ pass "B1, B2, B4: tested, written, verified, calibrated by the agent's fit (gain
 grep -q "station fct1 test: FCT site 1" "$AGENT_LOG" && grep -q "station fct1 test: FCT site 0" "$AGENT_LOG" \
   || fail "both FCT sites should have run boards (stderr goes to the log)"
 pass "both FCT sites ran boards; the programs' stderr is in the agent log"
+
+"$AGENT" trace --brokers "$BOOTSTRAP" --format summary --expect 29 --idle-ms 1500 --timeout-ms 60000 >"$T/summary.txt" \
+  || fail "trace summary: $(cat "$T/summary.txt")"
+grep -q "failures by station and site" "$T/summary.txt" || fail "summary lacks failures per fixture: $(cat "$T/summary.txt")"
+fct=$(awk '$1=="fct1" && $2=="site" {n += $4} END {print n+0}' "$T/summary.txt")
+cal=$(awk '$1=="cal1" && $2=="site" && $3=="0" {print $4}' "$T/summary.txt")
+[ "$fct" -eq 2 ] && [ "$cal" = 1 ] || fail "failures per fixture: fct1 $fct, cal1 $cal: $(cat "$T/summary.txt")"
+pass "summary: failures per station and site (fct1: $fct, cal1 site 0: $cal)"

@@ -30,6 +30,8 @@ FW_SHA=$(sha256sum "$FW" | cut -d' ' -f1)
 pass "firmware built: $(stat -c %s "$FW") bytes, sha256 ${FW_SHA:0:16}..."
 
 GDB_PORT=$(free_port); UART_PORT=$(free_port); PROXY_PORT=$(free_port)
+while [ "$UART_PORT" = "$GDB_PORT" ]; do UART_PORT=$(free_port); done
+while [ "$PROXY_PORT" = "$GDB_PORT" ] || [ "$PROXY_PORT" = "$UART_PORT" ]; do PROXY_PORT=$(free_port); done
 qemu-system-arm -M lm3s6965evb -S -nographic -monitor none \
   -gdb "tcp:127.0.0.1:$GDB_PORT" -serial "tcp:127.0.0.1:$UART_PORT,server,nowait" >"$T/qemu.log" 2>&1 &
 PIDS+=($!)

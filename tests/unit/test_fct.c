@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "eol.h"
 #include "firmware.h"
 #include "order.h"
 #include "station.h"
@@ -93,6 +94,35 @@ static void test_least_squares_fit(void **state)
     adapter_cal_point same[] = {{1, 2}, {3, 2}};
     assert_int_equal(station_fit(same, 2, &off, &gain, &res), -1);
     assert_int_equal(station_fit(exact, 1, &off, &gain, &res), -1);
+}
+
+static void test_end_of_line_check(void **state)
+{
+    char buf[256];
+    eol_def all = {1, 1, 1};
+    eol_unit good = {"1.1.0", "ab12", "1.1.0", "ab12", 1, 1, 1};
+    assert_null(eol_check(&all, &good, buf, sizeof buf));
+    eol_unit u = good;
+    u.verified_version = "1.0.0"; /* an old image verified in it */
+    assert_non_null(strstr(eol_check(&all, &u, buf, sizeof buf), "firmware_version: verified \"1.0.0\", release \"1.1.0\""));
+    u = good;
+    u.verified_sha256 = "";
+    assert_true(strncmp(eol_check(&all, &u, buf, sizeof buf), "firmware_sha256:", 16) == 0);
+    u = good;
+    u.release_version = NULL; /* never bound to a release */
+    assert_true(strncmp(eol_check(&all, &u, buf, sizeof buf), "firmware_version:", 17) == 0);
+    u = good;
+    u.provisioned = 0;
+    assert_string_equal(eol_check(&all, &u, buf, sizeof buf), "provisioning: not present");
+    u = good;
+    u.calibrated = 0;
+    assert_string_equal(eol_check(&all, &u, buf, sizeof buf), "calibration: not present");
+    u = good;
+    u.lock_verified = 0; /* every test passed, the debug port is open */
+    assert_string_equal(eol_check(&all, &u, buf, sizeof buf), "lock: debug port lock not verified");
+    eol_def none = {0, 0, 0}; /* what the flow does not promise is not asked */
+    eol_unit bare = {"1.1.0", "ab12", "1.1.0", "ab12", 0, 0, 0};
+    assert_null(eol_check(&none, &bare, buf, sizeof buf));
 }
 
 /* ---- the order's test items ------------------------------------------ */
@@ -379,6 +409,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_order_items_judged_by_agent),
         cmocka_unit_test(test_least_squares_fit),
+        cmocka_unit_test(test_end_of_line_check),
         cmocka_unit_test(test_order_test_items_json),
         cmocka_unit_test(test_test_first_never_writes_failed_board),
         cmocka_unit_test(test_order_limits_at_station),

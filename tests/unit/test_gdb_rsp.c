@@ -24,7 +24,7 @@
 #define MEM 65536
 
 typedef struct fake {
-    int x, crc, flash, rle, nak_first, silent, packet_size, corrupt;
+    int x, crc, flash, rle, nak_first, silent, packet_size, corrupt, refuse_write;
     uint8_t mem[MEM];
     int n_x, n_m, n_flash_write, n_erase, n_crc, n_done, n_reg;
     size_t max_pkt; /* longest packet payload received */
@@ -145,6 +145,8 @@ static void *fk_main(void *arg)
                     f->mem[a + i] = (uint8_t)strtoul(b, NULL, 16);
                 }
                 strcpy(reply, "OK");
+            } else if (p[0] == 'X' && f->refuse_write) {
+                strcpy(reply, "E0e");
             } else if (p[0] == 'X') {
                 if (!f->x) {
                     reply[0] = 0;
@@ -420,6 +422,28 @@ static void test_adapter_readback_mismatch_and_lock(void **state)
     fk_stop(f);
 }
 
+static void test_refused_write_is_a_write_error(void **state)
+{
+    fake *f = fk_start();
+    f->x = 1;
+    f->refuse_write = 1; /* e.g. the region is protected */
+    const adapter *ad = adapter_find("gdb");
+    void *s = gdb_open_port(f, NULL, NULL);
+    uint8_t img[300];
+    make_image(img, sizeof img);
+    char sha[65];
+    firmware_sha256_hex(img, sizeof img, sha);
+    adapter_image im = {"1.0.0", sha, img, sizeof img, 0};
+    adapter_step_ctx ctx = {.station = "g1", .lot_id = "LOT", .board_id = "B1", .image = &im};
+    adapter_result r = {0};
+    ad->write(s, &ctx, &r);
+    assert_false(r.passed);
+    assert_string_equal(r.failure_mode, "write_error");
+    assert_non_null(strstr(r.detail, "answered E0e to X1000"));
+    ad->close(s);
+    fk_stop(f);
+}
+
 static void test_adapter_config_errors(void **state)
 {
     const adapter *ad = adapter_find("gdb");
@@ -451,6 +475,7 @@ int main(void)
         cmocka_unit_test(test_refused_connection),
         cmocka_unit_test(test_adapter_verifies_by_crc_and_starts),
         cmocka_unit_test(test_adapter_readback_mismatch_and_lock),
+        cmocka_unit_test(test_refused_write_is_a_write_error),
         cmocka_unit_test(test_adapter_config_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
