@@ -84,6 +84,7 @@ typedef struct adapter_step_ctx {
     const adapter_image *image; /* the release bound to this board (WRITE, VERIFY) */
     const char *product;        /* the lot's product */
     const adapter_identity *identity; /* PROVISION: what to write */
+    const char *serial;         /* issued at PROVISION; NULL before */
 } adapter_step_ctx;
 
 typedef void (*adapter_step_fn)(void *state, const adapter_step_ctx *ctx, adapter_result *res);

@@ -375,7 +375,7 @@ static void exec_run(exec_state *s, int step, const adapter_step_ctx *ctx, adapt
     const char *const vals[][2] = {
         {"image", ctx->image ? s->image_path : ""},
         {"board_id", ctx->board_id},
-        {"serial", ctx->board_id}, /* the board's serial until provisioning assigns one */
+        {"serial", ctx->serial ? ctx->serial : ctx->board_id}, /* the board id until PROVISION issues one */
         {"lot_id", ctx->lot_id},
         {"step", s->step_name ? s->step_name : exec_step_names[step]},
         {"site", s->site},

@@ -681,6 +681,7 @@ static void line_dispatch_to(line *ln, unit *u, int load, station *st)
                        .steps_done = u->st.steps_done};
     snprintf(job.lot_id, sizeof job.lot_id, "%s", l->st.lot_id);
     snprintf(job.board_id, sizeof job.board_id, "%s", u->st.board_id);
+    snprintf(job.serial, sizeof job.serial, "%s", u->serial);
     snprintf(job.product, sizeof job.product, "%s", l->order->product);
     snprintf(job.order_id, sizeof job.order_id, "%s", l->st.order_id);
     memcpy(job.flow, l->flow, sizeof job.flow);

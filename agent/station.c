@@ -242,7 +242,8 @@ static void station_run(station_site *ss, station_job *job)
         }
         station_result *r = station_result_new(ss, job, STATION_STEP, &out);
         r->step = s;
-        adapter_step_ctx ctx = {st->name, job->lot_id, job->board_id, job->image, job->product, NULL};
+        adapter_step_ctx ctx = {st->name,     job->lot_id, job->board_id, job->image,
+                                job->product, NULL,         job->serial[0] ? job->serial : NULL};
         if (s == LINEAGENT__V1__STEP__PROVISION && ss->prov)
             provision_step_run(ss->prov, st->ad, ss->ad_state, &ctx, job->order_id, &r->res);
         else
@@ -253,6 +254,8 @@ static void station_run(station_site *ss, station_job *job)
         if (!r->res.passed && !r->res.failure_mode[0])
             snprintf(r->res.failure_mode, sizeof r->res.failure_mode, "%s_failed", order_step_name(s));
         if ((failed = !r->res.passed)) break;
+        if (s == LINEAGENT__V1__STEP__PROVISION) /* later steps of this job see the new serial */
+            snprintf(job->serial, sizeof job->serial, "%s", r->res.serial);
     }
 done:;
     station_result *d = station_result_new(ss, job, STATION_DONE, &out);

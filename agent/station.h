@@ -33,6 +33,7 @@ typedef struct station_job {
     int64_t queued_ns;     /* set by station_submit */
     char product[ADAPTER_ID_MAX];  /* for PROVISION */
     char order_id[ADAPTER_ID_MAX]; /* for PROVISION */
+    char serial[128];      /* issued at PROVISION; empty before */
 } station_job;
 
 enum station_result_kind { STATION_LOADED, STATION_STEP, STATION_DONE };

@@ -107,6 +107,13 @@ static void test_argv_substituted_without_shell(void **state)
     assert_non_null(strstr(args, "--step=write\n"));
     assert_non_null(strstr(args, "id=B 1\nLOT;$(touch pwned):B 1\n2.1.0\nsame\n"));
     assert_int_equal(access("pwned", F_OK), -1);
+    /* once PROVISION has issued a serial, {serial} is that serial */
+    ctx.serial = "PCBA-100-2648-000042";
+    memset(&r, 0, sizeof r);
+    adapter_find("exec")->write(s, &ctx, &r);
+    assert_true(r.passed);
+    args = slurp(path);
+    assert_non_null(strstr(args, "LOT;$(touch pwned):PCBA-100-2648-000042\n"));
     adapter_find("exec")->close(s);
 }
 
