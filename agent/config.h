@@ -34,6 +34,8 @@ typedef struct config {
     /* [spool] */
     char *spool_synchronous;
     int spool_batch_max;
+    int64_t spool_retention_ms; /* delivered events are kept this long */
+    int64_t spool_max_bytes;    /* 0: no limit; above it, back-pressure + alarm */
     /* [mqtt] */
     char *mqtt_uri, *mqtt_client_id, *mqtt_username, *mqtt_password_file;
     char *mqtt_ca_file, *mqtt_cert_file, *mqtt_key_file;

@@ -82,6 +82,7 @@ struct line {
     lot *lots; /* FIFO; the head is the running lot */
     unit *units;
     int feeding;
+    int paused; /* back-pressure from the spool guard */
     int in_flight;
     line_after after;
 };
@@ -623,7 +624,7 @@ static void line_dispatch(line *ln, unit *u, int load)
 static void line_feed(line *ln)
 {
     lot *l = ln->lots;
-    if (!ln->feeding || !l || l->loading || l->next_idx >= l->order->quantity) return;
+    if (!ln->feeding || ln->paused || !l || l->loading || l->next_idx >= l->order->quantity) return;
     unit *u = unit_new(ln, l, l->next_idx++);
     l->loading = 1;
     line_dispatch(ln, u, 1);
@@ -749,6 +750,7 @@ line *line_start(const config *cfg, spool *sp, const line_hooks *hooks, char *er
 }
 
 void line_stop_feeding(line *ln) { ln->feeding = 0; }
+void line_set_paused(line *ln, int paused) { ln->paused = paused; }
 int line_in_flight(line *ln) { return ln->in_flight; }
 
 void line_stop(line *ln)
