@@ -218,6 +218,12 @@ int agent_run(const config *cfg)
         log_error("spool: %s", err);
         goto out;
     }
+    /* Before anything writes to it: a damaged spool is left as it is for
+     * someone to restore or examine. */
+    if (spool_check(a.sp, err, sizeof err) != 0) {
+        log_error("spool: %s; refusing to start, the file is left untouched (restore it or move it aside)", err);
+        goto out;
+    }
     if (!(a.ko = kafka_out_start(cfg, err, sizeof err))) {
         log_error("kafka: %s", err);
         goto out;

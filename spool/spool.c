@@ -537,6 +537,27 @@ void spool_close(spool *sp)
 
 const char *spool_errmsg(spool *sp) { return sp->err; }
 
+int spool_check(spool *sp, char *err, size_t err_len)
+{
+    sqlite3_stmt *st;
+    const char *db_path = sqlite3_db_filename(sp->db, "main");
+    int n = snprintf(err, err_len, "%s is corrupt:", db_path), rc = SQLITE_ERROR, rows = 0, ok = 0;
+    if (sqlite3_prepare_v2(sp->db, "PRAGMA quick_check(4)", -1, &st, NULL) == SQLITE_OK) {
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            const char *line = (const char *)sqlite3_column_text(st, 0);
+            if (rows++ == 0 && line && strcmp(line, "ok") == 0) ok = 1;
+            if (line && n >= 0 && (size_t)n < err_len)
+                n += snprintf(err + n, err_len - (size_t)n, " %s", line); /* quick_check's own report */
+        }
+        sqlite3_finalize(st);
+    }
+    if (rc != SQLITE_DONE && n >= 0 && (size_t)n < err_len)
+        snprintf(err + n, err_len - (size_t)n, " %s", sqlite3_errmsg(sp->db));
+    for (char *c = err; *c; c++)
+        if (*c == '\n') *c = ' '; /* one log line */
+    return rc == SQLITE_DONE && ok && rows == 1 ? 0 : -1;
+}
+
 int spool_error_is_full(spool *sp) { return (sp->err_code & 0xff) == SQLITE_FULL; }
 
 int spool_set_max_pages(spool *sp, int pages)

@@ -25,6 +25,10 @@ typedef struct spool_options {
  * 0 on success; -1 with err filled. */
 int spool_open(spool **out, const char *path, const spool_options *opts, char *err, size_t err_len);
 void spool_close(spool *sp);
+/* Reads every page (PRAGMA quick_check): a corrupt file is refused before
+ * anything is written to it. 0 ok; -1 with err filled. Takes about a second
+ * per GiB. */
+int spool_check(spool *sp, char *err, size_t err_len);
 const char *spool_errmsg(spool *sp); /* last SQLite error on this handle */
 /* 1 when the last error on this handle was SQLITE_FULL: the disk (or the
  * database's page limit) is full. Nothing committed is affected; the caller
