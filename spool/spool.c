@@ -1158,10 +1158,16 @@ int spool_prune_delivered(spool *sp, int64_t before_ms, int batch)
     if (require_autocommit(sp, "prune_delivered") < 0) return -1;
     sqlite3_stmt *st;
     /* A single statement is its own transaction; the batch keeps the write
-     * lock short so the line's commits are not held up. */
+     * lock short so the line's commits are not held up. Only the batch
+     * lowest seqs are looked at (a primary-key range, not a scan of the
+     * table every second): events are delivered and age roughly in seq
+     * order, so the expired ones are at the bottom. An undelivered one
+     * there is skipped, and the rows above it are reached as the rows
+     * around it go. */
     if (sqlite3_prepare_v2(sp->db,
-                           "DELETE FROM events WHERE seq IN (SELECT seq FROM events"
-                           " WHERE delivered_ms IS NOT NULL AND delivered_ms < ?1 ORDER BY seq LIMIT ?2)",
+                           "DELETE FROM events WHERE seq IN (SELECT seq FROM"
+                           " (SELECT seq, delivered_ms FROM events ORDER BY seq LIMIT ?2)"
+                           " WHERE delivered_ms IS NOT NULL AND delivered_ms < ?1)",
                            -1, &st, NULL) != SQLITE_OK)
         return fail(sp, "prune_delivered");
     sqlite3_bind_int64(st, 1, before_ms);

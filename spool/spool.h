@@ -104,9 +104,9 @@ typedef int (*spool_history_cb)(void *ud, const spool_event *ev, int64_t deliver
 int spool_select_page(spool *sp, const spool_selection *sel, uint64_t after_seq, int limit,
                       spool_history_cb cb, void *ud);
 int64_t spool_select_count(spool *sp, const spool_selection *sel);
-/* Deletes at most batch delivered events delivered before before_ms, in a
- * transaction of its own; undelivered events are never touched. Returns the
- * number deleted or -1. */
+/* Of the batch lowest seqs, deletes those delivered before before_ms, in a
+ * transaction of its own; undelivered events are never touched. Cheap
+ * enough to call every second. Returns the number deleted or -1. */
 int spool_prune_delivered(spool *sp, int64_t before_ms, int batch);
 
 /* ---- inbox: raw MES payloads, made durable before the MQTT ack --------- */

@@ -193,6 +193,31 @@ static void test_prune(void **state)
     spool_rollback(f->sp);
 }
 
+/* An event stuck undelivered at the bottom of the spool does not stop
+ * pruning of the delivered ones above it, and is itself kept. */
+static void test_prune_past_undelivered(void **state)
+{
+    fixture *f = *state;
+    fill(f->sp); /* 21..30 pending */
+    for (uint64_t s = 21; s <= 30; s++) assert_int_equal(spool_mark_delivered(f->sp, &s, 1, 60000), 0);
+    /* make seq 2 undelivered again, as if its delivery never came */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "UPDATE events SET delivered_ms = NULL WHERE seq = 2", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    int total = 0, n, calls = 0;
+    while ((n = spool_prune_delivered(f->sp, INT64_MAX, 5)) > 0) {
+        total += n;
+        calls++;
+    }
+    assert_int_equal(n, 0);
+    assert_int_equal(total, 29);
+    assert_true(calls >= 6);
+    assert_int_equal(spool_pending_count(f->sp), 1);
+    assert_int_equal(spool_first_pending(f->sp), 2);
+}
+
 /* A full disk as SQLite reports it: SQLITE_FULL, here from a page limit on
  * a second connection. The failed transaction leaves what was committed
  * intact and the handle usable once there is room again. */
@@ -299,6 +324,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_select, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prune_past_undelivered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_is_recognised, setup, teardown),
         cmocka_unit_test_setup_teardown(test_second_handle_keeps_locks, setup, teardown),
     };
