@@ -6,6 +6,7 @@
 # then with a short retention delivered events are pruned from the running
 # agent while undelivered ones (Kafka down) are kept.
 source "$(dirname "$0")/lib.sh"
+command -v script >/dev/null || fail "script (bsdutils) is not installed"
 
 start_mosquitto
 start_kafka
@@ -75,8 +76,13 @@ jq -s -e --slurpfile k "$T/events.jsonl" \
   "$T/replayed.jsonl" >/dev/null || fail "replayed events differ from the originals"
 jq -s -e 'sort_by(.kafka.offset) | map(.seq) as $s | $s == ($s | sort)' "$T/replayed.jsonl" >/dev/null ||
   fail "replayed lot out of order"
+# on a terminal it shows progress (script(1) gives it one), elsewhere not
+script -qec "'$AGENT' spool replay -c '$T/agent.conf' --from-seq 1 --topic replay2.v1" /dev/null >"$T/tty.out" ||
+  fail "replay on a tty: $(cat "$T/tty.out")"
+grep -q $'\rspool replay: [0-9]*/'"$TOTAL"' sent' "$T/tty.out" || fail "no progress on a terminal: $(cat -v "$T/tty.out")"
+grep -q $'\r' "$T/replay.err" && fail "progress written when not on a terminal"
 [ "$(field pending)" -eq 0 ] && [ "$(field delivered_kept)" -eq $TOTAL ] || fail "replay changed the spool"
-pass "replay --lot: $n_lot events with original key, headers, event_id and seq, in order; spool unchanged"
+pass "replay --lot: $n_lot events with original key, headers, event_id and seq, in order; progress only on a terminal; spool unchanged"
 stop_agent
 
 # retention: short, from the running agent; undelivered never pruned
