@@ -102,22 +102,32 @@ static void agent_set_alarm(agent *a, const char *alarm, const char *detail)
     json_decref(st);
 }
 
-/* Size limit: back-pressure and alarm while the spool is over max_bytes. */
-static void agent_guard(agent *a)
+/* Size limit and free space: back-pressure and alarm while the spool is
+ * over max_bytes or its filesystem is short of min_free_bytes. */
+static void agent_apply_guard(agent *a)
 {
-    if (!spool_guard_tick(&a->guard, a->sp)) return;
-    line_set_paused(a->ln, a->guard.over_limit);
-    if (a->guard.over_limit) {
-        char detail[160];
+    line_set_paused(a->ln, a->guard.over_limit || a->guard.low_space);
+    char detail[200];
+    if (a->guard.low_space) {
+        snprintf(detail, sizeof detail, "%lld bytes free on the spool's filesystem, under min_free_bytes %lld",
+                 (long long)a->guard.free_bytes, (long long)a->cfg->spool_min_free_bytes);
+        log_error("ALARM spool_low_space: %s; no new boards until there is room (nothing is dropped)", detail);
+        agent_set_alarm(a, "spool_low_space", detail);
+    } else if (a->guard.over_limit) {
         snprintf(detail, sizeof detail, "spool uses %lld bytes, over max_bytes %lld", (long long)a->guard.used_bytes,
                  (long long)a->cfg->spool_max_bytes);
         log_error("ALARM spool_over_limit: %s; no new boards until it drains (nothing is dropped)", detail);
         agent_set_alarm(a, "spool_over_limit", detail);
     } else {
-        log_info("alarm cleared: spool uses %lld bytes, under max_bytes; loading boards again",
-                 (long long)a->guard.used_bytes);
+        log_info("alarm cleared: spool uses %lld bytes, %lld free; loading boards",
+                 (long long)a->guard.used_bytes, (long long)a->guard.free_bytes);
         agent_set_alarm(a, NULL, NULL);
     }
+}
+
+static void agent_guard(agent *a)
+{
+    if (spool_guard_tick(&a->guard, a->sp)) agent_apply_guard(a);
 }
 
 /* A commit failed with the disk full. What was committed is intact; the
@@ -167,10 +177,10 @@ static int agent_ride_out_full(agent *a)
     pthread_mutex_lock(&a->mu);
     a->in = in;
     pthread_mutex_unlock(&a->mu);
-    line_set_paused(a->ln, a->guard.over_limit);
-    log_info("alarm cleared: the spool has space again after %ld ms; resuming from the last commit",
-             agent_ms_since(&t0));
-    agent_set_alarm(a, NULL, NULL);
+    log_info("the spool has space again after %ld ms; resuming from the last commit", agent_ms_since(&t0));
+    a->guard.next_ms = 0;
+    spool_guard_tick(&a->guard, a->sp);
+    agent_apply_guard(a); /* clears the alarm, or shows what still holds the line */
     return 0;
 }
 

@@ -177,6 +177,9 @@ static int on_key(void *user, const char *section, const char *key, const char *
         } else if (strcmp(key, "max_bytes") == 0) {
             if (parse_bytes(v, &c->spool_max_bytes) || (c->spool_max_bytes && c->spool_max_bytes < (1 << 20)))
                 return BAD("max_bytes must be 0 (no limit) or at least 1M, e.g. 512M, 20G");
+        } else if (strcmp(key, "min_free_bytes") == 0) {
+            if (parse_bytes(v, &c->spool_min_free_bytes))
+                return BAD("min_free_bytes must be a size, e.g. 32M, 1G (0: none)");
         } else return BAD("unknown key \"%s\" in [spool]", key);
     } else if (strcmp(section, "mqtt") == 0) {
         if (strcmp(key, "uri") == 0) {
@@ -230,6 +233,7 @@ static void set_defaults(config *c)
     c->firmware_timeout_ms = 60000;
     c->spool_batch_max = 2048;
     c->spool_retention_ms = 30LL * 86400000;
+    c->spool_min_free_bytes = 32LL << 20;
     c->mqtt_keepalive_s = 30;
     c->kafka_queue_high_water = 10000;
 }
@@ -365,9 +369,9 @@ void config_print(const config *c, FILE *out)
                  "firmware_timeout_ms = %ld\n",
             c->max_quantity, c->shutdown_timeout_ms, c->firmware_max_bytes, c->firmware_timeout_ms);
     print_kv(out, "firmware_ca_file", c->firmware_ca_file);
-    fprintf(out, "\n[spool]\nsynchronous = %s\nbatch_max = %d\nretention = %llds\nmax_bytes = %lld\n",
+    fprintf(out, "\n[spool]\nsynchronous = %s\nbatch_max = %d\nretention = %llds\nmax_bytes = %lld\nmin_free_bytes = %lld\n",
             c->spool_synchronous, c->spool_batch_max, (long long)(c->spool_retention_ms / 1000),
-            (long long)c->spool_max_bytes);
+            (long long)c->spool_max_bytes, (long long)c->spool_min_free_bytes);
     fprintf(out, "\n[mqtt]\nuri = %s\nclient_id = %s\nkeepalive = %d\n", c->mqtt_uri, c->mqtt_client_id,
             c->mqtt_keepalive_s);
     print_kv(out, "username", c->mqtt_username);

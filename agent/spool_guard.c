@@ -4,7 +4,10 @@
  * for long. */
 #include "spool_guard.h"
 
+#include <libgen.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #include "event.h"
@@ -23,7 +26,19 @@ static int64_t guard_mono_ms(void)
 
 void spool_guard_init(spool_guard *g, const config *cfg)
 {
-    *g = (spool_guard){.cfg = cfg};
+    *g = (spool_guard){.cfg = cfg, .free_bytes = -1};
+}
+
+/* Bytes an unprivileged writer may still use on the filesystem holding the
+ * spool; -1 if unknown. */
+static int64_t spool_guard_free_bytes(const char *spool_path)
+{
+    char *copy = strdup(spool_path);
+    if (!copy) return -1;
+    struct statvfs vfs;
+    int rc = statvfs(dirname(copy), &vfs);
+    free(copy);
+    return rc == 0 ? (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize : -1;
 }
 
 int spool_guard_tick(spool_guard *g, spool *sp)
@@ -42,14 +57,20 @@ int spool_guard_tick(spool_guard *g, spool *sp)
         if (n) log_debug("spool: pruned %d delivered events older than the retention", n);
         if (n < GUARD_PRUNE_BATCH) break;
     }
-    if (!g->cfg->spool_max_bytes) return 0;
+    int was_over = g->over_limit, was_low = g->low_space;
     int64_t used = spool_used_bytes(sp);
-    if (used < 0) return 0;
-    g->used_bytes = used;
-    int was = g->over_limit;
-    if (!was && used > g->cfg->spool_max_bytes) g->over_limit = 1;
-    else if (was && used < g->cfg->spool_max_bytes / 20 * 19) g->over_limit = 0;
-    return was != g->over_limit;
+    if (used >= 0) g->used_bytes = used;
+    if (g->cfg->spool_max_bytes && used >= 0) {
+        if (!was_over && used > g->cfg->spool_max_bytes) g->over_limit = 1;
+        else if (was_over && used < g->cfg->spool_max_bytes / 20 * 19) g->over_limit = 0;
+    }
+    g->free_bytes = spool_guard_free_bytes(g->cfg->spool_path);
+    int64_t min_free = g->cfg->spool_min_free_bytes;
+    if (min_free && g->free_bytes >= 0) {
+        if (!was_low && g->free_bytes < min_free) g->low_space = 1;
+        else if (was_low && g->free_bytes > min_free + min_free / 4) g->low_space = 0;
+    }
+    return was_over != g->over_limit || was_low != g->low_space;
 }
 
 int spool_guard_probe(spool *sp)

@@ -96,19 +96,22 @@ static void test_spool_retention_and_limit(void **state)
     assert_int_equal(config_load(&c, write_file("d.conf", text), err, sizeof err), 0);
     assert_int_equal(c.spool_retention_ms, 30LL * 86400000); /* default 30 days */
     assert_int_equal(c.spool_max_bytes, 0);                  /* default: no limit */
+    assert_int_equal(c.spool_min_free_bytes, 32LL << 20);
     config_free(&c);
     snprintf(text, sizeof text, "%s[spool]\nretention = 12h\nmax_bytes = 512M\n%s", BASE, st);
     assert_int_equal(config_load(&c, write_file("r.conf", text), err, sizeof err), 0);
     assert_int_equal(c.spool_retention_ms, 12LL * 3600000);
     assert_int_equal(c.spool_max_bytes, 512LL << 20);
     config_free(&c);
-    snprintf(text, sizeof text, "%s[spool]\nretention = 90\nmax_bytes = 2G\n%s", BASE, st);
+    snprintf(text, sizeof text, "%s[spool]\nretention = 90\nmax_bytes = 2G\nmin_free_bytes = 0\n%s", BASE, st);
     assert_int_equal(config_load(&c, write_file("r.conf", text), err, sizeof err), 0);
     assert_int_equal(c.spool_retention_ms, 90000);
     assert_int_equal(c.spool_max_bytes, 2LL << 30);
+    assert_int_equal(c.spool_min_free_bytes, 0);
     config_free(&c);
     const char *bad[] = {"retention = 0", "retention = 3w", "retention = -1d", "retention = d",
-                         "max_bytes = 10K", "max_bytes = 1T", "max_bytes = lots", "max_bytes = -5M"};
+                         "max_bytes = 10K", "max_bytes = 1T", "max_bytes = lots", "max_bytes = -5M",
+                         "min_free_bytes = 5X"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         snprintf(text, sizeof text, "%s[spool]\n%s\n%s", BASE, bad[i], st);
         assert_int_equal(load_err(text, err, sizeof err), -1);
