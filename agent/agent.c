@@ -4,6 +4,8 @@
  * in. Shutdown runs the other way and bounds every wait. */
 #include "agent.h"
 
+#include <jansson.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,6 +19,7 @@
 #include "mqtt_link.h"
 #include "mqtt_persist.h"
 #include "spool.h"
+#include "spool_guard.h"
 
 static volatile sig_atomic_t agent_stop_requested;
 
@@ -34,6 +37,10 @@ typedef struct agent {
     line *ln;
     intake *in;
     mqtt_link *ml;
+    /* ln and in are replaced while riding out a full disk; other threads
+     * reach them only under mu. */
+    pthread_mutex_t mu;
+    spool_guard guard;
 } agent;
 
 static void agent_publish_result(void *ud, const char *json)
@@ -44,7 +51,16 @@ static void agent_publish_result(void *ud, const char *json)
 
 static void agent_events_committed(void *ud) { kafka_out_kick(((agent *)ud)->ko); }
 
-static void agent_post_decision(void *ud, intake_decision *d) { line_post_decision(((agent *)ud)->ln, d); }
+/* With no line (riding out a full disk) the decision is dropped: its inbox
+ * row stays, and the intake started with the new line decides it again. */
+static void agent_post_decision(void *ud, intake_decision *d)
+{
+    agent *a = ud;
+    pthread_mutex_lock(&a->mu);
+    if (a->ln) line_post_decision(a->ln, d);
+    else intake_decision_free(d);
+    pthread_mutex_unlock(&a->mu);
+}
 
 /* Paho thread: the payload must be durable before we return 0 (Paho then
  * acknowledges the QoS 1 message to the broker). */
@@ -56,7 +72,9 @@ static int agent_on_order(void *ud, const void *payload, size_t len)
                   spool_errmsg(a->sp_mqtt));
         return -1;
     }
-    intake_kick(a->in);
+    pthread_mutex_lock(&a->mu);
+    if (a->in) intake_kick(a->in);
+    pthread_mutex_unlock(&a->mu);
     return 0;
 }
 
@@ -65,6 +83,105 @@ static long agent_ms_since(const struct timespec *t0)
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     return (now.tv_sec - t0->tv_sec) * 1000 + (now.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* The retained status: online, plus the alarm while one is raised. */
+static void agent_set_alarm(agent *a, const char *alarm, const char *detail)
+{
+    if (!a->ml) return;
+    if (!alarm) {
+        mqtt_link_set_status(a->ml, NULL);
+        return;
+    }
+    json_t *st = json_pack("{s:s, s:s, s:s, s:s, s:b, s:I}", "state", "online", "client_id", a->cfg->mqtt_client_id,
+                           "alarm", alarm, "detail", detail, "paused", 1, "spool_used_bytes",
+                           (json_int_t)a->guard.used_bytes);
+    char *json = st ? json_dumps(st, JSON_COMPACT) : NULL;
+    if (!json || mqtt_link_set_status(a->ml, json) != 0) log_warn("alarm %s not published on the status topic", alarm);
+    free(json);
+    json_decref(st);
+}
+
+/* Size limit and free space: back-pressure and alarm while the spool is
+ * over max_bytes or its filesystem is short of min_free_bytes. */
+static void agent_apply_guard(agent *a)
+{
+    line_set_paused(a->ln, a->guard.over_limit || a->guard.low_space);
+    char detail[200];
+    if (a->guard.low_space) {
+        snprintf(detail, sizeof detail, "%lld bytes free on the spool's filesystem, under min_free_bytes %lld",
+                 (long long)a->guard.free_bytes, (long long)a->cfg->spool_min_free_bytes);
+        log_error("ALARM spool_low_space: %s; no new boards until there is room (nothing is dropped)", detail);
+        agent_set_alarm(a, "spool_low_space", detail);
+    } else if (a->guard.over_limit) {
+        snprintf(detail, sizeof detail, "spool uses %lld bytes, over max_bytes %lld", (long long)a->guard.used_bytes,
+                 (long long)a->cfg->spool_max_bytes);
+        log_error("ALARM spool_over_limit: %s; no new boards until it drains (nothing is dropped)", detail);
+        agent_set_alarm(a, "spool_over_limit", detail);
+    } else {
+        log_info("alarm cleared: spool uses %lld bytes, %lld free; loading boards",
+                 (long long)a->guard.used_bytes, (long long)a->guard.free_bytes);
+        agent_set_alarm(a, NULL, NULL);
+    }
+}
+
+static void agent_guard(agent *a)
+{
+    if (spool_guard_tick(&a->guard, a->sp)) agent_apply_guard(a);
+}
+
+/* A commit failed with the disk full. What was committed is intact; the
+ * batch that failed is treated as a crash treats it: the line and the intake
+ * are restarted from the spool once space returns (boards that were mid-flow
+ * restart their flow, undecided orders are decided again), without the
+ * process exiting. Meanwhile no board is loaded and the alarm is up.
+ * 0 when running again, -1 when stopped or on another spool error. */
+static int agent_ride_out_full(agent *a)
+{
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    char detail[600], err[512];
+    snprintf(detail, sizeof detail, "%s", spool_errmsg(a->sp));
+    log_error("ALARM spool_full: %s; no new boards until space returns; nothing committed is lost", detail);
+    pthread_mutex_lock(&a->mu);
+    line *old_ln = a->ln;
+    intake *old_in = a->in;
+    a->ln = NULL;
+    a->in = NULL;
+    pthread_mutex_unlock(&a->mu);
+    agent_set_alarm(a, "spool_full", detail);
+    line_stop(old_ln);
+    intake_stop(old_in);
+    int probe;
+    while ((probe = spool_guard_probe(a->sp)) == 0 && !agent_stop_requested) {
+        a->guard.next_ms = 0; /* prune now: it may free room */
+        spool_guard_tick(&a->guard, a->sp);
+        nanosleep(&(struct timespec){.tv_sec = 1}, NULL);
+    }
+    if (probe < 0) log_error("spool: %s", spool_errmsg(a->sp));
+    if (probe != 1) return -1;
+    line_hooks hooks = {agent_publish_result, agent_events_committed, a};
+    line *ln = line_start(a->cfg, a->sp, &hooks, err, sizeof err);
+    if (!ln) {
+        log_error("line: %s", err);
+        return -1;
+    }
+    pthread_mutex_lock(&a->mu);
+    a->ln = ln;
+    pthread_mutex_unlock(&a->mu);
+    intake *in = intake_start(a->cfg, agent_post_decision, a, err, sizeof err);
+    if (!in) {
+        log_error("intake: %s", err);
+        return -1;
+    }
+    pthread_mutex_lock(&a->mu);
+    a->in = in;
+    pthread_mutex_unlock(&a->mu);
+    log_info("the spool has space again after %ld ms; resuming from the last commit", agent_ms_since(&t0));
+    a->guard.next_ms = 0;
+    spool_guard_tick(&a->guard, a->sp);
+    agent_apply_guard(a); /* clears the alarm, or shows what still holds the line */
+    return 0;
 }
 
 static int agent_shutdown(agent *a)
@@ -93,6 +210,8 @@ static int agent_shutdown(agent *a)
 int agent_run(const config *cfg)
 {
     agent a = {.cfg = cfg};
+    pthread_mutex_init(&a.mu, NULL);
+    spool_guard_init(&a.guard, cfg);
     char err[512];
     int rc = 1;
     log_set_level((enum log_level)log_level_parse(cfg->log_level));
@@ -107,6 +226,12 @@ int agent_run(const config *cfg)
     if (spool_open(&a.sp, cfg->spool_path, &so, err, sizeof err) ||
         spool_open(&a.sp_mqtt, cfg->spool_path, &so, err, sizeof err)) {
         log_error("spool: %s", err);
+        goto out;
+    }
+    /* Before anything writes to it: a damaged spool is left as it is for
+     * someone to restore or examine. */
+    if (spool_check(a.sp, err, sizeof err) != 0) {
+        log_error("spool: %s; refusing to start, the file is left untouched (restore it or move it aside)", err);
         goto out;
     }
     if (!(a.ko = kafka_out_start(cfg, err, sizeof err))) {
@@ -136,7 +261,11 @@ int agent_run(const config *cfg)
     log_info("lineagent %s running: site %s line %s, %zu stations, orders on %s/orders", LINEAGENT_VERSION,
              cfg->site, cfg->line, cfg->n_stations, cfg->topic_prefix);
     rc = 0;
-    while (!agent_stop_requested && rc == 0) rc = line_step(a.ln, 100);
+    while (!agent_stop_requested && rc == 0) {
+        rc = line_step(a.ln, 100);
+        if (rc != 0 && spool_error_is_full(a.sp)) rc = agent_ride_out_full(&a);
+        if (rc == 0) agent_guard(&a);
+    }
     if (rc == 0) rc = agent_shutdown(&a);
     else log_error("stopping after a spool failure; a restart resumes from the last commit");
 out:
@@ -146,6 +275,7 @@ out:
     kafka_out_stop(a.ko);
     spool_close(a.sp_mqtt);
     spool_close(a.sp);
+    pthread_mutex_destroy(&a.mu);
     if (rc == 0) log_info("stopped cleanly");
     return rc ? 1 : 0;
 }

@@ -39,6 +39,39 @@ static int parse_long(const char *v, long lo, long hi, long *out)
     return 0;
 }
 
+/* "30d", "12h", "90m", "45s" or plain seconds. */
+static int parse_duration_ms(const char *v, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || end == v || x < 0) return -1;
+    long long unit = 1000;
+    if (*end == 'd') unit = 86400000LL, end++;
+    else if (*end == 'h') unit = 3600000LL, end++;
+    else if (*end == 'm') unit = 60000LL, end++;
+    else if (*end == 's') end++;
+    if (*end || x > INT64_MAX / unit) return -1;
+    *out = x * unit;
+    return 0;
+}
+
+/* Bytes with an optional K, M or G (powers of 1024). */
+static int parse_bytes(const char *v, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || end == v || x < 0) return -1;
+    int shift = 0;
+    if (*end == 'K') shift = 10, end++;
+    else if (*end == 'M') shift = 20, end++;
+    else if (*end == 'G') shift = 30, end++;
+    if (*end || x > (INT64_MAX >> shift)) return -1;
+    *out = (int64_t)x << shift;
+    return 0;
+}
+
 static void kv_add(config_kv **arr, size_t *n, const char *k, const char *v)
 {
     for (size_t i = 0; i < *n; i++)
@@ -143,6 +176,15 @@ static int on_key(void *user, const char *section, const char *key, const char *
         } else if (strcmp(key, "batch_max") == 0) {
             if (parse_long(v, 1, 100000, &x)) return BAD("batch_max must be 1..100000");
             c->spool_batch_max = (int)x;
+        } else if (strcmp(key, "retention") == 0) {
+            if (parse_duration_ms(v, &c->spool_retention_ms) || c->spool_retention_ms < 1000)
+                return BAD("retention must be a duration of at least 1s, e.g. 30d, 12h, 90m");
+        } else if (strcmp(key, "max_bytes") == 0) {
+            if (parse_bytes(v, &c->spool_max_bytes) || (c->spool_max_bytes && c->spool_max_bytes < (1 << 20)))
+                return BAD("max_bytes must be 0 (no limit) or at least 1M, e.g. 512M, 20G");
+        } else if (strcmp(key, "min_free_bytes") == 0) {
+            if (parse_bytes(v, &c->spool_min_free_bytes))
+                return BAD("min_free_bytes must be a size, e.g. 32M, 1G (0: none)");
         } else return BAD("unknown key \"%s\" in [spool]", key);
     } else if (strcmp(section, "mqtt") == 0) {
         if (strcmp(key, "uri") == 0) {
@@ -210,6 +252,8 @@ static void set_defaults(config *c)
     c->firmware_max_bytes = 64u << 20;
     c->firmware_timeout_ms = 60000;
     c->spool_batch_max = 2048;
+    c->spool_retention_ms = 30LL * 86400000;
+    c->spool_min_free_bytes = 32LL << 20;
     c->mqtt_keepalive_s = 30;
     c->kafka_queue_high_water = 10000;
     c->prov_timeout_ms = 5000;
@@ -384,7 +428,9 @@ void config_print(const config *c, FILE *out)
                  "firmware_timeout_ms = %ld\n",
             c->max_quantity, c->shutdown_timeout_ms, c->firmware_max_bytes, c->firmware_timeout_ms);
     print_kv(out, "firmware_ca_file", c->firmware_ca_file);
-    fprintf(out, "\n[spool]\nsynchronous = %s\nbatch_max = %d\n", c->spool_synchronous, c->spool_batch_max);
+    fprintf(out, "\n[spool]\nsynchronous = %s\nbatch_max = %d\nretention = %llds\nmax_bytes = %lld\nmin_free_bytes = %lld\n",
+            c->spool_synchronous, c->spool_batch_max, (long long)(c->spool_retention_ms / 1000),
+            (long long)c->spool_max_bytes, (long long)c->spool_min_free_bytes);
     fprintf(out, "\n[mqtt]\nuri = %s\nclient_id = %s\nkeepalive = %d\n", c->mqtt_uri, c->mqtt_client_id,
             c->mqtt_keepalive_s);
     print_kv(out, "username", c->mqtt_username);

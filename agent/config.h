@@ -36,6 +36,9 @@ typedef struct config {
     /* [spool] */
     char *spool_synchronous;
     int spool_batch_max;
+    int64_t spool_retention_ms; /* delivered events are kept this long */
+    int64_t spool_max_bytes;    /* 0: no limit; above it, back-pressure + alarm */
+    int64_t spool_min_free_bytes; /* free space kept on the spool's filesystem */
     /* [mqtt] */
     char *mqtt_uri, *mqtt_client_id, *mqtt_username, *mqtt_password_file;
     char *mqtt_ca_file, *mqtt_cert_file, *mqtt_key_file;

@@ -90,6 +90,7 @@ struct line {
     lot *lots; /* FIFO; the head is the running lot */
     unit *units;
     int feeding;
+    int paused; /* back-pressure from the spool guard */
     int in_flight;
     line_after after;
 };
@@ -720,7 +721,7 @@ static void line_dispatch(line *ln, unit *u)
 static void line_feed(line *ln)
 {
     lot *l = ln->lots;
-    if (!ln->feeding || !l) return;
+    if (!ln->feeding || ln->paused || !l) return;
     for (size_t i = 0; i < ln->n_stations && l->taken + l->loading < l->order->quantity; i++) {
         station *st = ln->stations[i];
         if (!(station_steps(st) & (1u << l->flow[0])) || station_load(st) > 0) continue;
@@ -864,6 +865,7 @@ line *line_start(const config *cfg, spool *sp, const line_hooks *hooks, char *er
 }
 
 void line_stop_feeding(line *ln) { ln->feeding = 0; }
+void line_set_paused(line *ln, int paused) { ln->paused = paused; }
 int line_in_flight(line *ln) { return ln->in_flight; }
 
 void line_stop(line *ln)

@@ -27,6 +27,9 @@ void line_post_decision(line *ln, intake_decision *d);
 int line_step(line *ln, int timeout_ms);
 /* No new boards from now on; boards on the line finish. */
 void line_stop_feeding(line *ln);
+/* Back-pressure: while paused no new boards are loaded (boards on the line
+ * finish); unpausing resumes loading. */
+void line_set_paused(line *ln, int paused);
 /* Boards on the line (loaded or being loaded, not yet finished). */
 int line_in_flight(line *ln);
 void line_stop(line *ln);

@@ -4,6 +4,7 @@
 
 #include "agent.h"
 #include "config.h"
+#include "spool_cli.h"
 #include "trace_reader.h"
 
 static void usage(FILE *out)
@@ -12,6 +13,7 @@ static void usage(FILE *out)
             "usage: lineagent run -c FILE            run the line agent in the foreground\n"
             "       lineagent check-config -c FILE   validate FILE and print the effective config\n"
             "       lineagent trace --brokers B ...  read trace events back from Kafka (see trace --help)\n"
+            "       lineagent spool stats|replay|export -c FILE ...  backlog, re-publish, export (see spool --help)\n"
             "       lineagent --version\n");
 }
 
@@ -38,6 +40,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(cmd, "trace") == 0) return trace_reader_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "spool") == 0) return spool_cli_main(argc - 1, argv + 1);
     if (strcmp(cmd, "run") != 0 && strcmp(cmd, "check-config") != 0) {
         fprintf(stderr, "lineagent: unknown command \"%s\"\n", cmd);
         usage(stderr);

@@ -46,6 +46,7 @@ struct mqtt_link {
     char *result_topic;
     char *status_topic;
     char *online_json;
+    char *status_json;   /* under mu: replaces online_json while set (alarms) */
 
     MQTTAsync_connectOptions conn_opts;
     MQTTAsync_willOptions will;
@@ -161,6 +162,7 @@ static void free_link(mqtt_link *ml)
     free(ml->result_topic);
     free(ml->status_topic);
     free(ml->online_json);
+    free(ml->status_json);
     pthread_cond_destroy(&ml->cv);
     pthread_mutex_destroy(&ml->mu);
     free(ml);
@@ -297,6 +299,29 @@ int mqtt_link_publish_status(mqtt_link *ml, const char *json)
     return ml ? publish(ml, ml->status_topic, json, 1, NULL, NULL) : -1;
 }
 
+int mqtt_link_set_status(mqtt_link *ml, const char *json)
+{
+    if (!ml) return -1;
+    char *copy = json ? strdup(json) : NULL;
+    pthread_mutex_lock(&ml->mu);
+    free(ml->status_json);
+    ml->status_json = copy;
+    pthread_mutex_unlock(&ml->mu);
+    const char *payload = json ? json : ml->online_json;
+    if (publish(ml, ml->status_topic, payload, 1, NULL, NULL) == 0) return 0;
+    /* A QoS 1 message goes through Paho's persistence, which lives in the
+     * spool: with the disk full that fails, and the alarm saying so must
+     * still get out. QoS 0 is not persisted. */
+    if (!mqtt_link_ready(ml)) return -1;
+    MQTTAsync_message msg = MQTTAsync_message_initializer;
+    msg.payload = (void *)payload;
+    msg.payloadlen = (int)strlen(payload);
+    msg.qos = 0;
+    msg.retained = 1;
+    MQTTAsync_responseOptions ropts = MQTTAsync_responseOptions_initializer;
+    return MQTTAsync_sendMessage(ml->client, ml->status_topic, &msg, &ropts) == MQTTASYNC_SUCCESS ? 0 : -1;
+}
+
 int mqtt_link_ready(mqtt_link *ml)
 {
     return ml && atomic_load(&ml->connected) && atomic_load(&ml->subscribed);
@@ -317,7 +342,11 @@ static void subscribe_ok(void *ctx, MQTTAsync_successData *resp)
     reset_backoff(ml);
     log_info("mqtt: subscribed to %s (granted QoS %d)", ml->orders_topic, resp ? resp->alt.qos : -1);
     /* Announce online only once orders can actually reach us. */
-    publish(ml, ml->status_topic, ml->online_json, 1, NULL, NULL);
+    pthread_mutex_lock(&ml->mu);
+    char *status = strdup(ml->status_json ? ml->status_json : ml->online_json);
+    pthread_mutex_unlock(&ml->mu);
+    if (status) publish(ml, ml->status_topic, status, 1, NULL, NULL);
+    free(status);
 }
 
 static void subscribe_failed(void *ctx, MQTTAsync_failureData *resp)

@@ -6,12 +6,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -143,10 +145,13 @@ static const char *const stmt_sql[ST_COUNT] = {
 
 struct spool {
     sqlite3 *db;
+    dev_t dev;         /* the file, for the open-files registry */
+    ino_t ino;
     sqlite3_stmt *stmt[ST_COUNT];
     int in_txn;        /* inside a spool_begin transaction */
     uint64_t next_seq; /* next seq to hand out in this transaction */
     uint64_t seq_base; /* meta.next_seq as read at begin */
+    int err_code;      /* SQLite result code behind err, 0 for our own errors */
     char err[512];
 };
 
@@ -156,6 +161,7 @@ static int fail_msg(spool *sp, const char *fmt, ...) __attribute__((format(print
 static int fail_msg(spool *sp, const char *fmt, ...)
 {
     va_list ap;
+    sp->err_code = 0;
     va_start(ap, fmt);
     vsnprintf(sp->err, sizeof sp->err, fmt, ap);
     va_end(ap);
@@ -165,7 +171,10 @@ static int fail_msg(spool *sp, const char *fmt, ...)
 /* Captures sqlite3_errmsg now: a later reset or rollback would replace it. */
 static int fail(spool *sp, const char *what)
 {
-    return fail_msg(sp, "%s: %s", what, sqlite3_errmsg(sp->db));
+    int code = sqlite3_errcode(sp->db);
+    fail_msg(sp, "%s: %s", what, sqlite3_errmsg(sp->db));
+    sp->err_code = code;
+    return -1;
 }
 
 static sqlite3_stmt *prep(spool *sp, enum stmt_id id)
@@ -339,6 +348,68 @@ static int check_header(const char *path, char *err, size_t err_len)
     return 0;
 }
 
+/* Files this process has spool connections on. POSIX record locks belong
+ * to the process, and close() of ANY descriptor of a file drops all of the
+ * process's locks on it: check_header's open()/close() while another handle
+ * of ours holds SQLite's locks would let another process (lineagent spool,
+ * the sqlite3 shell) checkpoint and delete the WAL under us, losing commits.
+ * So the header is read only by the first opener of a file; later handles
+ * of the same file were checked by it. */
+typedef struct open_file {
+    dev_t dev;
+    ino_t ino;
+    int refs;
+    struct open_file *next;
+} open_file;
+static pthread_mutex_t open_files_mu = PTHREAD_MUTEX_INITIALIZER;
+static open_file *open_files;
+
+/* Registers the file (checking its header if this is the first handle);
+ * 0 or -1 with err. */
+static int open_files_acquire(const char *path, dev_t *dev, ino_t *ino, char *err, size_t err_len)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        snprintf(err, err_len, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    pthread_mutex_lock(&open_files_mu);
+    open_file *f = open_files;
+    while (f && !(f->dev == sb.st_dev && f->ino == sb.st_ino)) f = f->next;
+    int rc = 0;
+    if (f) {
+        f->refs++;
+    } else if ((rc = check_header(path, err, err_len)) == 0) {
+        f = calloc(1, sizeof *f);
+        if (!f) {
+            snprintf(err, err_len, "out of memory");
+            rc = -1;
+        } else {
+            *f = (open_file){sb.st_dev, sb.st_ino, 1, open_files};
+            open_files = f;
+        }
+    }
+    pthread_mutex_unlock(&open_files_mu);
+    *dev = sb.st_dev;
+    *ino = sb.st_ino;
+    return rc;
+}
+
+static void open_files_release(dev_t dev, ino_t ino)
+{
+    pthread_mutex_lock(&open_files_mu);
+    for (open_file **pp = &open_files; *pp; pp = &(*pp)->next)
+        if ((*pp)->dev == dev && (*pp)->ino == ino) {
+            if (--(*pp)->refs == 0) {
+                open_file *dead = *pp;
+                *pp = dead->next;
+                free(dead);
+            }
+            break;
+        }
+    pthread_mutex_unlock(&open_files_mu);
+}
+
 /* Schema creation under the write lock, re-checking the file there: another
  * handle may be initialising the same new file at the same moment. */
 static int init_schema(sqlite3 *db, const char *path, char *err, size_t err_len)
@@ -421,13 +492,19 @@ int spool_open(spool **out, const char *path, const spool_options *opts, char *e
     }
     int busy_ms = opts && opts->busy_timeout_ms > 0 ? opts->busy_timeout_ms : SPOOL_DEFAULT_BUSY_MS;
 
-    if (create_if_absent(path, err, err_len) < 0 || check_header(path, err, err_len) < 0) return -1;
+    dev_t dev;
+    ino_t ino;
+    if (create_if_absent(path, err, err_len) < 0 || open_files_acquire(path, &dev, &ino, err, err_len) < 0)
+        return -1;
 
     spool *sp = calloc(1, sizeof *sp);
     if (!sp) {
+        open_files_release(dev, ino);
         snprintf(err, err_len, "out of memory");
         return -1;
     }
+    sp->dev = dev;
+    sp->ino = ino;
     /* No SQLITE_OPEN_CREATE: the file exists, and if it vanished meanwhile
      * we would rather fail than make one with the umask's mode. */
     if (sqlite3_open_v2(path, &sp->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
@@ -441,6 +518,7 @@ int spool_open(spool **out, const char *path, const spool_options *opts, char *e
         set_wal(sp->db, path, busy_ms, err, err_len) < 0 ||
         set_synchronous(sp->db, path, sync, err, err_len) < 0)
         goto fail;
+
     *out = sp;
     return 0;
 fail:
@@ -453,10 +531,41 @@ void spool_close(spool *sp)
     if (!sp) return;
     for (int i = 0; i < ST_COUNT; i++) sqlite3_finalize(sp->stmt[i]);
     sqlite3_close(sp->db); /* rolls back an open transaction */
+    open_files_release(sp->dev, sp->ino);
     free(sp);
 }
 
 const char *spool_errmsg(spool *sp) { return sp->err; }
+
+int spool_check(spool *sp, char *err, size_t err_len)
+{
+    sqlite3_stmt *st;
+    const char *db_path = sqlite3_db_filename(sp->db, "main");
+    int n = snprintf(err, err_len, "%s is corrupt:", db_path), rc = SQLITE_ERROR, rows = 0, ok = 0;
+    if (sqlite3_prepare_v2(sp->db, "PRAGMA quick_check(4)", -1, &st, NULL) == SQLITE_OK) {
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            const char *line = (const char *)sqlite3_column_text(st, 0);
+            if (rows++ == 0 && line && strcmp(line, "ok") == 0) ok = 1;
+            if (line && n >= 0 && (size_t)n < err_len)
+                n += snprintf(err + n, err_len - (size_t)n, " %s", line); /* quick_check's own report */
+        }
+        sqlite3_finalize(st);
+    }
+    if (rc != SQLITE_DONE && n >= 0 && (size_t)n < err_len)
+        snprintf(err + n, err_len - (size_t)n, " %s", sqlite3_errmsg(sp->db));
+    for (char *c = err; *c; c++)
+        if (*c == '\n') *c = ' '; /* one log line */
+    return rc == SQLITE_DONE && ok && rows == 1 ? 0 : -1;
+}
+
+int spool_error_is_full(spool *sp) { return (sp->err_code & 0xff) == SQLITE_FULL; }
+
+int spool_set_max_pages(spool *sp, int pages)
+{
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA max_page_count=%d", pages);
+    return sqlite3_exec(sp->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : fail(sp, "max_page_count");
+}
 
 /* ---- transactions ---------------------------------------------------- */
 
@@ -935,5 +1044,135 @@ int spool_kv_keys(spool *sp, const char *ns, spool_key_cb cb, void *ud)
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) n = fail(sp, "kv_keys");
     sqlite3_reset(st);
+    return n;
+}
+
+/* ---- history: stats, selection, retention ----------------------------
+ * Ad hoc statements, prepared per call: these run seldom (tools, a prune
+ * every few seconds) and their SQL depends on the selection. */
+
+static int sql_int(spool *sp, const char *sql, int64_t *out)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(sp->db, sql, -1, &st, NULL) != SQLITE_OK) return fail(sp, sql);
+    int rc = sqlite3_step(st), ret = 0;
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int64(st, 0);
+    else
+        ret = fail(sp, sql);
+    sqlite3_finalize(st);
+    return ret;
+}
+
+int64_t spool_used_bytes(spool *sp)
+{
+    int64_t pages, free_pages, page_size;
+    if (sql_int(sp, "PRAGMA page_count", &pages) < 0 || sql_int(sp, "PRAGMA freelist_count", &free_pages) < 0 ||
+        sql_int(sp, "PRAGMA page_size", &page_size) < 0)
+        return -1;
+    return (pages - free_pages) * page_size;
+}
+
+int spool_get_stats(spool *sp, spool_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    int64_t pages, page_size, seq;
+    if (sql_int(sp, "SELECT count(*) FROM events WHERE delivered_ms IS NULL", &out->pending) < 0 ||
+        sql_int(sp, "SELECT coalesce((SELECT time_ms FROM events WHERE delivered_ms IS NULL ORDER BY seq LIMIT 1), 0)",
+                &out->oldest_pending_ms) < 0 ||
+        sql_int(sp, "SELECT count(*) FROM events WHERE delivered_ms IS NOT NULL", &out->delivered) < 0 ||
+        sql_int(sp, "SELECT coalesce(max(delivered_ms), 0) FROM events", &out->last_delivered_ms) < 0 ||
+        sql_int(sp, "SELECT value FROM meta WHERE name = 'next_seq'", &seq) < 0 ||
+        sql_int(sp, "PRAGMA page_count", &pages) < 0 || sql_int(sp, "PRAGMA page_size", &page_size) < 0)
+        return -1;
+    out->next_seq = (uint64_t)seq;
+    out->file_bytes = pages * page_size;
+    out->used_bytes = spool_used_bytes(sp);
+    return out->used_bytes < 0 ? -1 : 0;
+}
+
+/* WHERE clause for a selection; parameters ?1..?6 are bound by bind_sel. */
+#define SEL_WHERE                                                                      \
+    " WHERE seq > ?1 AND (?2 OR delivered_ms IS NOT NULL) AND (?3 = 0 OR time_ms >= ?3)" \
+    " AND (?4 = 0 OR time_ms < ?4) AND (?5 = 0 OR seq >= ?5) AND (?6 = 0 OR seq < ?6)"   \
+    " AND (?7 IS NULL OR key = ?7)"
+
+static void bind_sel(sqlite3_stmt *st, const spool_selection *sel, uint64_t after_seq)
+{
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)after_seq);
+    sqlite3_bind_int(st, 2, sel->include_pending != 0);
+    sqlite3_bind_int64(st, 3, sel->since_ms);
+    sqlite3_bind_int64(st, 4, sel->until_ms);
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)sel->from_seq);
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)sel->until_seq);
+    if (sel->lot) sqlite3_bind_text(st, 7, sel->lot, -1, SQLITE_STATIC);
+}
+
+int spool_select_page(spool *sp, const spool_selection *sel, uint64_t after_seq, int limit,
+                      spool_history_cb cb, void *ud)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(sp->db,
+                           "SELECT seq, event_id, key, type, time_ms, payload, coalesce(delivered_ms, 0)"
+                           " FROM events" SEL_WHERE " ORDER BY seq LIMIT ?8",
+                           -1, &st, NULL) != SQLITE_OK)
+        return fail(sp, "select_page");
+    bind_sel(st, sel, after_seq);
+    sqlite3_bind_int(st, 8, limit);
+    int visited = 0, rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const void *payload = sqlite3_column_blob(st, 5);
+        spool_event ev = {
+            .seq = (uint64_t)sqlite3_column_int64(st, 0),
+            .event_id = (const char *)sqlite3_column_text(st, 1),
+            .key = (const char *)sqlite3_column_text(st, 2),
+            .type = (const char *)sqlite3_column_text(st, 3),
+            .time_ms = sqlite3_column_int64(st, 4),
+            .payload = payload ? payload : (const uint8_t *)"",
+            .len = (size_t)sqlite3_column_bytes(st, 5),
+        };
+        visited++;
+        if (cb(ud, &ev, sqlite3_column_int64(st, 6)) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    if (rc != SQLITE_DONE) visited = fail(sp, "select_page");
+    sqlite3_finalize(st);
+    return visited;
+}
+
+int64_t spool_select_count(spool *sp, const spool_selection *sel)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(sp->db, "SELECT count(*) FROM events" SEL_WHERE, -1, &st, NULL) != SQLITE_OK)
+        return fail(sp, "select_count");
+    bind_sel(st, sel, 0);
+    int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : fail(sp, "select_count");
+    sqlite3_finalize(st);
+    return n;
+}
+
+int spool_prune_delivered(spool *sp, int64_t before_ms, int batch)
+{
+    if (require_autocommit(sp, "prune_delivered") < 0) return -1;
+    sqlite3_stmt *st;
+    /* A single statement is its own transaction; the batch keeps the write
+     * lock short so the line's commits are not held up. Only the batch
+     * lowest seqs are looked at (a primary-key range, not a scan of the
+     * table every second): events are delivered and age roughly in seq
+     * order, so the expired ones are at the bottom. An undelivered one
+     * there is skipped, and the rows above it are reached as the rows
+     * around it go. */
+    if (sqlite3_prepare_v2(sp->db,
+                           "DELETE FROM events WHERE seq IN (SELECT seq FROM"
+                           " (SELECT seq, delivered_ms FROM events ORDER BY seq LIMIT ?2)"
+                           " WHERE delivered_ms IS NOT NULL AND delivered_ms < ?1)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return fail(sp, "prune_delivered");
+    sqlite3_bind_int64(st, 1, before_ms);
+    sqlite3_bind_int(st, 2, batch);
+    int n = sqlite3_step(st) == SQLITE_DONE ? sqlite3_changes(sp->db) : fail(sp, "prune_delivered");
+    sqlite3_finalize(st);
     return n;
 }

@@ -25,7 +25,19 @@ typedef struct spool_options {
  * 0 on success; -1 with err filled. */
 int spool_open(spool **out, const char *path, const spool_options *opts, char *err, size_t err_len);
 void spool_close(spool *sp);
+/* Reads every page (PRAGMA quick_check): a corrupt file is refused before
+ * anything is written to it. 0 ok; -1 with err filled. Takes about a second
+ * per GiB. */
+int spool_check(spool *sp, char *err, size_t err_len);
 const char *spool_errmsg(spool *sp); /* last SQLite error on this handle */
+/* 1 when the last error on this handle was SQLITE_FULL: the disk (or the
+ * database's page limit) is full. Nothing committed is affected; the caller
+ * may wait for space and try again. */
+int spool_error_is_full(spool *sp);
+/* Tests only: caps the database at this many pages on this connection
+ * (PRAGMA max_page_count), so SQLITE_FULL can be provoked without filling a
+ * disk. 0 on success. */
+int spool_set_max_pages(spool *sp, int pages);
 
 /* Explicit transaction (group commit: many appends, one fsync). */
 int spool_begin(spool *sp);
@@ -61,6 +73,41 @@ int spool_mark_delivered(spool *sp, const uint64_t *seqs, size_t n, int64_t now_
 /* Count of undelivered events; the lowest undelivered seq (0 if none). */
 int64_t spool_pending_count(spool *sp);
 uint64_t spool_first_pending(spool *sp);
+
+/* ---- history: stats, replay/export selection, retention -------------- */
+typedef struct spool_stats {
+    int64_t pending;            /* undelivered events */
+    int64_t oldest_pending_ms;  /* time_ms of the oldest undelivered event, 0 if none */
+    int64_t delivered;          /* delivered events still kept */
+    int64_t last_delivered_ms;  /* latest delivery, 0 if none */
+    uint64_t next_seq;          /* seq the next event will get */
+    int64_t file_bytes;         /* database pages in use (page_count * page_size) */
+    int64_t used_bytes;         /* of which not on the free list */
+} spool_stats;
+int spool_get_stats(spool *sp, spool_stats *out);
+/* Bytes the database uses (pages not on the free list); -1 on error. Cheap:
+ * two header reads. */
+int64_t spool_used_bytes(spool *sp);
+
+/* Which delivered events replay/export take. Zero fields do not restrict. */
+typedef struct spool_selection {
+    int64_t since_ms, until_ms; /* time_ms in [since, until) */
+    uint64_t from_seq, until_seq; /* seq in [from, until) */
+    const char *lot;            /* key (lot id, or order id for order events) */
+    int include_pending;        /* also undelivered events (export only) */
+} spool_selection;
+/* Streams selected events with seq > after_seq, in seq order, at most limit;
+ * delivered_ms (0 while pending) is passed beside each event. Returns the
+ * number visited or -1. Each call is one short read: pages keep memory and
+ * the read snapshot bounded while the agent keeps writing. */
+typedef int (*spool_history_cb)(void *ud, const spool_event *ev, int64_t delivered_ms);
+int spool_select_page(spool *sp, const spool_selection *sel, uint64_t after_seq, int limit,
+                      spool_history_cb cb, void *ud);
+int64_t spool_select_count(spool *sp, const spool_selection *sel);
+/* Of the batch lowest seqs, deletes those delivered before before_ms, in a
+ * transaction of its own; undelivered events are never touched. Cheap
+ * enough to call every second. Returns the number deleted or -1. */
+int spool_prune_delivered(spool *sp, int64_t before_ms, int batch);
 
 /* ---- inbox: raw MES payloads, made durable before the MQTT ack --------- */
 typedef struct spool_inbox_row {

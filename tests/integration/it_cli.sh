@@ -36,3 +36,23 @@ grep -qi "spool" "$T/agent-foreign.log" || fail "no clear spool error: $(cat "$T
 [ "$(sha256sum "$T/spool.db")" = "$sum" ] || fail "the foreign file was modified"
 ls "$T"/spool.db-* >/dev/null 2>&1 && fail "journal files were created beside the foreign file"
 pass "foreign spool: exit $rc, file untouched: $(grep -i spool "$T/agent-foreign.log" | head -1)"
+
+# a lineagent spool whose pages are damaged: refused at start, untouched
+rm -f "$T"/spool.db*
+"$AGENT" run -c "$T/run.conf" >"$T/agent-mk.log" 2>&1 &
+mk=$!
+wait_for 20 "agent up on a new spool" grep -q "running: site" "$T/agent-mk.log"
+kill -TERM $mk; wait $mk || true
+[ -s "$T/spool.db" ] && [ ! -e "$T/spool.db-wal" ] || fail "no clean spool to damage"
+pages=$(( $(stat -c %s "$T/spool.db") / 4096 ))
+for p in $(seq 1 $((pages - 1))); do # every page but the header page: b-tree headers to garbage
+  printf '\x55\x55\x55\x55\x55\x55\x55\x55\x55\x55\x55\x55' | dd of="$T/spool.db" bs=1 seek=$((p * 4096)) conv=notrunc status=none
+done
+sum=$(sha256sum "$T/spool.db")
+rc=0; "$AGENT" run -c "$T/run.conf" >"$T/agent-corrupt.log" 2>&1 || rc=$?
+[ "$rc" -ne 0 ] || fail "agent started on a corrupt spool"
+grep -q "corrupt\|malformed" "$T/agent-corrupt.log" || fail "no clear error: $(cat "$T/agent-corrupt.log")"
+[ "$(sha256sum "$T/spool.db")" = "$sum" ] || fail "the corrupt spool was modified"
+rc2=0; "$AGENT" spool stats -c "$T/run.conf" >/dev/null 2>&1 || rc2=$?
+[ "$(sha256sum "$T/spool.db")" = "$sum" ] || fail "spool stats modified the corrupt spool"
+pass "corrupt spool ($pages pages damaged): exit $rc, file untouched: $(grep -m1 -i "corrupt\|malformed" "$T/agent-corrupt.log" | cut -c30-200)"

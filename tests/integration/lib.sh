@@ -65,6 +65,9 @@ persistence_location $T/mosq/
 # The default (1000) silently drops QoS 1 messages queued for a slow or
 # absent client; orders must never be dropped.
 max_queued_messages 0
+# Started as root, mosquitto drops to user "mosquitto", which cannot write
+# its persistence into this private directory; keep it as the caller.
+user $(id -un)
 CONF
   mosquitto -c "$T/mosq.conf" >>"$T/mosquitto.log" 2>&1 &
   MOSQ_PID=$!

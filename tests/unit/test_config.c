@@ -86,6 +86,39 @@ static void test_errors_name_line_and_key(void **state)
     assert_non_null(strstr(err, "[plc]"));
 }
 
+static void test_spool_retention_and_limit(void **state)
+{
+    config c;
+    char err[512];
+    const char *st = "[station a]\nadapter = sim\nsteps = test\n";
+    char text[1024];
+    snprintf(text, sizeof text, "%s%s", BASE, st);
+    assert_int_equal(config_load(&c, write_file("d.conf", text), err, sizeof err), 0);
+    assert_int_equal(c.spool_retention_ms, 30LL * 86400000); /* default 30 days */
+    assert_int_equal(c.spool_max_bytes, 0);                  /* default: no limit */
+    assert_int_equal(c.spool_min_free_bytes, 32LL << 20);
+    config_free(&c);
+    snprintf(text, sizeof text, "%s[spool]\nretention = 12h\nmax_bytes = 512M\n%s", BASE, st);
+    assert_int_equal(config_load(&c, write_file("r.conf", text), err, sizeof err), 0);
+    assert_int_equal(c.spool_retention_ms, 12LL * 3600000);
+    assert_int_equal(c.spool_max_bytes, 512LL << 20);
+    config_free(&c);
+    snprintf(text, sizeof text, "%s[spool]\nretention = 90\nmax_bytes = 2G\nmin_free_bytes = 0\n%s", BASE, st);
+    assert_int_equal(config_load(&c, write_file("r.conf", text), err, sizeof err), 0);
+    assert_int_equal(c.spool_retention_ms, 90000);
+    assert_int_equal(c.spool_max_bytes, 2LL << 30);
+    assert_int_equal(c.spool_min_free_bytes, 0);
+    config_free(&c);
+    const char *bad[] = {"retention = 0", "retention = 3w", "retention = -1d", "retention = d",
+                         "max_bytes = 10K", "max_bytes = 1T", "max_bytes = lots", "max_bytes = -5M",
+                         "min_free_bytes = 5X"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        snprintf(text, sizeof text, "%s[spool]\n%s\n%s", BASE, bad[i], st);
+        assert_int_equal(load_err(text, err, sizeof err), -1);
+        assert_non_null(strstr(err, ":10:"));
+    }
+}
+
 static void test_secrets_never_printed(void **state)
 {
     config c;
@@ -154,6 +187,7 @@ int main(void)
         cmocka_unit_test(test_errors_name_line_and_key),
         cmocka_unit_test(test_secrets_never_printed),
         cmocka_unit_test(test_provisioning),
+        cmocka_unit_test(test_spool_retention_and_limit),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
