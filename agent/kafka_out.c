@@ -267,6 +267,7 @@ kafka_out *kafka_out_start(const config *cfg, char *err, size_t err_len)
     if (spool_open(&ko->sp, cfg->spool_path, &so, err, err_len)) goto fail;
     if (!(ko->rk = ko_producer_new(ko, err, err_len))) goto fail;
     pthread_create(&ko->thread, NULL, ko_main, ko);
+    pthread_setname_np(ko->thread, "la-forwarder"); /* for top -H and perf */
     return ko;
 fail:
     if (ko->sp) spool_close(ko->sp);

@@ -107,7 +107,7 @@ static const char *const stmt_sql[ST_COUNT] = {
                      " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
     [ST_PENDING_PAGE] = "SELECT seq, event_id, key, type, time_ms, payload FROM events"
                         " WHERE delivered_ms IS NULL AND seq > ?1 ORDER BY seq LIMIT ?2",
-    [ST_DELIVERED] = "UPDATE events SET delivered_ms = ?1 WHERE seq = ?2 AND delivered_ms IS NULL",
+    [ST_DELIVERED] = "UPDATE events SET delivered_ms = ?1 WHERE seq BETWEEN ?2 AND ?3 AND delivered_ms IS NULL",
     [ST_PENDING_COUNT] = "SELECT count(*) FROM events WHERE delivered_ms IS NULL",
     [ST_FIRST_PENDING] = "SELECT min(seq) FROM events WHERE delivered_ms IS NULL",
     [ST_INBOX_PUT] = "INSERT INTO inbox(received_ms, payload, original_len) VALUES(?1, ?2, ?3)",
@@ -677,21 +677,41 @@ int spool_pending_page(spool *sp, uint64_t after_seq, int limit, spool_event_cb 
     return visited;
 }
 
+static int seq_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Acknowledgements come in long runs of consecutive seqs (one partition
+ * acknowledges in order): one UPDATE per run instead of one per event. */
 int spool_mark_delivered(spool *sp, const uint64_t *seqs, size_t n, int64_t now_ms)
 {
     if (require_autocommit(sp, "mark_delivered") < 0) return -1;
     if (n == 0) return 0;
-    if (run(sp, ST_BEGIN, "mark_delivered: begin") < 0) return -1;
+    uint64_t *sorted = malloc(n * sizeof *sorted);
+    if (!sorted) return fail_msg(sp, "out of memory (%zu seqs)", n);
+    memcpy(sorted, seqs, n * sizeof *sorted);
+    qsort(sorted, n, sizeof *sorted, seq_cmp);
+    if (run(sp, ST_BEGIN, "mark_delivered: begin") < 0) {
+        free(sorted);
+        return -1;
+    }
     sqlite3_stmt *st = prep(sp, ST_DELIVERED);
     if (!st) goto fail;
     sqlite3_bind_int64(st, 1, now_ms);
-    for (size_t i = 0; i < n; i++) {
-        sqlite3_bind_int64(st, 2, (sqlite3_int64)seqs[i]);
+    for (size_t i = 0, j; i < n; i = j) {
+        for (j = i + 1; j < n && sorted[j] <= sorted[j - 1] + 1; j++) {
+        }
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)sorted[i]);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)sorted[j - 1]);
         if (step_done(sp, st, "mark_delivered") < 0) goto fail;
     }
     if (run(sp, ST_COMMIT, "mark_delivered: commit") < 0) goto fail;
+    free(sorted);
     return 0;
 fail:
+    free(sorted);
     rollback_quiet(sp);
     return -1;
 }
