@@ -113,6 +113,9 @@ typedef struct adapter {
     int (*provision_csr)(void *state, const adapter_step_ctx *ctx, char *csr, size_t len);
 } adapter;
 
+/* Marks a step failed with a machine-readable mode and a detail for people. */
+void adapter_fail(adapter_result *r, const char *mode, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* The adapter registered under name, or NULL. */
 const adapter *adapter_find(const char *name);
 /* Comma-separated list of registered names, for error messages. */

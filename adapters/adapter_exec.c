@@ -222,17 +222,6 @@ static int exec_subst(const char *tok, const char *const vals[][2], char *out, s
     return 0;
 }
 
-static void exec_fail(adapter_result *r, const char *mode, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void exec_fail(adapter_result *r, const char *mode, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    snprintf(r->failure_mode, sizeof r->failure_mode, "%s", mode);
-    vsnprintf(r->detail, sizeof r->detail, fmt, ap);
-    va_end(ap);
-    r->passed = 0;
-}
-
 static void exec_add_measurement(adapter_result *r, const char *name, double value, double low, double high,
                                  const char *unit)
 {
@@ -367,7 +356,7 @@ static void exec_run(exec_state *s, int step, const adapter_step_ctx *ctx, adapt
 {
     char err[256];
     if (exec_image_file(s, ctx->image, err, sizeof err)) {
-        exec_fail(r, "exec_failed", "%s", err);
+        adapter_fail(r, "exec_failed", "%s", err);
         return;
     }
     const char *prog = s->program[step] ? s->program[step] : s->def_program;
@@ -391,7 +380,7 @@ static void exec_run(exec_state *s, int step, const adapter_step_ctx *ctx, adapt
     for (char *tok = strtok_r(copy, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
         char buf[EXEC_ARG_MAX];
         if (argc > EXEC_MAX_ARGS || exec_subst(tok, vals, buf, sizeof buf) != 0) {
-            exec_fail(r, "exec_failed", "argument template: bad or unknown placeholder in \"%.60s\"", tok);
+            adapter_fail(r, "exec_failed", "argument template: bad or unknown placeholder in \"%.60s\"", tok);
             for (int i = 1; i < argc; i++) free(argv[i]);
             free(copy);
             return;
@@ -428,7 +417,7 @@ static void exec_run(exec_state *s, int step, const adapter_step_ctx *ctx, adapt
     if (outp[1] >= 0) close(outp[1]);
     if (errp[1] >= 0) close(errp[1]);
     if (rc) {
-        exec_fail(r, "exec_failed", "cannot start %s: %s", prog, strerror(rc));
+        adapter_fail(r, "exec_failed", "cannot start %s: %s", prog, strerror(rc));
         if (outp[0] >= 0) close(outp[0]);
         if (errp[0] >= 0) close(errp[0]);
         return;
@@ -504,12 +493,12 @@ static void exec_run(exec_state *s, int step, const adapter_step_ctx *ctx, adapt
     }
     out[olen] = 0;
     if (timed_out) {
-        exec_fail(r, "timeout", "%s killed after %ld ms", prog, s->timeout_ms);
+        adapter_fail(r, "timeout", "%s killed after %ld ms", prog, s->timeout_ms);
     } else if (WIFSIGNALED(status)) {
-        exec_fail(r, "exit_signal", "%s killed by signal %d%s%.160s", prog, WTERMSIG(status), last_err[0] ? ": " : "",
+        adapter_fail(r, "exit_signal", "%s killed by signal %d%s%.160s", prog, WTERMSIG(status), last_err[0] ? ": " : "",
                   last_err);
     } else if (WEXITSTATUS(status) != 0) {
-        exec_fail(r, "exit_status", "%s exited %d%s%.160s", prog, WEXITSTATUS(status), last_err[0] ? ": " : "",
+        adapter_fail(r, "exit_status", "%s exited %d%s%.160s", prog, WEXITSTATUS(status), last_err[0] ? ": " : "",
                   last_err);
     } else {
         r->passed = 1;
@@ -517,7 +506,7 @@ static void exec_run(exec_state *s, int step, const adapter_step_ctx *ctx, adapt
     /* Measurements are kept even from a failed run: the test record is evidence. */
     exec_parse(out, olen, r, x);
     free(out);
-    if (r->passed && x->htf_fail) exec_fail(r, "test_failed", "OpenHTF reports a failed measurement without limits");
+    if (r->passed && x->htf_fail) adapter_fail(r, "test_failed", "OpenHTF reports a failed measurement without limits");
 }
 
 static void exec_write(void *state, const adapter_step_ctx *ctx, adapter_result *r)
@@ -535,7 +524,7 @@ static void exec_verify(void *state, const adapter_step_ctx *ctx, adapter_result
         /* The program verified and said so by its exit status. */
         snprintf(r->readback_sha256, sizeof r->readback_sha256, "%s", ctx->image->sha256);
     } else if (strcmp(r->readback_sha256, ctx->image->sha256) != 0) {
-        exec_fail(r, "verify_mismatch", "read back sha256 %.16s... expected %.16s... (%s)", r->readback_sha256,
+        adapter_fail(r, "verify_mismatch", "read back sha256 %.16s... expected %.16s... (%s)", r->readback_sha256,
                   ctx->image->sha256, ctx->image->version);
     }
 }
@@ -557,7 +546,7 @@ static void exec_calibrate(void *state, const adapter_step_ctx *ctx, adapter_res
     exec_out x = {0};
     exec_run(state, ST_CALIBRATE, ctx, r, &x);
     if (r->passed && !x.has_cal && !r->n_cal_points)
-        exec_fail(r, "calibration_missing", "the program reported neither reference points nor coefficients");
+        adapter_fail(r, "calibration_missing", "the program reported neither reference points nor coefficients");
 }
 
 /* Runs the calibrate program again with {step} = calibrate_write and the
@@ -583,7 +572,7 @@ static void exec_write_calibration(void *state, const adapter_step_ctx *ctx, dou
     }
     double tol_o = 1e-6 * (fabs(offset) > 1 ? fabs(offset) : 1), tol_g = 1e-6 * (fabs(gain) > 1 ? fabs(gain) : 1);
     if (!x.has_cal || fabs(w.cal_offset - offset) > tol_o || fabs(w.cal_gain - gain) > tol_g) {
-        exec_fail(r, "calibration_readback_mismatch", "wrote offset %g gain %g, read back %s%g %g", offset, gain,
+        adapter_fail(r, "calibration_readback_mismatch", "wrote offset %g gain %g, read back %s%g %g", offset, gain,
                   x.has_cal ? "" : "(nothing) ", w.cal_offset, w.cal_gain);
         return;
     }
@@ -595,7 +584,7 @@ static void exec_lock(void *state, const adapter_step_ctx *ctx, adapter_result *
     exec_out x = {0};
     exec_run(state, ST_LOCK, ctx, r, &x);
     if (r->passed && !x.lock_verified)
-        exec_fail(r, "lock_unverified", "the program did not report {\"lock_verified\":true}");
+        adapter_fail(r, "lock_unverified", "the program did not report {\"lock_verified\":true}");
     r->lock_verified = r->passed;
 }
 

@@ -165,17 +165,6 @@ static const char *gdb_mode(int code, const char *what)
     }
 }
 
-static void gdb_fail(adapter_result *r, const char *mode, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void gdb_fail(adapter_result *r, const char *mode, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    snprintf(r->failure_mode, sizeof r->failure_mode, "%s", mode);
-    vsnprintf(r->detail, sizeof r->detail, fmt, ap);
-    va_end(ap);
-    r->passed = 0;
-}
-
 /* A halted target, or NULL with the unit failed. */
 static gdb_rsp *gdb_session(gdb_state *s, adapter_result *r, const char *board_id)
 {
@@ -188,12 +177,12 @@ static gdb_rsp *gdb_session(gdb_state *s, adapter_result *r, const char *board_i
     int code = 0;
     gdb_rsp *g = gdb_rsp_connect(s->host, s->port, s->timeout_ms, &code, err, sizeof err);
     if (!g) {
-        gdb_fail(r, gdb_mode(code, "gdb_disconnected"), "%s", err);
+        adapter_fail(r, gdb_mode(code, "gdb_disconnected"), "%s", err);
         return NULL;
     }
     int rc = gdb_rsp_halt(g);
     if (rc) {
-        gdb_fail(r, gdb_mode(rc, "halt_failed"), "cannot halt the target: %s", gdb_rsp_error(g));
+        adapter_fail(r, gdb_mode(rc, "halt_failed"), "cannot halt the target: %s", gdb_rsp_error(g));
         gdb_rsp_close(g);
         return NULL;
     }
@@ -249,7 +238,7 @@ static void gdb_write(void *state, const adapter_step_ctx *ctx, adapter_result *
         char d[300];
         snprintf(d, sizeof d, "%s of %zu bytes at 0x%llx failed: %s", how, ctx->image->len,
                  (unsigned long long)addr, gdb_rsp_error(g));
-        gdb_fail(r, gdb_mode(rc, "write_error"), "%s", d);
+        adapter_fail(r, gdb_mode(rc, "write_error"), "%s", d);
     } else {
         r->passed = 1;
         log_debug("station %s site %u: wrote %zu bytes at 0x%llx to %s via %s:%d (%s)", s->station, s->site,
@@ -340,20 +329,20 @@ static int gdb_start(const gdb_state *s, gdb_rsp *g, const adapter_step_ctx *ctx
         int refused = rc == GDB_UNSUPPORTED || rc == GDB_EREPLY || strstr(out, "unknown") || strstr(out, "invalid") ||
                       strstr(out, "error") || strstr(out, "not ");
         if (rc < 0 && rc != GDB_EREPLY) {
-            gdb_fail(r, gdb_mode(rc, "start_failed"), "monitor reset run: %s", gdb_rsp_error(g));
+            adapter_fail(r, gdb_mode(rc, "start_failed"), "monitor reset run: %s", gdb_rsp_error(g));
             return -1;
         }
         if (!refused) return 0;
         log_debug("station %s: monitor reset run refused (%s); starting from the vector table", s->station, out);
         if (!strcmp(s->start, "monitor")) {
-            gdb_fail(r, "start_failed", "the GDB server refused monitor reset run");
+            adapter_fail(r, "start_failed", "the GDB server refused monitor reset run");
             return -1;
         }
     }
     /* Cortex-M vector table at the image's start: initial SP, reset PC. */
     const uint8_t *d = ctx->image->data;
     if (ctx->image->len < 8) {
-        gdb_fail(r, "start_failed", "image too short for a vector table");
+        adapter_fail(r, "start_failed", "image too short for a vector table");
         return -1;
     }
     uint32_t sp = (uint32_t)d[0] | (uint32_t)d[1] << 8 | (uint32_t)d[2] << 16 | (uint32_t)d[3] << 24;
@@ -363,7 +352,7 @@ static int gdb_start(const gdb_state *s, gdb_rsp *g, const adapter_step_ctx *ctx
     if (!rc) rc = gdb_rsp_write_reg32(g, GDB_REG_XPSR, GDB_XPSR_THUMB);
     if (!rc) rc = gdb_rsp_continue(g);
     if (rc) {
-        gdb_fail(r, gdb_mode(rc, "start_failed"), "cannot start from the vector table: %s", gdb_rsp_error(g));
+        adapter_fail(r, gdb_mode(rc, "start_failed"), "cannot start from the vector table: %s", gdb_rsp_error(g));
         return -1;
     }
     return 0;
@@ -396,7 +385,7 @@ static void gdb_verify(void *state, const adapter_step_ctx *ctx, adapter_result 
             char d[300];
             snprintf(d, sizeof d, "read-back of %zu bytes at 0x%llx failed: %s", img->len, (unsigned long long)addr,
                      gdb_rsp_error(g));
-            gdb_fail(r, gdb_mode(rc, "verify_read_error"), "%s", d);
+            adapter_fail(r, gdb_mode(rc, "verify_read_error"), "%s", d);
             free(buf);
             gdb_rsp_close(g);
             return;
@@ -411,7 +400,7 @@ static void gdb_verify(void *state, const adapter_step_ctx *ctx, adapter_result 
             return;
         }
     } else {
-        gdb_fail(r, gdb_mode(rc, "verify_read_error"), "qCRC failed: %s", gdb_rsp_error(g));
+        adapter_fail(r, gdb_mode(rc, "verify_read_error"), "qCRC failed: %s", gdb_rsp_error(g));
         gdb_rsp_close(g);
         return;
     }
@@ -419,7 +408,7 @@ static void gdb_verify(void *state, const adapter_step_ctx *ctx, adapter_result 
     char err[256];
     int cfd = -1;
     if (s->console_port && (cfd = gdb_console_connect(s, err, sizeof err)) < 0) {
-        gdb_fail(r, "boot_no_console", "%s", err);
+        adapter_fail(r, "boot_no_console", "%s", err);
         gdb_rsp_close(g);
         return;
     }
@@ -435,7 +424,7 @@ static void gdb_lock(void *state, const adapter_step_ctx *ctx, adapter_result *r
 {
     gdb_state *s = state;
     if (!s->has_lock) {
-        gdb_fail(r, "lock_unconfigured", "station has no gdb.lock_address: the debug port cannot be closed");
+        adapter_fail(r, "lock_unconfigured", "station has no gdb.lock_address: the debug port cannot be closed");
         return;
     }
     gdb_rsp *g = gdb_session(s, r, ctx->board_id);
@@ -446,7 +435,7 @@ static void gdb_lock(void *state, const adapter_step_ctx *ctx, adapter_result *r
     int rc = gdb_rsp_write_mem(g, s->lock_address, want, sizeof want);
     if (!rc) rc = gdb_rsp_read_mem(g, s->lock_address, got, sizeof got);
     if (rc) {
-        gdb_fail(r, gdb_mode(rc, "lock_unverified"), "lock write/read-back failed: %s", gdb_rsp_error(g));
+        adapter_fail(r, gdb_mode(rc, "lock_unverified"), "lock write/read-back failed: %s", gdb_rsp_error(g));
     } else if (memcmp(want, got, sizeof want) != 0) {
         snprintf(r->failure_mode, sizeof r->failure_mode, "lock_unverified");
         snprintf(r->detail, sizeof r->detail, "lock word at 0x%llx reads %02x%02x%02x%02x, wrote %08x",

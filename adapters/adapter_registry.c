@@ -1,4 +1,6 @@
-/* adapter_registry.c - the list of station adapters compiled into the agent. */
+/* adapter_registry.c - the list of station adapters compiled into the agent,
+ * and the one helper they share. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -33,4 +35,14 @@ const char *adapter_names(void)
                                     adapter_registry[i]->name);
     }
     return names;
+}
+
+void adapter_fail(adapter_result *r, const char *mode, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    snprintf(r->failure_mode, sizeof r->failure_mode, "%s", mode);
+    vsnprintf(r->detail, sizeof r->detail, fmt, ap);
+    va_end(ap);
+    r->passed = 0;
 }

@@ -177,11 +177,9 @@ static void sim_verify(void *state, const adapter_step_ctx *ctx, adapter_result 
     if (f) memcpy(r->readback_sha256, f->sha256, sizeof r->readback_sha256);
     pthread_mutex_unlock(&sim_flash_lock);
     if (!f) {
-        snprintf(r->failure_mode, sizeof r->failure_mode, "verify_blank");
-        snprintf(r->detail, sizeof r->detail, "board %s reads back blank: nothing was written", ctx->board_id);
+        adapter_fail(r, "verify_blank", "board %s reads back blank: nothing was written", ctx->board_id);
     } else if (strcmp(r->readback_sha256, ctx->image->sha256) != 0) {
-        snprintf(r->failure_mode, sizeof r->failure_mode, "verify_mismatch");
-        snprintf(r->detail, sizeof r->detail, "read back sha256 %.16s... expected %.16s... (%s)",
+        adapter_fail(r, "verify_mismatch", "read back sha256 %.16s... expected %.16s... (%s)",
                  r->readback_sha256, ctx->image->sha256, ctx->image->version);
     } else {
         r->passed = 1;
@@ -252,8 +250,7 @@ static void sim_provision(void *state, const adapter_step_ctx *ctx, adapter_resu
     const adapter_identity *id = ctx->identity;
     if (!id) {
         /* Identities come only from the provisioning server (rule P1). */
-        snprintf(r->failure_mode, sizeof r->failure_mode, "provision_unavailable");
-        snprintf(r->detail, sizeof r->detail, "no provisioning server configured");
+        adapter_fail(r, "provision_unavailable", "no provisioning server configured");
         return;
     }
     sim_sleep_ms(s->step_ms);
@@ -265,8 +262,7 @@ static void sim_provision(void *state, const adapter_step_ctx *ctx, adapter_resu
     int have_cert_pub = x && sim_pub_digest(X509_get0_pubkey(x), cert_pub) == 0;
     X509_free(x);
     if (sim_fails(s)) {
-        snprintf(r->failure_mode, sizeof r->failure_mode, "provision_write_failed");
-        snprintf(r->detail, sizeof r->detail, "identity area did not accept the write");
+        adapter_fail(r, "provision_write_failed", "identity area did not accept the write");
         return;
     }
     pthread_mutex_lock(&sim_flash_lock);
@@ -288,8 +284,7 @@ static void sim_provision(void *state, const adapter_step_ctx *ctx, adapter_resu
     }
     pthread_mutex_unlock(&sim_flash_lock);
     if (!key_ok) {
-        snprintf(r->failure_mode, sizeof r->failure_mode, "provision_key_mismatch");
-        snprintf(r->detail, sizeof r->detail, "certificate for %s does not hold the board's own key", id->serial);
+        adapter_fail(r, "provision_key_mismatch", "certificate for %s does not hold the board's own key", id->serial);
         return;
     }
     r->passed = 1;
@@ -320,8 +315,7 @@ static void sim_calibrate(void *state, const adapter_step_ctx *ctx, adapter_resu
     sim_state *s = state;
     sim_sleep_ms(s->step_ms);
     if (sim_fails(s)) {
-        snprintf(r->failure_mode, sizeof r->failure_mode, "calibration_residual");
-        snprintf(r->detail, sizeof r->detail, "residual 0.31 exceeds limit 0.05");
+        adapter_fail(r, "calibration_residual", "residual 0.31 exceeds limit 0.05");
         return;
     }
     r->cal_offset = (sim_random(s) - 0.5) * 0.02;
@@ -334,8 +328,7 @@ static void sim_lock(void *state, const adapter_step_ctx *ctx, adapter_result *r
     sim_state *s = state;
     sim_sleep_ms(s->step_ms);
     if (sim_fails(s)) {
-        snprintf(r->failure_mode, sizeof r->failure_mode, "lock_unverified");
-        snprintf(r->detail, sizeof r->detail, "debug port still answers after lock");
+        adapter_fail(r, "lock_unverified", "debug port still answers after lock");
         return;
     }
     r->lock_verified = 1;

@@ -647,6 +647,22 @@ int spool_append_event(spool *sp, const spool_event *ev)
     return step_done(sp, st, "append_event");
 }
 
+/* An events row selected as (seq, event_id, key, type, time_ms, payload);
+ * the pointers live until the statement steps again. */
+static spool_event row_event(sqlite3_stmt *st)
+{
+    const void *payload = sqlite3_column_blob(st, 5);
+    return (spool_event){
+        .seq = (uint64_t)sqlite3_column_int64(st, 0),
+        .event_id = (const char *)sqlite3_column_text(st, 1),
+        .key = (const char *)sqlite3_column_text(st, 2),
+        .type = (const char *)sqlite3_column_text(st, 3),
+        .time_ms = sqlite3_column_int64(st, 4),
+        .payload = payload ? payload : (const uint8_t *)"",
+        .len = (size_t)sqlite3_column_bytes(st, 5),
+    };
+}
+
 int spool_pending_page(spool *sp, uint64_t after_seq, int limit, spool_event_cb cb, void *ud)
 {
     if (limit < 0) return fail_msg(sp, "pending_page: negative limit %d", limit);
@@ -656,16 +672,7 @@ int spool_pending_page(spool *sp, uint64_t after_seq, int limit, spool_event_cb 
     sqlite3_bind_int(st, 2, limit);
     int visited = 0, rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const void *payload = sqlite3_column_blob(st, 5);
-        spool_event ev = {
-            .seq = (uint64_t)sqlite3_column_int64(st, 0),
-            .event_id = (const char *)sqlite3_column_text(st, 1),
-            .key = (const char *)sqlite3_column_text(st, 2),
-            .type = (const char *)sqlite3_column_text(st, 3),
-            .time_ms = sqlite3_column_int64(st, 4),
-            .payload = payload ? payload : (const uint8_t *)"",
-            .len = (size_t)sqlite3_column_bytes(st, 5),
-        };
+        spool_event ev = row_event(st);
         visited++;
         if (cb(ud, &ev) != 0) {
             rc = SQLITE_DONE;
@@ -1141,16 +1148,7 @@ int spool_select_page(spool *sp, const spool_selection *sel, uint64_t after_seq,
     sqlite3_bind_int(st, 8, limit);
     int visited = 0, rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const void *payload = sqlite3_column_blob(st, 5);
-        spool_event ev = {
-            .seq = (uint64_t)sqlite3_column_int64(st, 0),
-            .event_id = (const char *)sqlite3_column_text(st, 1),
-            .key = (const char *)sqlite3_column_text(st, 2),
-            .type = (const char *)sqlite3_column_text(st, 3),
-            .time_ms = sqlite3_column_int64(st, 4),
-            .payload = payload ? payload : (const uint8_t *)"",
-            .len = (size_t)sqlite3_column_bytes(st, 5),
-        };
+        spool_event ev = row_event(st);
         visited++;
         if (cb(ud, &ev, sqlite3_column_int64(st, 6)) != 0) {
             rc = SQLITE_DONE;
