@@ -294,11 +294,6 @@ int mqtt_link_publish_result(mqtt_link *ml, const char *json)
     return ml ? publish(ml, ml->result_topic, json, 0, NULL, NULL) : -1;
 }
 
-int mqtt_link_publish_status(mqtt_link *ml, const char *json)
-{
-    return ml ? publish(ml, ml->status_topic, json, 1, NULL, NULL) : -1;
-}
-
 int mqtt_link_set_status(mqtt_link *ml, const char *json)
 {
     if (!ml) return -1;

@@ -39,8 +39,6 @@ int mqtt_link_start(mqtt_link **out, const mqtt_link_config *cfg, mqtt_order_cb 
 /* QoS 1 publish to <prefix>/orders/result (not retained). Non-blocking;
  * Paho queues it while disconnected. 0 on success. */
 int mqtt_link_publish_result(mqtt_link *ml, const char *json);
-/* Retained QoS 1 publish to <prefix>/status. */
-int mqtt_link_publish_status(mqtt_link *ml, const char *json);
 /* Replaces the retained status announced on every (re)subscribe, e.g. with
  * an alarm, and publishes it now; NULL goes back to the plain online status. */
 int mqtt_link_set_status(mqtt_link *ml, const char *json);
