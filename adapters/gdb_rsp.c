@@ -51,6 +51,15 @@ static int rsp_fail(gdb_rsp *g, int code, const char *fmt, ...)
     return code;
 }
 
+/* Once an exchange timed out, broke or went out of step, the stream cannot be
+ * trusted again: every later call fails the same way. */
+static int rsp_unusable(gdb_rsp *g)
+{
+    char earlier[sizeof g->err]; /* g->err is rsp_fail's destination */
+    memcpy(earlier, g->err, sizeof earlier);
+    return rsp_fail(g, GDB_ECLOSED, "connection unusable after an earlier failure: %s", earlier);
+}
+
 static int64_t rsp_now_ms(void)
 {
     struct timespec ts;
@@ -227,7 +236,7 @@ static int rsp_reply(gdb_rsp *g, char *out, size_t out_len, size_t *got)
 
 int gdb_rsp_command(gdb_rsp *g, const char *cmd, size_t cmd_len, char *reply, size_t reply_cap, size_t *reply_len)
 {
-    if (g->broken) return rsp_fail(g, GDB_ECLOSED, "connection unusable after an earlier failure: %s", g->err);
+    if (g->broken) return rsp_unusable(g);
     int rc = rsp_send_packet(g, cmd, cmd_len);
     size_t got = 0;
     if (!rc) rc = rsp_reply(g, NULL, 0, &got);
@@ -339,16 +348,14 @@ void gdb_rsp_close(gdb_rsp *g)
 }
 
 const char *gdb_rsp_error(const gdb_rsp *g) { return g->err; }
-int gdb_rsp_broken(const gdb_rsp *g) { return g->broken; }
 size_t gdb_rsp_packet_size(const gdb_rsp *g) { return g->packet_size; }
 int gdb_rsp_has_memory_map(const gdb_rsp *g) { return g->memory_map; }
-void gdb_rsp_set_timeout(gdb_rsp *g, int timeout_ms) { g->timeout_ms = timeout_ms; }
 
 /* ---- operations ------------------------------------------------------- */
 
 int gdb_rsp_halt(gdb_rsp *g)
 {
-    if (g->broken) return rsp_fail(g, GDB_ECLOSED, "connection unusable after an earlier failure: %s", g->err);
+    if (g->broken) return rsp_unusable(g);
     /* A running target answers the interrupt byte with a stop reply; a
      * halted one says nothing. Either way '?' then reports the stop. */
     int64_t deadline = rsp_now_ms() + g->timeout_ms;
@@ -657,7 +664,7 @@ int gdb_rsp_monitor(gdb_rsp *g, const char *mcmd, char *out, size_t out_len)
         cmd[c++] = hexdig[(unsigned char)*p & 15];
     }
     if (out && out_len) out[0] = 0;
-    if (g->broken) return rsp_fail(g, GDB_ECLOSED, "connection unusable after an earlier failure: %s", g->err);
+    if (g->broken) return rsp_unusable(g);
     int rc = rsp_send_packet(g, cmd, (size_t)c);
     size_t got = 0;
     if (!rc) rc = rsp_reply(g, out, out_len, &got);
@@ -669,6 +676,6 @@ int gdb_rsp_monitor(gdb_rsp *g, const char *mcmd, char *out, size_t out_len)
 
 int gdb_rsp_continue(gdb_rsp *g)
 {
-    if (g->broken) return rsp_fail(g, GDB_ECLOSED, "connection unusable after an earlier failure: %s", g->err);
+    if (g->broken) return rsp_unusable(g);
     return rsp_send_packet(g, "c", 1);
 }

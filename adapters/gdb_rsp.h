@@ -31,14 +31,10 @@ gdb_rsp *gdb_rsp_connect(const char *host, int port, int timeout_ms, int *code, 
 void gdb_rsp_close(gdb_rsp *g);
 /* The last failure, for people. */
 const char *gdb_rsp_error(const gdb_rsp *g);
-/* 1 once any exchange failed with ETIMEOUT, ECLOSED or EPROTO: the stream
- * is out of step and the connection must be dropped. */
-int gdb_rsp_broken(const gdb_rsp *g);
 /* The PacketSize the server announced (default 400 when it did not). */
 size_t gdb_rsp_packet_size(const gdb_rsp *g);
 /* 1 when the server announced qXfer:memory-map:read+ (flash commands). */
 int gdb_rsp_has_memory_map(const gdb_rsp *g);
-void gdb_rsp_set_timeout(gdb_rsp *g, int timeout_ms);
 
 /* Sends one command (already encoded) and reads its reply into reply
  * (NUL-terminated, binary-safe length in *reply_len), skipping console
