@@ -11,8 +11,9 @@
 
 typedef Lineagent__V1__TraceEvent TraceEvent;
 
-/* Random (version 4) UUID as 36 lowercase characters + NUL. */
-void event_uuid4(char out[37]);
+/* Time-ordered (version 7) UUID for an event stamped at now_ms (Unix ms),
+ * as 36 lowercase characters + NUL; one thread's ids strictly increase. */
+void event_uuid7(char out[37], int64_t now_ms);
 /* Wall-clock time in Unix milliseconds. */
 int64_t event_now_ms(void);
 /* The name of the event's body ("unit_written", ...), "unknown" if unset. */

@@ -7,7 +7,13 @@
  * failed (status NOT_PERSISTED or POSSIBLY_PERSISTED), and then restarts
  * from the oldest undelivered event so a lot's order is kept. What is in
  * flight is held below a high-water mark; during an outage the backlog stays
- * in the spool, not in memory. */
+ * in the spool, not in memory.
+ *
+ * The spool records delivery as a watermark. Partitions acknowledge
+ * independently, so acknowledgements above the lowest unacknowledged seq
+ * are kept here, in a bitmap over a bounded window of seqs, until the gap
+ * below them closes; after a crash those are sent once more (same
+ * event_id), never lost. */
 #include "kafka_out.h"
 
 #include <librdkafka/rdkafka.h>
@@ -25,6 +31,9 @@
 
 #define KAFKA_PAGE 512
 #define KAFKA_EMBEDDED_PARTITIONS 4
+/* Seqs produced ahead of the oldest unacknowledged one, at most: bounds the
+ * bitmap (128 KiB) and what a crash may send twice. */
+#define KAFKA_WINDOW (1u << 20)
 
 struct kafka_out {
     const config *cfg;
@@ -41,10 +50,32 @@ struct kafka_out {
     uint64_t cursor;      /* highest seq handed to librdkafka */
     int in_flight;
     int rewind;           /* a delivery failed: resend from the oldest pending */
-    uint64_t *delivered;  /* seqs acknowledged since the last mark */
-    size_t n_delivered, cap_delivered;
+    uint64_t base;        /* lowest unacknowledged seq: the watermark + 1 */
+    uint64_t marked;      /* watermark as last written to the spool */
+    uint8_t *acked;       /* bit (seq % KAFKA_WINDOW): acknowledged, seq >= base */
     atomic_int fatal;     /* idempotent producer hit a fatal error */
 };
+
+static int ko_is_acked(const kafka_out *ko, uint64_t seq)
+{
+    uint64_t bit = seq % KAFKA_WINDOW;
+    return seq < ko->base || (ko->acked[bit / 8] >> (bit % 8) & 1);
+}
+
+/* Records one acknowledgement and moves base over every acknowledged seq
+ * now contiguous with it. */
+static void ko_ack(kafka_out *ko, uint64_t seq)
+{
+    if (seq < ko->base) return; /* acknowledged before a resend */
+    uint64_t bit = seq % KAFKA_WINDOW;
+    ko->acked[bit / 8] |= (uint8_t)(1u << (bit % 8));
+    for (;;) {
+        bit = ko->base % KAFKA_WINDOW;
+        if (!(ko->acked[bit / 8] >> (bit % 8) & 1)) break;
+        ko->acked[bit / 8] &= (uint8_t)~(1u << (bit % 8));
+        ko->base++;
+    }
+}
 
 static void ko_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
@@ -52,11 +83,7 @@ static void ko_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     uint64_t seq = (uint64_t)(uintptr_t)m->_private;
     ko->in_flight--;
     if (!m->err || rd_kafka_message_status(m) == RD_KAFKA_MSG_STATUS_PERSISTED) {
-        if (ko->n_delivered == ko->cap_delivered) {
-            ko->cap_delivered = ko->cap_delivered ? ko->cap_delivered * 2 : 1024;
-            ko->delivered = realloc(ko->delivered, ko->cap_delivered * sizeof *ko->delivered);
-        }
-        ko->delivered[ko->n_delivered++] = seq;
+        ko_ack(ko, seq);
         return;
     }
     /* NOT_PERSISTED or POSSIBLY_PERSISTED: send again (a possible duplicate
@@ -148,6 +175,14 @@ static int ko_produce_one(void *ud, const spool_event *ev)
 {
     ko_page *pg = ud;
     kafka_out *ko = pg->ko;
+    if (ev->seq >= ko->base + KAFKA_WINDOW) { /* the window is full */
+        pg->stop = 1;
+        return 1;
+    }
+    if (ko_is_acked(ko, ev->seq)) { /* resending after a failure */
+        ko->cursor = ev->seq;
+        return 0;
+    }
     rd_kafka_resp_err_t e = rd_kafka_producev(
         ko->rk, RD_KAFKA_V_TOPIC(ko->cfg->kafka_topic), RD_KAFKA_V_KEY(ev->key, strlen(ev->key)),
         RD_KAFKA_V_VALUE((void *)ev->payload, ev->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
@@ -179,13 +214,14 @@ static void ko_fill(kafka_out *ko)
 
 static void ko_mark(kafka_out *ko)
 {
-    if (ko->n_delivered) {
-        if (spool_mark_delivered(ko->sp, ko->delivered, ko->n_delivered, event_now_ms()) != 0) {
-            /* Not marked means sent again later: a duplicate, never a loss. */
-            log_error("kafka: marking %zu events delivered: %s", ko->n_delivered, spool_errmsg(ko->sp));
-        }
-        ko->n_delivered = 0;
-    }
+    if (ko->base - 1 == ko->marked) return;
+    /* Not marked means sent again after a restart: a duplicate, never a
+     * loss. The next mark tries again. */
+    if (spool_mark_delivered(ko->sp, ko->base - 1, event_now_ms()) == 0)
+        ko->marked = ko->base - 1;
+    else
+        log_error("kafka: marking events up to seq %llu delivered: %s", (unsigned long long)(ko->base - 1),
+                  spool_errmsg(ko->sp));
 }
 
 static void ko_recreate(kafka_out *ko)
@@ -213,9 +249,6 @@ static void ko_recreate(kafka_out *ko)
 static void *ko_main(void *arg)
 {
     kafka_out *ko = arg;
-    ko->cursor = spool_first_pending(ko->sp);
-    ko->cursor = ko->cursor ? ko->cursor - 1 : 0;
-    ko_mark(ko);
     for (;;) {
         if (atomic_load(&ko->fatal)) ko_recreate(ko);
         if (ko->rewind && ko->in_flight == 0) {
@@ -223,8 +256,7 @@ static void *ko_main(void *arg)
              * costs a log line a second, not a busy loop. */
             struct timespec pause = {1, 0};
             nanosleep(&pause, NULL);
-            uint64_t first = spool_first_pending(ko->sp);
-            ko->cursor = first ? first - 1 : ko->cursor;
+            ko->cursor = ko->base - 1;
             ko->rewind = 0;
         }
         if (!ko->rewind) ko_fill(ko);
@@ -265,12 +297,24 @@ kafka_out *kafka_out_start(const config *cfg, char *err, size_t err_len)
     }
     spool_options so = {cfg->spool_synchronous, 0};
     if (spool_open(&ko->sp, cfg->spool_path, &so, err, err_len)) goto fail;
+    int64_t upto = spool_delivered_upto(ko->sp);
+    if (upto < 0) {
+        snprintf(err, err_len, "reading the spool: %s", spool_errmsg(ko->sp));
+        goto fail;
+    }
+    ko->marked = ko->cursor = (uint64_t)upto;
+    ko->base = ko->marked + 1;
+    if (!(ko->acked = calloc(KAFKA_WINDOW / 8, 1))) {
+        snprintf(err, err_len, "out of memory");
+        goto fail;
+    }
     if (!(ko->rk = ko_producer_new(ko, err, err_len))) goto fail;
     pthread_create(&ko->thread, NULL, ko_main, ko);
     pthread_setname_np(ko->thread, "la-forwarder"); /* for top -H and perf */
     return ko;
 fail:
     if (ko->sp) spool_close(ko->sp);
+    free(ko->acked);
     if (ko->mock) rd_kafka_mock_cluster_destroy(ko->mock);
     if (ko->mock_host) rd_kafka_destroy(ko->mock_host);
     free(ko->bootstrap);
@@ -292,10 +336,12 @@ int64_t kafka_out_drain(kafka_out *ko, spool *sp, int timeout_ms)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
         kafka_out_kick(ko);
-        int64_t left = spool_pending_count(sp);
+        /* The lowest pending seq is one index probe; counting a backlog of
+         * a million rows every poll would cost more than the drain itself. */
+        if (spool_first_pending(sp) == 0) return 0;
         clock_gettime(CLOCK_MONOTONIC, &now);
         long ms = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
-        if (left == 0 || ms >= timeout_ms) return left;
+        if (ms >= timeout_ms) return spool_pending_count(sp);
         struct timespec ts = {0, 20 * 1000000L};
         nanosleep(&ts, NULL);
     }
@@ -321,7 +367,7 @@ void kafka_out_stop(kafka_out *ko)
     if (ko->mock) rd_kafka_mock_cluster_destroy(ko->mock);
     if (ko->mock_host) rd_kafka_destroy(ko->mock_host);
     free(ko->bootstrap);
-    free(ko->delivered);
+    free(ko->acked);
     pthread_mutex_destroy(&ko->lock);
     pthread_cond_destroy(&ko->cond);
     free(ko);

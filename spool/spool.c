@@ -18,20 +18,27 @@
 #include <unistd.h>
 
 #define SPOOL_APP_ID 0x4C4E4147 /* "LNAG" in the database header */
-#define SPOOL_SCHEMA_VERSION 1  /* PRAGMA user_version */
+#define SPOOL_SCHEMA_VERSION 2  /* PRAGMA user_version */
 #define SPOOL_DEFAULT_BUSY_MS 5000
 
-/* Schema version 1. meta.next_seq is the next event seq to hand out: it lives
- * apart from events so pruning delivered rows can never make seq go back. */
+/* Schema version 2. meta.next_seq is the next event seq to hand out: it lives
+ * apart from events so pruning delivered rows can never make seq go back.
+ * Delivery is a watermark, meta.delivered_upto: every event with a seq up to
+ * it was acknowledged by Kafka. Marking a batch delivered is then one row
+ * write, not one rewrite of every event row and its index entry (which cost
+ * the forwarder more than reading and producing the events). deliveries
+ * records when the watermark moved, one row per second of deliveries at
+ * most: an event was delivered at the delivered_ms of the first row whose
+ * upto_seq reaches it. */
 #define STR_(x) #x
 #define STR(x) STR_(x)
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
     "INSERT OR IGNORE INTO meta(name, value) VALUES('next_seq', 1);"
+    "INSERT OR IGNORE INTO meta(name, value) VALUES('delivered_upto', 0);"
     "CREATE TABLE IF NOT EXISTS events(seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE,"
-    " key TEXT NOT NULL, type TEXT NOT NULL, time_ms INTEGER NOT NULL, payload BLOB NOT NULL,"
-    " delivered_ms INTEGER);"
-    "CREATE INDEX IF NOT EXISTS events_pending ON events(seq) WHERE delivered_ms IS NULL;"
+    " key TEXT NOT NULL, type TEXT NOT NULL, time_ms INTEGER NOT NULL, payload BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS deliveries(upto_seq INTEGER PRIMARY KEY, delivered_ms INTEGER NOT NULL);"
     /* AUTOINCREMENT: ids are never reused, so an after_id cursor stays valid. */
     "CREATE TABLE IF NOT EXISTS inbox(id INTEGER PRIMARY KEY AUTOINCREMENT,"
     " received_ms INTEGER NOT NULL, payload BLOB, original_len INTEGER NOT NULL);"
@@ -54,6 +61,21 @@ static const char schema_sql[] =
     "PRAGMA application_id = " STR(SPOOL_APP_ID) ";"
     "PRAGMA user_version = " STR(SPOOL_SCHEMA_VERSION) ";";
 
+/* Version 1 flagged each event row (delivered_ms, with a partial index of
+ * the undelivered). The watermark becomes the top of the delivered prefix;
+ * the rare event delivered above it (acknowledged out of order before a
+ * stop) is sent once more, with its event_id, which consumers de-duplicate. */
+static const char migrate_v1_sql[] =
+    "INSERT OR IGNORE INTO meta(name, value) VALUES('delivered_upto',"
+    " coalesce((SELECT min(seq) FROM events WHERE delivered_ms IS NULL),"
+    " (SELECT value FROM meta WHERE name = 'next_seq')) - 1);"
+    "CREATE TABLE deliveries(upto_seq INTEGER PRIMARY KEY, delivered_ms INTEGER NOT NULL);"
+    "INSERT INTO deliveries(upto_seq, delivered_ms) SELECT max(seq), delivered_ms FROM events"
+    " WHERE seq <= (SELECT value FROM meta WHERE name = 'delivered_upto') GROUP BY delivered_ms;"
+    "DROP INDEX events_pending;"
+    "ALTER TABLE events DROP COLUMN delivered_ms;"
+    "PRAGMA user_version = " STR(SPOOL_SCHEMA_VERSION) ";";
+
 enum stmt_id {
     ST_BEGIN,
     ST_COMMIT,
@@ -62,7 +84,10 @@ enum stmt_id {
     ST_SEQ_SET,
     ST_EVENT_ADD,
     ST_PENDING_PAGE,
-    ST_DELIVERED,
+    ST_WATERMARK_GET,
+    ST_WATERMARK_SET,
+    ST_DELIVERY_MERGE,
+    ST_DELIVERY_ADD,
     ST_PENDING_COUNT,
     ST_FIRST_PENDING,
     ST_INBOX_PUT,
@@ -88,6 +113,7 @@ enum stmt_id {
 #define LOT_COLS \
     "lot_id, order_id, active, loaded, passed, failed, written_revision, written_version," \
     " last_written_board"
+#define WATERMARK "(SELECT value FROM meta WHERE name = 'delivered_upto')"
 #define UNIT_COLS "lot_id, board_id, idx, state, steps_done, revision, version, sha256"
 
 static const char *const stmt_sql[ST_COUNT] = {
@@ -106,10 +132,17 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_EVENT_ADD] = "INSERT INTO events(seq, event_id, key, type, time_ms, payload)"
                      " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
     [ST_PENDING_PAGE] = "SELECT seq, event_id, key, type, time_ms, payload FROM events"
-                        " WHERE delivered_ms IS NULL AND seq > ?1 ORDER BY seq LIMIT ?2",
-    [ST_DELIVERED] = "UPDATE events SET delivered_ms = ?1 WHERE seq BETWEEN ?2 AND ?3 AND delivered_ms IS NULL",
-    [ST_PENDING_COUNT] = "SELECT count(*) FROM events WHERE delivered_ms IS NULL",
-    [ST_FIRST_PENDING] = "SELECT min(seq) FROM events WHERE delivered_ms IS NULL",
+                        " WHERE seq > max(?1, " WATERMARK ") ORDER BY seq LIMIT ?2",
+    [ST_WATERMARK_GET] = "SELECT " WATERMARK,
+    /* Never back, and never past the last event handed out. */
+    [ST_WATERMARK_SET] = "UPDATE meta SET value = ?1 WHERE name = 'delivered_upto' AND value < ?1"
+                         " AND ?1 < (SELECT value FROM meta WHERE name = 'next_seq')",
+    /* Within the same second the newest deliveries row moves up. */
+    [ST_DELIVERY_MERGE] = "UPDATE deliveries SET upto_seq = ?1, delivered_ms = ?2"
+                          " WHERE upto_seq = (SELECT max(upto_seq) FROM deliveries) AND delivered_ms / 1000 = ?2 / 1000",
+    [ST_DELIVERY_ADD] = "INSERT INTO deliveries(upto_seq, delivered_ms) VALUES(?1, ?2)",
+    [ST_PENDING_COUNT] = "SELECT count(*) FROM events WHERE seq > " WATERMARK,
+    [ST_FIRST_PENDING] = "SELECT min(seq) FROM events WHERE seq > " WATERMARK,
     [ST_INBOX_PUT] = "INSERT INTO inbox(received_ms, payload, original_len) VALUES(?1, ?2, ?3)",
     [ST_INBOX_NEXT] = "SELECT id, received_ms, payload, original_len FROM inbox"
                       " WHERE id > ?1 ORDER BY id LIMIT 1",
@@ -275,8 +308,9 @@ static int pragma_int(sqlite3 *db, const char *sql, int64_t *out)
 }
 
 /* Run under the write lock, through SQLite, so it also sees what is still in
- * the WAL. 1: a current lineagent spool; 0: an empty database, ours to
- * initialise; -1: refused, with err filled. Only reads. */
+ * the WAL. 1: a current lineagent spool; 2: a version 1 spool, to migrate;
+ * 0: an empty database, ours to initialise; -1: refused, with err filled.
+ * Only reads. */
 static int classify(sqlite3 *db, const char *path, char *err, size_t err_len)
 {
     int64_t app_id, version, objects;
@@ -292,7 +326,7 @@ static int classify(sqlite3 *db, const char *path, char *err, size_t err_len)
                      path, (long long)version, SPOOL_SCHEMA_VERSION);
             return -1;
         }
-        return version == SPOOL_SCHEMA_VERSION ? 1 : 0;
+        return version == SPOOL_SCHEMA_VERSION ? 1 : version == 1 ? 2 : 0;
     }
     if (app_id != 0 || version != 0 || objects != 0) {
         snprintf(err, err_len, "%s is not a lineagent spool (application_id 0x%08x)", path,
@@ -421,6 +455,10 @@ static int init_schema(sqlite3 *db, const char *path, char *err, size_t err_len)
     int kind = classify(db, path, err, err_len);
     if (kind == 0 && sqlite3_exec(db, schema_sql, NULL, NULL, NULL) != SQLITE_OK) {
         snprintf(err, err_len, "%s: creating schema: %s", path, sqlite3_errmsg(db));
+        kind = -1;
+    }
+    if (kind == 2 && sqlite3_exec(db, migrate_v1_sql, NULL, NULL, NULL) != SQLITE_OK) {
+        snprintf(err, err_len, "%s: migrating schema 1 to %d: %s", path, SPOOL_SCHEMA_VERSION, sqlite3_errmsg(db));
         kind = -1;
     }
     if (kind >= 0 && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
@@ -684,41 +722,29 @@ int spool_pending_page(spool *sp, uint64_t after_seq, int limit, spool_event_cb 
     return visited;
 }
 
-static int seq_cmp(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Acknowledgements come in long runs of consecutive seqs (one partition
- * acknowledges in order): one UPDATE per run instead of one per event. */
-int spool_mark_delivered(spool *sp, const uint64_t *seqs, size_t n, int64_t now_ms)
+/* One short transaction: the watermark and, at most once a second, a new
+ * deliveries row. */
+int spool_mark_delivered(spool *sp, uint64_t upto_seq, int64_t now_ms)
 {
     if (require_autocommit(sp, "mark_delivered") < 0) return -1;
-    if (n == 0) return 0;
-    uint64_t *sorted = malloc(n * sizeof *sorted);
-    if (!sorted) return fail_msg(sp, "out of memory (%zu seqs)", n);
-    memcpy(sorted, seqs, n * sizeof *sorted);
-    qsort(sorted, n, sizeof *sorted, seq_cmp);
-    if (run(sp, ST_BEGIN, "mark_delivered: begin") < 0) {
-        free(sorted);
-        return -1;
-    }
-    sqlite3_stmt *st = prep(sp, ST_DELIVERED);
+    if (run(sp, ST_BEGIN, "mark_delivered: begin") < 0) return -1;
+    sqlite3_stmt *st = prep(sp, ST_WATERMARK_SET);
     if (!st) goto fail;
-    sqlite3_bind_int64(st, 1, now_ms);
-    for (size_t i = 0, j; i < n; i = j) {
-        for (j = i + 1; j < n && sorted[j] <= sorted[j - 1] + 1; j++) {
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)upto_seq);
+    if (step_done(sp, st, "mark_delivered") < 0) goto fail;
+    if (sqlite3_changes(sp->db) == 1) {
+        enum stmt_id ids[2] = {ST_DELIVERY_MERGE, ST_DELIVERY_ADD};
+        for (int i = 0; i < 2; i++) {
+            if (!(st = prep(sp, ids[i]))) goto fail;
+            sqlite3_bind_int64(st, 1, (sqlite3_int64)upto_seq);
+            sqlite3_bind_int64(st, 2, now_ms);
+            if (step_done(sp, st, "mark_delivered: deliveries") < 0) goto fail;
+            if (sqlite3_changes(sp->db) == 1) break;
         }
-        sqlite3_bind_int64(st, 2, (sqlite3_int64)sorted[i]);
-        sqlite3_bind_int64(st, 3, (sqlite3_int64)sorted[j - 1]);
-        if (step_done(sp, st, "mark_delivered") < 0) goto fail;
     }
     if (run(sp, ST_COMMIT, "mark_delivered: commit") < 0) goto fail;
-    free(sorted);
     return 0;
 fail:
-    free(sorted);
     rollback_quiet(sp);
     return -1;
 }
@@ -742,6 +768,12 @@ int64_t spool_pending_count(spool *sp)
 {
     int64_t n = 0;
     return query_int(sp, ST_PENDING_COUNT, "pending_count", &n) < 0 ? -1 : n;
+}
+
+int64_t spool_delivered_upto(spool *sp)
+{
+    int64_t seq = 0;
+    return query_int(sp, ST_WATERMARK_GET, "delivered_upto", &seq) < 0 ? -1 : seq;
 }
 
 /* 0 on error as well; spool_errmsg tells them apart. */
@@ -1104,11 +1136,12 @@ int spool_get_stats(spool *sp, spool_stats *out)
 {
     memset(out, 0, sizeof *out);
     int64_t pages, page_size, seq;
-    if (sql_int(sp, "SELECT count(*) FROM events WHERE delivered_ms IS NULL", &out->pending) < 0 ||
-        sql_int(sp, "SELECT coalesce((SELECT time_ms FROM events WHERE delivered_ms IS NULL ORDER BY seq LIMIT 1), 0)",
+    out->pending = spool_pending_count(sp);
+    if (out->pending < 0 ||
+        sql_int(sp, "SELECT coalesce((SELECT time_ms FROM events WHERE seq > " WATERMARK " ORDER BY seq LIMIT 1), 0)",
                 &out->oldest_pending_ms) < 0 ||
-        sql_int(sp, "SELECT count(*) FROM events WHERE delivered_ms IS NOT NULL", &out->delivered) < 0 ||
-        sql_int(sp, "SELECT coalesce(max(delivered_ms), 0) FROM events", &out->last_delivered_ms) < 0 ||
+        sql_int(sp, "SELECT count(*) FROM events WHERE seq <= " WATERMARK, &out->delivered) < 0 ||
+        sql_int(sp, "SELECT coalesce(max(delivered_ms), 0) FROM deliveries", &out->last_delivered_ms) < 0 ||
         sql_int(sp, "SELECT value FROM meta WHERE name = 'next_seq'", &seq) < 0 ||
         sql_int(sp, "PRAGMA page_count", &pages) < 0 || sql_int(sp, "PRAGMA page_size", &page_size) < 0)
         return -1;
@@ -1120,7 +1153,7 @@ int spool_get_stats(spool *sp, spool_stats *out)
 
 /* WHERE clause for a selection; parameters ?1..?6 are bound by bind_sel. */
 #define SEL_WHERE                                                                      \
-    " WHERE seq > ?1 AND (?2 OR delivered_ms IS NOT NULL) AND (?3 = 0 OR time_ms >= ?3)" \
+    " WHERE seq > ?1 AND (?2 OR seq <= " WATERMARK ") AND (?3 = 0 OR time_ms >= ?3)" \
     " AND (?4 = 0 OR time_ms < ?4) AND (?5 = 0 OR seq >= ?5) AND (?6 = 0 OR seq < ?6)"   \
     " AND (?7 IS NULL OR key = ?7)"
 
@@ -1140,7 +1173,9 @@ int spool_select_page(spool *sp, const spool_selection *sel, uint64_t after_seq,
 {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(sp->db,
-                           "SELECT seq, event_id, key, type, time_ms, payload, coalesce(delivered_ms, 0)"
+                           "SELECT seq, event_id, key, type, time_ms, payload,"
+                           " coalesce((SELECT delivered_ms FROM deliveries WHERE upto_seq >= seq"
+                           " ORDER BY upto_seq LIMIT 1), 0)"
                            " FROM events" SEL_WHERE " ORDER BY seq LIMIT ?8",
                            -1, &st, NULL) != SQLITE_OK)
         return fail(sp, "select_page");
@@ -1174,23 +1209,36 @@ int64_t spool_select_count(spool *sp, const spool_selection *sel)
 int spool_prune_delivered(spool *sp, int64_t before_ms, int batch)
 {
     if (require_autocommit(sp, "prune_delivered") < 0) return -1;
-    sqlite3_stmt *st;
-    /* A single statement is its own transaction; the batch keeps the write
-     * lock short so the line's commits are not held up. Only the batch
-     * lowest seqs are looked at (a primary-key range, not a scan of the
-     * table every second): events are delivered and age roughly in seq
-     * order, so the expired ones are at the bottom. An undelivered one
-     * there is skipped, and the rows above it are reached as the rows
-     * around it go. */
-    if (sqlite3_prepare_v2(sp->db,
-                           "DELETE FROM events WHERE seq IN (SELECT seq FROM"
-                           " (SELECT seq, delivered_ms FROM events ORDER BY seq LIMIT ?2)"
-                           " WHERE delivered_ms IS NOT NULL AND delivered_ms < ?1)",
-                           -1, &st, NULL) != SQLITE_OK)
-        return fail(sp, "prune_delivered");
-    sqlite3_bind_int64(st, 1, before_ms);
-    sqlite3_bind_int(st, 2, batch);
-    int n = sqlite3_step(st) == SQLITE_DONE ? sqlite3_changes(sp->db) : fail(sp, "prune_delivered");
-    sqlite3_finalize(st);
+    /* The batch keeps the write lock short so the line's commits are not
+     * held up. Expired events are a prefix of the spool: everything up to
+     * the highest watermark recorded before before_ms. deliveries rows
+     * below the oldest event left describe nothing any more; the newest is
+     * kept for last_delivered_ms. */
+    static const char *const sql[2] = {
+        "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq <= (SELECT"
+        " coalesce(max(upto_seq), 0) FROM deliveries WHERE delivered_ms < ?1) ORDER BY seq LIMIT ?2)",
+        "DELETE FROM deliveries WHERE upto_seq < (SELECT max(upto_seq) FROM deliveries)"
+        " AND upto_seq < coalesce((SELECT min(seq) FROM events), " WATERMARK " + 1)",
+    };
+    if (run(sp, ST_BEGIN, "prune_delivered: begin") < 0) return -1;
+    int n = 0;
+    for (int i = 0; i < 2; i++) {
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(sp->db, sql[i], -1, &st, NULL) != SQLITE_OK) {
+            fail(sp, "prune_delivered");
+            goto fail;
+        }
+        sqlite3_bind_int64(st, 1, before_ms);
+        sqlite3_bind_int(st, 2, batch);
+        int rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE) fail(sp, "prune_delivered");
+        if (i == 0) n = sqlite3_changes(sp->db);
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE) goto fail;
+    }
+    if (run(sp, ST_COMMIT, "prune_delivered: commit") < 0) goto fail;
     return n;
+fail:
+    rollback_quiet(sp);
+    return -1;
 }

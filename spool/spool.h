@@ -68,9 +68,16 @@ int spool_append_event(spool *sp, const spool_event *ev);
  * visited or -1. Pointers in the event are valid only during the call. */
 typedef int (*spool_event_cb)(void *ud, const spool_event *ev);
 int spool_pending_page(spool *sp, uint64_t after_seq, int limit, spool_event_cb cb, void *ud);
-/* Marks these seqs delivered at now_ms in one transaction of its own. */
-int spool_mark_delivered(spool *sp, const uint64_t *seqs, size_t n, int64_t now_ms);
-/* Count of undelivered events; the lowest undelivered seq (0 if none). */
+/* Delivery is a watermark: records, in a transaction of its own, that every
+ * event with seq <= upto_seq was acknowledged, at now_ms (kept to the
+ * second). It never moves back, nor past the last event. Events acknowledged
+ * out of order above it are the caller's to remember until the gap below
+ * them closes. */
+int spool_mark_delivered(spool *sp, uint64_t upto_seq, int64_t now_ms);
+/* The watermark: every seq up to it is delivered; -1 on error. */
+int64_t spool_delivered_upto(spool *sp);
+/* Count of undelivered events (a range count: keep it out of tight loops);
+ * the lowest undelivered seq, 0 if none (one index probe). */
 int64_t spool_pending_count(spool *sp);
 uint64_t spool_first_pending(spool *sp);
 
@@ -104,9 +111,10 @@ typedef int (*spool_history_cb)(void *ud, const spool_event *ev, int64_t deliver
 int spool_select_page(spool *sp, const spool_selection *sel, uint64_t after_seq, int limit,
                       spool_history_cb cb, void *ud);
 int64_t spool_select_count(spool *sp, const spool_selection *sel);
-/* Of the batch lowest seqs, deletes those delivered before before_ms, in a
- * transaction of its own; undelivered events are never touched. Cheap
- * enough to call every second. Returns the number deleted or -1. */
+/* Deletes up to batch of the oldest events, those delivered before
+ * before_ms, in a transaction of its own; undelivered events are never
+ * touched. Cheap enough to call every second. Returns the number deleted
+ * or -1. */
 int spool_prune_delivered(spool *sp, int64_t before_ms, int batch);
 
 /* ---- inbox: raw MES payloads, made durable before the MQTT ack --------- */

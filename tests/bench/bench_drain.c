@@ -62,7 +62,7 @@ static void fill(const char *path, int n)
             uint8_t *buf;
             size_t len = bench_sample_event((uint64_t)i, &buf);
             char id[37];
-            event_uuid4(id);
+            event_uuid7(id, event_now_ms());
             spool_event ev = {spool_next_seq(sp), id, "LOT-BENCH", "unit_written", 0, buf, len};
             if (spool_append_event(sp, &ev)) {
                 fprintf(stderr, "fill: %s\n", spool_errmsg(sp));

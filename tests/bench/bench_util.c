@@ -50,7 +50,7 @@ size_t bench_sample_event(uint64_t i, uint8_t **buf)
     TraceEvent ev;
     Lineagent__V1__UnitWritten w;
     bench_sample_fill(i, &ev, &w, board);
-    event_uuid4(id);
+    event_uuid7(id, event_now_ms());
     ev.event_id = id;
     ev.seq = i + 1;
     ev.time_ms = event_now_ms();
@@ -70,7 +70,7 @@ void bench_samples_make(bench_samples *s, int n)
     s->ids = malloc((size_t)n * sizeof *s->ids);
     for (int i = 0; i < n; i++) {
         s->len[i] = bench_sample_event((uint64_t)i, &s->payload[i]);
-        event_uuid4(s->ids[i]);
+        event_uuid7(s->ids[i], event_now_ms());
     }
 }
 

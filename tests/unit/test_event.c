@@ -31,16 +31,30 @@ static int collect(void *ud, const spool_event *e)
     return 0;
 }
 
-static void test_uuid4_format_and_uniqueness(void **state)
+static void test_uuid7_format_order_and_uniqueness(void **state)
 {
-    char a[37], b[37];
-    event_uuid4(a);
-    event_uuid4(b);
-    assert_int_equal(strlen(a), 36);
-    assert_int_equal(a[8], '-');
-    assert_int_equal(a[14], '4'); /* version 4 */
-    assert_true(strchr("89ab", a[19]) != NULL); /* RFC 4122 variant */
-    assert_string_not_equal(a, b);
+    char prev[37], id[37];
+    int64_t t0 = event_now_ms();
+    event_uuid7(prev, t0);
+    assert_int_equal(strlen(prev), 36);
+    assert_int_equal(prev[8], '-');
+    assert_int_equal(prev[14], '7'); /* version 7 */
+    assert_true(strchr("89ab", prev[19]) != NULL); /* RFC 9562 variant */
+    /* The first 48 bits are the Unix time in ms. */
+    char ts[13];
+    memcpy(ts, prev, 8);
+    memcpy(ts + 8, prev + 9, 4);
+    ts[12] = 0;
+    int64_t ms = (int64_t)strtoll(ts, NULL, 16);
+    assert_int_equal(ms, t0);
+    /* More ids than fit in one millisecond's counter: still increasing. */
+    for (int i = 0; i < 10000; i++) {
+        event_uuid7(id, t0 + i / 5000); /* 5000 ids per ms */
+        assert_true(strcmp(id, prev) > 0);
+        memcpy(prev, id, sizeof id);
+    }
+    event_uuid7(id, t0 - 1000); /* the clock stepped back */
+    assert_true(strcmp(id, prev) > 0);
 }
 
 static void test_commit_stamps_and_round_trips(void **state)
@@ -102,7 +116,7 @@ static void test_commit_stamps_and_round_trips(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_uuid4_format_and_uniqueness),
+        cmocka_unit_test(test_uuid7_format_order_and_uniqueness),
         cmocka_unit_test(test_commit_stamps_and_round_trips),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -194,7 +194,7 @@ static void test_create_mode_0600(void **state)
                      SQLITE_OK);
     assert_int_equal(sqlite3_step(q), SQLITE_ROW);
     assert_int_equal(sqlite3_column_int64(q, 0), 0x4C4E4147);
-    assert_int_equal(sqlite3_column_int(q, 1), 1);
+    assert_int_equal(sqlite3_column_int(q, 1), 2);
     assert_string_equal((const char *)sqlite3_column_text(q, 2), "wal");
     sqlite3_finalize(q);
     sqlite3_close(db);
@@ -282,8 +282,8 @@ static void test_newer_schema_refused(void **state)
     spool_close(sp);
     /* The newer version is only in the WAL: the check must see it there, and
      * our close must not checkpoint it into the file. */
-    make_foreign(f->path, "PRAGMA user_version = 2;", 1);
-    assert_refused_untouched(f->path, "schema version 2 is newer than supported", 0);
+    make_foreign(f->path, "PRAGMA user_version = 3;", 1);
+    assert_refused_untouched(f->path, "schema version 3 is newer than supported", 0);
 }
 
 static void test_bad_synchronous_refused(void **state)
@@ -384,17 +384,13 @@ static void test_seq_survives_pruning(void **state)
     fixture *f = *state;
     spool *sp = open_ok(f->path, NULL);
     append_batch(sp, 10, "a");
-    uint64_t all[10];
-    for (int i = 0; i < 10; i++) all[i] = (uint64_t)i + 1;
-    assert_int_equal(spool_mark_delivered(sp, all, 10, 5000), 0);
+    assert_int_equal(spool_mark_delivered(sp, 10, 5000), 0);
     spool_close(sp);
 
     /* Whatever prunes delivered rows, seq must not start over. */
     sqlite3 *db;
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, "DELETE FROM events WHERE delivered_ms IS NOT NULL", NULL,
-                                  NULL, NULL),
-                     SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "DELETE FROM events", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
 
     sp = open_ok(f->path, NULL);
@@ -541,44 +537,102 @@ static void test_mark_delivered(void **state)
     spool *sp = open_ok(f->path, NULL);
     assert_int_equal(spool_pending_count(sp), 0);
     assert_int_equal(spool_first_pending(sp), 0);
+    assert_int_equal(spool_delivered_upto(sp), 0);
     append_batch(sp, 10, "a");
     assert_int_equal(spool_pending_count(sp), 10);
-
-    const uint64_t some[] = {2, 3, 5, 42 /* unknown: ignored */};
-    assert_int_equal(spool_mark_delivered(sp, some, 4, 7000), 0);
-    assert_int_equal(spool_pending_count(sp), 7);
     assert_int_equal(spool_first_pending(sp), 1);
-    const uint64_t one[] = {1};
-    assert_int_equal(spool_mark_delivered(sp, one, 1, 7001), 0);
+
+    assert_int_equal(spool_mark_delivered(sp, 3, 7000), 0);
+    assert_int_equal(spool_pending_count(sp), 7);
     assert_int_equal(spool_first_pending(sp), 4);
-    assert_int_equal(spool_mark_delivered(sp, NULL, 0, 7002), 0);
-    /* Acknowledgements in any order, repeated: runs are found after sorting. */
-    const uint64_t unsorted[] = {9, 7, 8, 7};
-    assert_int_equal(spool_mark_delivered(sp, unsorted, 4, 7002), 0);
+    assert_int_equal(spool_delivered_upto(sp), 3);
+    /* The watermark never moves back, nor past the last event. */
+    assert_int_equal(spool_mark_delivered(sp, 2, 7001), 0);
+    assert_int_equal(spool_delivered_upto(sp), 3);
+    assert_int_equal(spool_mark_delivered(sp, 42, 7001), 0);
+    assert_int_equal(spool_delivered_upto(sp), 3);
 
     collected *c = calloc(1, sizeof *c);
     assert_non_null(c);
     collect_all(sp, c);
-    assert_int_equal(c->n, 3);
-    const uint64_t want[] = {4, 6, 10};
-    for (int i = 0; i < 3; i++) assert_int_equal(c->seqs[i], want[i]);
+    assert_consecutive(c, 4, 7);
 
-    /* Delivery is not undone by marking again, and is durable. */
-    assert_int_equal(spool_mark_delivered(sp, c->seqs, (size_t)c->n, 7003), 0);
-    assert_int_equal(spool_mark_delivered(sp, c->seqs, (size_t)c->n, 7004), 0);
+    /* Durable. */
+    assert_int_equal(spool_mark_delivered(sp, 10, 7003), 0);
     spool_close(sp);
     sp = open_ok(f->path, NULL);
     assert_int_equal(spool_pending_count(sp), 0);
     assert_int_equal(spool_first_pending(sp), 0);
+    assert_int_equal(spool_delivered_upto(sp), 10);
     c->n = 0;
     assert_int_equal(spool_pending_page(sp, 0, 100, collect_cb, c), 0);
+    /* New events are pending above the watermark. */
+    append_batch(sp, 2, "b");
+    assert_int_equal(spool_pending_count(sp), 2);
+    assert_int_equal(spool_first_pending(sp), 11);
 
     /* Not inside a caller's transaction: it commits on its own. */
     assert_int_equal(spool_begin(sp), 0);
-    assert_int_equal(spool_mark_delivered(sp, one, 1, 1), -1);
+    assert_int_equal(spool_mark_delivered(sp, 11, 1), -1);
     assert_non_null(strstr(spool_errmsg(sp), "mark_delivered"));
     spool_rollback(sp);
     free(c);
+    spool_close(sp);
+}
+
+/* A spool of schema version 1 flagged every delivered row; opening it
+ * migrates to the watermark in place: the delivered prefix stays delivered
+ * with its times, the rest is pending, and nothing is lost. */
+typedef struct seq_list {
+    uint64_t *seqs;
+    size_t *n;
+} seq_list;
+
+static int seq_cb(void *ud, const spool_event *ev)
+{
+    seq_list *l = ud;
+    l->seqs[(*l->n)++] = ev->seq;
+    return 0;
+}
+
+static void test_migrates_v1(void **state)
+{
+    fixture *f = *state;
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "CREATE TABLE meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+                     "INSERT INTO meta VALUES('next_seq', 7);"
+                     "CREATE TABLE events(seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE,"
+                     " key TEXT NOT NULL, type TEXT NOT NULL, time_ms INTEGER NOT NULL, payload BLOB NOT NULL,"
+                     " delivered_ms INTEGER);"
+                     "CREATE INDEX events_pending ON events(seq) WHERE delivered_ms IS NULL;"
+                     "INSERT INTO events VALUES(1, 'e1', 'L', 't', 1, x'01', 5000), (2, 'e2', 'L', 't', 2, x'02', 5000),"
+                     " (3, 'e3', 'L', 't', 3, x'03', 9000), (4, 'e4', 'L', 't', 4, x'04', NULL),"
+                     " (5, 'e5', 'L', 't', 5, x'05', 9500), (6, 'e6', 'L', 't', 6, x'06', NULL);"
+                     "PRAGMA application_id = 0x4C4E4147; PRAGMA user_version = 1;",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+
+    spool *sp = open_ok(f->path, NULL);
+    assert_int_equal(spool_delivered_upto(sp), 3);
+    assert_int_equal(spool_pending_count(sp), 3); /* 4, 6, and 5 once more */
+    spool_stats st;
+    assert_int_equal(spool_get_stats(sp, &st), 0);
+    assert_int_equal(st.delivered, 3);
+    assert_int_equal(st.last_delivered_ms, 9000);
+    assert_int_equal(st.next_seq, 7);
+    uint64_t seqs[8];
+    size_t n = 0;
+    assert_int_equal(spool_pending_page(sp, 0, 8, seq_cb, &(seq_list){seqs, &n}), 3);
+    assert_int_equal(seqs[0], 4);
+    assert_int_equal(seqs[2], 6);
+    spool_close(sp);
+    /* Opened again: already version 2, untouched. */
+    sp = open_ok(f->path, NULL);
+    assert_int_equal(spool_delivered_upto(sp), 3);
     spool_close(sp);
 }
 
@@ -586,22 +640,21 @@ static void test_pending_page_paging(void **state)
 {
     fixture *f = *state;
     spool *sp = open_ok(f->path, NULL);
-    append_batch(sp, 25, "a");
-    const uint64_t gone[] = {11, 12};
-    assert_int_equal(spool_mark_delivered(sp, gone, 2, 1), 0);
+    append_batch(sp, 27, "a");
+    assert_int_equal(spool_mark_delivered(sp, 2, 1), 0);
 
     collected *c = calloc(1, sizeof *c);
     assert_non_null(c);
-    assert_int_equal(spool_pending_page(sp, 0, 10, collect_cb, c), 10);
-    assert_consecutive(c, 1, 10);
+    assert_int_equal(spool_pending_page(sp, 0, 10, collect_cb, c), 10); /* skips 1, 2 */
+    assert_consecutive(c, 3, 10);
     c->n = 0;
-    assert_int_equal(spool_pending_page(sp, 10, 10, collect_cb, c), 10); /* skips 11, 12 */
+    assert_int_equal(spool_pending_page(sp, 12, 10, collect_cb, c), 10);
     assert_consecutive(c, 13, 10);
     c->n = 0;
-    assert_int_equal(spool_pending_page(sp, 22, 10, collect_cb, c), 3);
-    assert_consecutive(c, 23, 3);
+    assert_int_equal(spool_pending_page(sp, 22, 10, collect_cb, c), 5);
+    assert_consecutive(c, 23, 5);
     c->n = 0;
-    assert_int_equal(spool_pending_page(sp, 25, 10, collect_cb, c), 0);
+    assert_int_equal(spool_pending_page(sp, 27, 10, collect_cb, c), 0);
     assert_int_equal(spool_pending_page(sp, 0, 0, collect_cb, c), 0);
     assert_int_equal(spool_pending_page(sp, 0, -1, collect_cb, c), -1);
 
@@ -1037,6 +1090,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_threads_no_gaps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_open_of_new_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mark_delivered, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrates_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_page_paging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors_leave_handle_usable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit_throughput, setup, teardown),

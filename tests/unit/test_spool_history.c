@@ -1,9 +1,9 @@
 /* test_spool_history.c - unit tests for the spool's history functions behind
  * `lineagent spool stats|replay|export` and retention: selection by time,
  * seq and lot (delivered only unless asked), paging in seq order, counts,
- * stats figures, pruning that never touches undelivered events, and the
- * full-disk error being recognised (with a page limit standing in for a
- * full disk). */
+ * stats figures, delivery times, pruning that never touches undelivered
+ * events, and the full-disk error being recognised (with a page limit
+ * standing in for a full disk). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -52,7 +52,7 @@ static int teardown(void **state)
 }
 
 /* 30 events: seq 1..30, time_ms = 1000 * seq, key LOT-A for odd seq and
- * LOT-B for even; seq 1..20 delivered at 50000 + seq. */
+ * LOT-B for even; seq 1..20 delivered at 50000 + 1000 * seq. */
 static void fill(spool *sp)
 {
     char id[32];
@@ -67,7 +67,7 @@ static void fill(spool *sp)
         assert_int_equal(spool_append_event(sp, &ev), 0);
     }
     assert_int_equal(spool_commit(sp), 0);
-    for (uint64_t s = 1; s <= 20; s++) assert_int_equal(spool_mark_delivered(sp, &s, 1, 50000 + (int64_t)s), 0);
+    for (uint64_t s = 1; s <= 20; s++) assert_int_equal(spool_mark_delivered(sp, s, 50000 + 1000 * (int64_t)s), 0);
 }
 
 typedef struct got {
@@ -112,7 +112,7 @@ static void test_select(void **state)
     assert_int_equal(g.n, 20); /* delivered only */
     assert_int_equal(g.seq[0], 1);
     assert_int_equal(g.seq[19], 20);
-    assert_int_equal(g.delivered[4], 50005);
+    assert_int_equal(g.delivered[4], 55000);
     assert_int_equal(spool_select_count(f->sp, &all), 20);
 
     spool_selection pend = {.from_seq = 1, .include_pending = 1};
@@ -160,7 +160,7 @@ static void test_stats(void **state)
     assert_int_equal(s.pending, 10);
     assert_int_equal(s.oldest_pending_ms, 21000);
     assert_int_equal(s.delivered, 20);
-    assert_int_equal(s.last_delivered_ms, 50020);
+    assert_int_equal(s.last_delivered_ms, 70000);
     assert_int_equal(s.next_seq, 31);
     assert_true(s.file_bytes > 0);
     assert_true(s.used_bytes > 0 && s.used_bytes <= s.file_bytes);
@@ -171,11 +171,11 @@ static void test_prune(void **state)
 {
     fixture *f = *state;
     fill(f->sp);
-    /* delivered before 50011: seq 1..10, in batches of 4 */
-    assert_int_equal(spool_prune_delivered(f->sp, 50011, 4), 4);
-    assert_int_equal(spool_prune_delivered(f->sp, 50011, 4), 4);
-    assert_int_equal(spool_prune_delivered(f->sp, 50011, 4), 2);
-    assert_int_equal(spool_prune_delivered(f->sp, 50011, 4), 0);
+    /* delivered before 60500: seq 1..10, in batches of 4 */
+    assert_int_equal(spool_prune_delivered(f->sp, 60500, 4), 4);
+    assert_int_equal(spool_prune_delivered(f->sp, 60500, 4), 4);
+    assert_int_equal(spool_prune_delivered(f->sp, 60500, 4), 2);
+    assert_int_equal(spool_prune_delivered(f->sp, 60500, 4), 0);
     spool_selection all = {.from_seq = 1, .include_pending = 1};
     assert_int_equal(spool_select_count(f->sp, &all), 20);
     /* everything delivered, however old: undelivered stay */
@@ -193,29 +193,45 @@ static void test_prune(void **state)
     spool_rollback(f->sp);
 }
 
-/* An event stuck undelivered at the bottom of the spool does not stop
- * pruning of the delivered ones above it, and is itself kept. */
-static void test_prune_past_undelivered(void **state)
+/* Deliveries within one second share a row, whose time is the latest of
+ * them: an event's delivery time is never earlier than its acknowledgement,
+ * and pruning keeps the rows that still describe an event, plus the newest. */
+static void test_delivery_times(void **state)
 {
     fixture *f = *state;
     fill(f->sp); /* 21..30 pending */
-    for (uint64_t s = 21; s <= 30; s++) assert_int_equal(spool_mark_delivered(f->sp, &s, 1, 60000), 0);
-    /* make seq 2 undelivered again, as if its delivery never came */
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, "UPDATE events SET delivered_ms = NULL WHERE seq = 2", NULL, NULL, NULL),
-                     SQLITE_OK);
-    sqlite3_close(db);
-    int total = 0, n, calls = 0;
-    while ((n = spool_prune_delivered(f->sp, INT64_MAX, 5)) > 0) {
-        total += n;
-        calls++;
+    assert_int_equal(spool_mark_delivered(f->sp, 23, 80100), 0);
+    assert_int_equal(spool_mark_delivered(f->sp, 25, 80900), 0);
+    assert_int_equal(spool_mark_delivered(f->sp, 27, 81000), 0);
+    got g;
+    spool_selection from21 = {.from_seq = 21};
+    select_all(f->sp, &from21, 100, &g);
+    assert_int_equal(g.n, 7);
+    assert_int_equal(g.delivered[0], 80900); /* 21..25: one row */
+    assert_int_equal(g.delivered[4], 80900);
+    assert_int_equal(g.delivered[5], 81000);
+    while (spool_prune_delivered(f->sp, 80950, 3) > 0) {
     }
-    assert_int_equal(n, 0);
-    assert_int_equal(total, 29);
-    assert_true(calls >= 6);
-    assert_int_equal(spool_pending_count(f->sp), 1);
-    assert_int_equal(spool_first_pending(f->sp), 2);
+    spool_selection all = {.from_seq = 1, .include_pending = 1};
+    select_all(f->sp, &all, 100, &g);
+    assert_int_equal(g.n, 5); /* 26..30 */
+    assert_int_equal(g.seq[0], 26);
+    assert_int_equal(g.delivered[0], 81000);
+    assert_int_equal(g.delivered[2], 0);
+    assert_int_equal(spool_prune_delivered(f->sp, INT64_MAX, 100), 2);
+    spool_stats s;
+    assert_int_equal(spool_get_stats(f->sp, &s), 0);
+    assert_int_equal(s.last_delivered_ms, 81000);
+    assert_int_equal(s.delivered, 0);
+    assert_int_equal(s.pending, 3);
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM deliveries", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 1);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
 }
 
 /* A full disk as SQLite reports it: SQLITE_FULL, here from a page limit on
@@ -271,7 +287,10 @@ static int child_count_pending(const char *path)
     long long n = -1;
     if (sqlite3_open(path, &db) == SQLITE_OK) {
         sqlite3_stmt *st;
-        if (sqlite3_prepare_v2(db, "SELECT count(*) FROM events WHERE delivered_ms IS NULL", -1, &st, NULL) ==
+        if (sqlite3_prepare_v2(db,
+                               "SELECT count(*) FROM events"
+                               " WHERE seq > (SELECT value FROM meta WHERE name = 'delivered_upto')",
+                               -1, &st, NULL) ==
                 SQLITE_OK &&
             sqlite3_step(st) == SQLITE_ROW)
             n = sqlite3_column_int64(st, 0);
@@ -307,13 +326,11 @@ static void test_second_handle_keeps_locks(void **state)
     char err[256];
     assert_int_equal(spool_open(&sp2, f->path, NULL, err, sizeof err), 0);
     assert_int_equal(pending_seen_by_child(f->path), 10);
-    uint64_t s = 21;
-    assert_int_equal(spool_mark_delivered(f->sp, &s, 1, 99999), 0);
+    assert_int_equal(spool_mark_delivered(f->sp, 21, 99999), 0);
     assert_int_equal(spool_pending_count(f->sp), 9);
     assert_int_equal(pending_seen_by_child(f->path), 9);
     spool_close(sp2);
-    s = 22;
-    assert_int_equal(spool_mark_delivered(f->sp, &s, 1, 99999), 0);
+    assert_int_equal(spool_mark_delivered(f->sp, 22, 99999), 0);
     assert_int_equal(pending_seen_by_child(f->path), 8);
 }
 
@@ -324,7 +341,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_select, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_prune_past_undelivered, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delivery_times, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_is_recognised, setup, teardown),
         cmocka_unit_test_setup_teardown(test_second_handle_keeps_locks, setup, teardown),
     };
