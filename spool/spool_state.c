@@ -1,0 +1,394 @@
+/* spool_state.c - what a restarted agent resumes from, kept in the spool:
+ * raw MES payloads (the inbox, durable before the MQTT ack), firmware images
+ * by SHA-256, the latest revision of each order, lot and unit state, and the
+ * key/value store behind Paho's persistence. */
+#include "spool_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define LOT_COLS \
+    "lot_id, order_id, active, loaded, passed, failed, written_revision, written_version," \
+    " last_written_board"
+#define UNIT_COLS "lot_id, board_id, idx, state, steps_done, revision, version, sha256"
+
+static const char *const stmt_sql[ST_COUNT] = {
+    [ST_INBOX_PUT] = "INSERT INTO inbox(received_ms, payload, original_len) VALUES(?1, ?2, ?3)",
+    [ST_INBOX_NEXT] = "SELECT id, received_ms, payload, original_len FROM inbox"
+                      " WHERE id > ?1 ORDER BY id LIMIT 1",
+    [ST_INBOX_DEL] = "DELETE FROM inbox WHERE id = ?1",
+    /* Content-addressed: an image already stored under its hash is the same. */
+    [ST_FW_PUT] = "INSERT OR IGNORE INTO firmware(sha256, image) VALUES(?1, ?2)",
+    [ST_FW_GET] = "SELECT image FROM firmware WHERE sha256 = ?1",
+    [ST_ORDER_PUT] = "INSERT INTO orders(order_id, revision, lot_id, encoded, updated_ms)"
+                     " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(order_id) DO UPDATE SET"
+                     " revision = excluded.revision, lot_id = excluded.lot_id,"
+                     " encoded = excluded.encoded, updated_ms = excluded.updated_ms",
+    [ST_ORDER_GET] = "SELECT revision, encoded FROM orders WHERE order_id = ?1",
+    /* created is set once, on first insert, so updates keep a lot's age. */
+    [ST_LOT_PUT] = "INSERT INTO lots(" LOT_COLS ", created)"
+                   " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+                   " (SELECT coalesce(max(created), 0) + 1 FROM lots))"
+                   " ON CONFLICT(lot_id) DO UPDATE SET order_id = excluded.order_id,"
+                   " active = excluded.active, loaded = excluded.loaded,"
+                   " passed = excluded.passed, failed = excluded.failed,"
+                   " written_revision = excluded.written_revision,"
+                   " written_version = excluded.written_version,"
+                   " last_written_board = excluded.last_written_board",
+    [ST_LOT_GET] = "SELECT " LOT_COLS " FROM lots WHERE lot_id = ?1",
+    [ST_LOT_ACTIVE] = "SELECT " LOT_COLS " FROM lots WHERE active ORDER BY created",
+    [ST_UNIT_PUT] = "INSERT INTO units(" UNIT_COLS ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                    " ON CONFLICT(lot_id, board_id) DO UPDATE SET idx = excluded.idx,"
+                    " state = excluded.state, steps_done = excluded.steps_done,"
+                    " revision = excluded.revision, version = excluded.version,"
+                    " sha256 = excluded.sha256",
+    [ST_UNIT_IN_PROGRESS] = "SELECT " UNIT_COLS " FROM units"
+                            " WHERE lot_id = ?1 AND state = 0 ORDER BY idx",
+    [ST_KV_PUT] = "INSERT OR REPLACE INTO kv(ns, key, value) VALUES(?1, ?2, ?3)",
+    [ST_KV_GET] = "SELECT value FROM kv WHERE ns = ?1 AND key = ?2",
+    [ST_KV_DEL] = "DELETE FROM kv WHERE ns = ?1 AND key = ?2",
+    [ST_KV_KEYS] = "SELECT key FROM kv WHERE ns = ?1 ORDER BY key",
+    [ST_KV_CLEAR] = "DELETE FROM kv WHERE ns = ?1",
+};
+
+static sqlite3_stmt *prep(spool *sp, enum spool_stmt id)
+{
+    return spool_prep(sp, id, stmt_sql[id]);
+}
+
+/* Binds a string from a fixed spool_* array, which may lack its NUL. */
+static int bind_field(sqlite3_stmt *st, int i, const char *s, size_t cap)
+{
+    return sqlite3_bind_text(st, i, s, (int)strnlen(s, cap), SQLITE_STATIC);
+}
+
+static void column_str(sqlite3_stmt *st, int col, char *dst, size_t cap)
+{
+    const unsigned char *s = sqlite3_column_text(st, col);
+    snprintf(dst, cap, "%s", s ? (const char *)s : "");
+}
+
+/* ---- inbox ----------------------------------------------------------- */
+
+/* A single autocommit INSERT is its own durable transaction; inside a caller's
+ * transaction it would not be durable before the MQTT ack, so that is refused. */
+int spool_inbox_put(spool *sp, int64_t received_ms, const void *payload, size_t len,
+                    size_t original_len)
+{
+    if (spool_require_autocommit(sp, "inbox_put") < 0) return -1;
+    sqlite3_stmt *st = prep(sp, ST_INBOX_PUT);
+    if (!st) return -1;
+    sqlite3_bind_int64(st, 1, received_ms);
+    if (payload)
+        spool_bind_blob(st, 2, payload, len);
+    else
+        sqlite3_bind_null(st, 2);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)original_len);
+    return spool_step_done(sp, st, "inbox_put");
+}
+
+int spool_inbox_next(spool *sp, int64_t after_id, spool_inbox_row *out)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *st = prep(sp, ST_INBOX_NEXT);
+    if (!st) return -1;
+    sqlite3_bind_int64(st, 1, after_id);
+    int rc = sqlite3_step(st), ret = 0;
+    if (rc == SQLITE_ROW) {
+        out->id = sqlite3_column_int64(st, 0);
+        out->received_ms = sqlite3_column_int64(st, 1);
+        out->original_len = (size_t)sqlite3_column_int64(st, 3);
+        ret = 1;
+        /* NULL payload: refused unread, only its size was kept. */
+        if (sqlite3_column_type(st, 2) != SQLITE_NULL &&
+            spool_column_dup(sp, st, 2, &out->payload, &out->len) < 0)
+            ret = -1;
+    } else if (rc != SQLITE_DONE)
+        ret = spool_fail(sp, "inbox_next");
+    sqlite3_reset(st);
+    return ret;
+}
+
+void spool_inbox_row_free(spool_inbox_row *row)
+{
+    if (!row) return;
+    free(row->payload);
+    row->payload = NULL;
+    row->len = 0;
+}
+
+int spool_inbox_delete(spool *sp, int64_t id)
+{
+    sqlite3_stmt *st = prep(sp, ST_INBOX_DEL);
+    if (!st) return -1;
+    sqlite3_bind_int64(st, 1, id);
+    return spool_step_done(sp, st, "inbox_delete");
+}
+
+/* ---- firmware -------------------------------------------------------- */
+
+/* Lowercases a hex SHA-256 into key; -1 unless it is 64 hex digits. Orders
+ * may carry upper case (firmware_fetch compares case-insensitively), and one
+ * image must have one key. */
+static int sha256_key(const char *hex, char key[65])
+{
+    if (!hex || strlen(hex) != 64 || strspn(hex, "0123456789abcdefABCDEF") != 64) return -1;
+    for (int i = 0; i < 64; i++) key[i] = (char)(hex[i] | 0x20); /* digits keep their value */
+    key[64] = '\0';
+    return 0;
+}
+
+/* One statement: atomic on its own outside a transaction, part of the
+ * caller's inside one. */
+int spool_firmware_put(spool *sp, const char *sha256_hex, const uint8_t *image, size_t len)
+{
+    char key[65];
+    if (sha256_key(sha256_hex, key) < 0)
+        return spool_fail_msg(sp, "firmware_put: \"%.80s\" is not a hex SHA-256",
+                        sha256_hex ? sha256_hex : "(null)");
+    sqlite3_stmt *st = prep(sp, ST_FW_PUT);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, key, 64, SQLITE_STATIC);
+    spool_bind_blob(st, 2, image, len);
+    return spool_step_done(sp, st, "firmware_put");
+}
+
+int spool_firmware_get(spool *sp, const char *sha256_hex, uint8_t **image, size_t *len)
+{
+    *image = NULL;
+    *len = 0;
+    char key[65];
+    if (sha256_key(sha256_hex, key) < 0) return 0; /* no such image can be stored */
+    sqlite3_stmt *st = prep(sp, ST_FW_GET);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, key, 64, SQLITE_STATIC);
+    int rc = sqlite3_step(st), ret = 0;
+    if (rc == SQLITE_ROW)
+        ret = spool_column_dup(sp, st, 0, image, len) < 0 ? -1 : 1;
+    else if (rc != SQLITE_DONE)
+        ret = spool_fail(sp, "firmware_get");
+    sqlite3_reset(st);
+    return ret;
+}
+
+/* ---- orders ---------------------------------------------------------- */
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int spool_order_put(spool *sp, const char *order_id, uint32_t revision, const char *lot_id,
+                    const uint8_t *encoded, size_t len)
+{
+    sqlite3_stmt *st = prep(sp, ST_ORDER_PUT);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, order_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, revision);
+    sqlite3_bind_text(st, 3, lot_id, -1, SQLITE_STATIC);
+    spool_bind_blob(st, 4, encoded, len);
+    sqlite3_bind_int64(st, 5, wall_ms());
+    return spool_step_done(sp, st, "order_put");
+}
+
+int spool_order_get(spool *sp, const char *order_id, uint32_t *revision, uint8_t **encoded,
+                    size_t *len)
+{
+    *encoded = NULL;
+    *len = 0;
+    sqlite3_stmt *st = prep(sp, ST_ORDER_GET);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, order_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st), ret = 0;
+    if (rc == SQLITE_ROW) {
+        *revision = (uint32_t)sqlite3_column_int64(st, 0);
+        ret = spool_column_dup(sp, st, 1, encoded, len) < 0 ? -1 : 1;
+    } else if (rc != SQLITE_DONE)
+        ret = spool_fail(sp, "order_get");
+    sqlite3_reset(st);
+    return ret;
+}
+
+/* ---- lots and units -------------------------------------------------- */
+
+int spool_lot_put(spool *sp, const spool_lot *lot)
+{
+    sqlite3_stmt *st = prep(sp, ST_LOT_PUT);
+    if (!st) return -1;
+    bind_field(st, 1, lot->lot_id, sizeof lot->lot_id);
+    bind_field(st, 2, lot->order_id, sizeof lot->order_id);
+    sqlite3_bind_int(st, 3, lot->active != 0);
+    sqlite3_bind_int64(st, 4, lot->loaded);
+    sqlite3_bind_int64(st, 5, lot->passed);
+    sqlite3_bind_int64(st, 6, lot->failed);
+    sqlite3_bind_int64(st, 7, lot->written_revision);
+    bind_field(st, 8, lot->written_version, sizeof lot->written_version);
+    bind_field(st, 9, lot->last_written_board, sizeof lot->last_written_board);
+    return spool_step_done(sp, st, "lot_put");
+}
+
+int spool_unit_put(spool *sp, const spool_unit *unit)
+{
+    if (unit->state < SPOOL_UNIT_IN_PROGRESS || unit->state > SPOOL_UNIT_FAILED)
+        return spool_fail_msg(sp, "unit_put: bad state %d", unit->state);
+    sqlite3_stmt *st = prep(sp, ST_UNIT_PUT);
+    if (!st) return -1;
+    bind_field(st, 1, unit->lot_id, sizeof unit->lot_id);
+    bind_field(st, 2, unit->board_id, sizeof unit->board_id);
+    sqlite3_bind_int64(st, 3, unit->idx);
+    sqlite3_bind_int(st, 4, unit->state);
+    sqlite3_bind_int64(st, 5, unit->steps_done);
+    sqlite3_bind_int64(st, 6, unit->revision);
+    bind_field(st, 7, unit->version, sizeof unit->version);
+    bind_field(st, 8, unit->sha256, sizeof unit->sha256);
+    return spool_step_done(sp, st, "unit_put");
+}
+
+/* Column order is LOT_COLS. */
+static void read_lot(sqlite3_stmt *st, spool_lot *lot)
+{
+    memset(lot, 0, sizeof *lot);
+    column_str(st, 0, lot->lot_id, sizeof lot->lot_id);
+    column_str(st, 1, lot->order_id, sizeof lot->order_id);
+    lot->active = sqlite3_column_int(st, 2);
+    lot->loaded = (uint32_t)sqlite3_column_int64(st, 3);
+    lot->passed = (uint32_t)sqlite3_column_int64(st, 4);
+    lot->failed = (uint32_t)sqlite3_column_int64(st, 5);
+    lot->written_revision = (uint32_t)sqlite3_column_int64(st, 6);
+    column_str(st, 7, lot->written_version, sizeof lot->written_version);
+    column_str(st, 8, lot->last_written_board, sizeof lot->last_written_board);
+}
+
+/* Column order is UNIT_COLS. */
+static void read_unit(sqlite3_stmt *st, spool_unit *unit)
+{
+    memset(unit, 0, sizeof *unit);
+    column_str(st, 0, unit->lot_id, sizeof unit->lot_id);
+    column_str(st, 1, unit->board_id, sizeof unit->board_id);
+    unit->idx = (uint32_t)sqlite3_column_int64(st, 2);
+    unit->state = sqlite3_column_int(st, 3);
+    unit->steps_done = (uint32_t)sqlite3_column_int64(st, 4);
+    unit->revision = (uint32_t)sqlite3_column_int64(st, 5);
+    column_str(st, 6, unit->version, sizeof unit->version);
+    column_str(st, 7, unit->sha256, sizeof unit->sha256);
+}
+
+int spool_lot_get(spool *sp, const char *lot_id, spool_lot *out)
+{
+    sqlite3_stmt *st = prep(sp, ST_LOT_GET);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, lot_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st), ret = 0;
+    if (rc == SQLITE_ROW) {
+        read_lot(st, out);
+        ret = 1;
+    } else if (rc != SQLITE_DONE)
+        ret = spool_fail(sp, "lot_get");
+    sqlite3_reset(st);
+    return ret;
+}
+
+/* Both listings return the number of rows visited, or -1; cb returning
+ * non-zero stops early. */
+int spool_lot_list_active(spool *sp, spool_lot_cb cb, void *ud)
+{
+    sqlite3_stmt *st = prep(sp, ST_LOT_ACTIVE);
+    if (!st) return -1;
+    int visited = 0, rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        spool_lot lot;
+        read_lot(st, &lot);
+        visited++;
+        if (cb(ud, &lot) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    if (rc != SQLITE_DONE) visited = spool_fail(sp, "lot_list_active");
+    sqlite3_reset(st);
+    return visited;
+}
+
+int spool_unit_list_in_progress(spool *sp, const char *lot_id, spool_unit_cb cb, void *ud)
+{
+    sqlite3_stmt *st = prep(sp, ST_UNIT_IN_PROGRESS);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, lot_id, -1, SQLITE_STATIC);
+    int visited = 0, rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        spool_unit unit;
+        read_unit(st, &unit);
+        visited++;
+        if (cb(ud, &unit) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    if (rc != SQLITE_DONE) visited = spool_fail(sp, "unit_list_in_progress");
+    sqlite3_reset(st);
+    return visited;
+}
+
+/* ---- key/value ------------------------------------------------------- */
+
+static sqlite3_stmt *kv_prep(spool *sp, enum spool_stmt id, const char *ns, const char *key)
+{
+    sqlite3_stmt *st = prep(sp, id);
+    if (!st) return NULL;
+    sqlite3_bind_text(st, 1, ns, -1, SQLITE_STATIC);
+    if (key) sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+    return st;
+}
+
+int spool_kv_put(spool *sp, const char *ns, const char *key, const void *value, size_t len)
+{
+    sqlite3_stmt *st = kv_prep(sp, ST_KV_PUT, ns, key);
+    if (!st) return -1;
+    spool_bind_blob(st, 3, value, len);
+    return spool_step_done(sp, st, "kv_put");
+}
+
+int spool_kv_get(spool *sp, const char *ns, const char *key, uint8_t **value, size_t *len)
+{
+    *value = NULL;
+    *len = 0;
+    sqlite3_stmt *st = kv_prep(sp, ST_KV_GET, ns, key);
+    if (!st) return -1;
+    int rc = sqlite3_step(st), ret = 0;
+    if (rc == SQLITE_ROW)
+        ret = spool_column_dup(sp, st, 0, value, len) < 0 ? -1 : 1;
+    else if (rc != SQLITE_DONE)
+        ret = spool_fail(sp, "kv_get");
+    sqlite3_reset(st);
+    return ret;
+}
+
+int spool_kv_del(spool *sp, const char *ns, const char *key)
+{
+    sqlite3_stmt *st = kv_prep(sp, ST_KV_DEL, ns, key);
+    return st ? spool_step_done(sp, st, "kv_del") : -1;
+}
+
+int spool_kv_clear(spool *sp, const char *ns)
+{
+    sqlite3_stmt *st = kv_prep(sp, ST_KV_CLEAR, ns, NULL);
+    return st ? spool_step_done(sp, st, "kv_clear") : -1;
+}
+
+int spool_kv_keys(spool *sp, const char *ns, spool_key_cb cb, void *ud)
+{
+    sqlite3_stmt *st = kv_prep(sp, ST_KV_KEYS, ns, NULL);
+    if (!st) return -1;
+    int n = 0, rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        n++;
+        if (cb(ud, (const char *)sqlite3_column_text(st, 0)) != 0) break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) n = spool_fail(sp, "kv_keys");
+    sqlite3_reset(st);
+    return n;
+}
