@@ -11,9 +11,9 @@
  *
  * The spool records delivery as a watermark. Partitions acknowledge
  * independently, so acknowledgements above the lowest unacknowledged seq
- * are kept here, in a bitmap over a bounded window of seqs, until the gap
- * below them closes; after a crash those are sent once more (same
- * event_id), never lost. */
+ * are kept in an ack_window over a bounded run of seqs until the gap below
+ * them closes; after a crash those are sent once more (same event_id),
+ * never lost. */
 #include "kafka_out.h"
 
 #include <librdkafka/rdkafka.h>
@@ -25,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ack_window.h"
 #include "event.h"
 #include "log.h"
 #include "spool.h"
@@ -50,32 +51,10 @@ struct kafka_out {
     uint64_t cursor;      /* highest seq handed to librdkafka */
     int in_flight;
     int rewind;           /* a delivery failed: resend from the oldest pending */
-    uint64_t base;        /* lowest unacknowledged seq: the watermark + 1 */
+    ack_window *acks;     /* its base - 1 is the watermark */
     uint64_t marked;      /* watermark as last written to the spool */
-    uint8_t *acked;       /* bit (seq % KAFKA_WINDOW): acknowledged, seq >= base */
     atomic_int fatal;     /* idempotent producer hit a fatal error */
 };
-
-static int ko_is_acked(const kafka_out *ko, uint64_t seq)
-{
-    uint64_t bit = seq % KAFKA_WINDOW;
-    return seq < ko->base || (ko->acked[bit / 8] >> (bit % 8) & 1);
-}
-
-/* Records one acknowledgement and moves base over every acknowledged seq
- * now contiguous with it. */
-static void ko_ack(kafka_out *ko, uint64_t seq)
-{
-    if (seq < ko->base) return; /* acknowledged before a resend */
-    uint64_t bit = seq % KAFKA_WINDOW;
-    ko->acked[bit / 8] |= (uint8_t)(1u << (bit % 8));
-    for (;;) {
-        bit = ko->base % KAFKA_WINDOW;
-        if (!(ko->acked[bit / 8] >> (bit % 8) & 1)) break;
-        ko->acked[bit / 8] &= (uint8_t)~(1u << (bit % 8));
-        ko->base++;
-    }
-}
 
 static void ko_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
@@ -83,7 +62,7 @@ static void ko_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     uint64_t seq = (uint64_t)(uintptr_t)m->_private;
     ko->in_flight--;
     if (!m->err || rd_kafka_message_status(m) == RD_KAFKA_MSG_STATUS_PERSISTED) {
-        ko_ack(ko, seq);
+        ack_window_ack(ko->acks, seq);
         return;
     }
     /* NOT_PERSISTED or POSSIBLY_PERSISTED: send again (a possible duplicate
@@ -175,11 +154,11 @@ static int ko_produce_one(void *ud, const spool_event *ev)
 {
     ko_page *pg = ud;
     kafka_out *ko = pg->ko;
-    if (ev->seq >= ko->base + KAFKA_WINDOW) { /* the window is full */
+    if (!ack_window_has_room(ko->acks, ev->seq)) {
         pg->stop = 1;
         return 1;
     }
-    if (ko_is_acked(ko, ev->seq)) { /* resending after a failure */
+    if (ack_window_is_acked(ko->acks, ev->seq)) { /* resending after a failure */
         ko->cursor = ev->seq;
         return 0;
     }
@@ -214,13 +193,14 @@ static void ko_fill(kafka_out *ko)
 
 static void ko_mark(kafka_out *ko)
 {
-    if (ko->base - 1 == ko->marked) return;
+    uint64_t upto = ack_window_base(ko->acks) - 1;
+    if (upto == ko->marked) return;
     /* Not marked means sent again after a restart: a duplicate, never a
      * loss. The next mark tries again. */
-    if (spool_mark_delivered(ko->sp, ko->base - 1, event_now_ms()) == 0)
-        ko->marked = ko->base - 1;
+    if (spool_mark_delivered(ko->sp, upto, event_now_ms()) == 0)
+        ko->marked = upto;
     else
-        log_error("kafka: marking events up to seq %llu delivered: %s", (unsigned long long)(ko->base - 1),
+        log_error("kafka: marking events up to seq %llu delivered: %s", (unsigned long long)upto,
                   spool_errmsg(ko->sp));
 }
 
@@ -256,7 +236,7 @@ static void *ko_main(void *arg)
              * costs a log line a second, not a busy loop. */
             struct timespec pause = {1, 0};
             nanosleep(&pause, NULL);
-            ko->cursor = ko->base - 1;
+            ko->cursor = ack_window_base(ko->acks) - 1;
             ko->rewind = 0;
         }
         if (!ko->rewind) ko_fill(ko);
@@ -303,8 +283,7 @@ kafka_out *kafka_out_start(const config *cfg, char *err, size_t err_len)
         goto fail;
     }
     ko->marked = ko->cursor = (uint64_t)upto;
-    ko->base = ko->marked + 1;
-    if (!(ko->acked = calloc(KAFKA_WINDOW / 8, 1))) {
+    if (!(ko->acks = ack_window_new(ko->marked + 1, KAFKA_WINDOW))) {
         snprintf(err, err_len, "out of memory");
         goto fail;
     }
@@ -314,7 +293,7 @@ kafka_out *kafka_out_start(const config *cfg, char *err, size_t err_len)
     return ko;
 fail:
     if (ko->sp) spool_close(ko->sp);
-    free(ko->acked);
+    ack_window_free(ko->acks);
     if (ko->mock) rd_kafka_mock_cluster_destroy(ko->mock);
     if (ko->mock_host) rd_kafka_destroy(ko->mock_host);
     free(ko->bootstrap);
@@ -367,7 +346,7 @@ void kafka_out_stop(kafka_out *ko)
     if (ko->mock) rd_kafka_mock_cluster_destroy(ko->mock);
     if (ko->mock_host) rd_kafka_destroy(ko->mock_host);
     free(ko->bootstrap);
-    free(ko->acked);
+    ack_window_free(ko->acks);
     pthread_mutex_destroy(&ko->lock);
     pthread_cond_destroy(&ko->cond);
     free(ko);
