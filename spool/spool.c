@@ -101,12 +101,11 @@ int spool_fail_msg(spool *sp, const char *fmt, ...)
 }
 
 /* Captures sqlite3_errmsg now: a later reset or rollback would replace it. */
-int spool_fail(spool *sp, const char *what)
+void spool_set_sqlite_error(spool *sp, const char *what)
 {
     int code = sqlite3_errcode(sp->db);
     spool_fail_msg(sp, "%s: %s", what, sqlite3_errmsg(sp->db));
     sp->err_code = code;
-    return -1;
 }
 
 sqlite3_stmt *spool_prep(spool *sp, enum spool_stmt id, const char *sql)

@@ -59,9 +59,16 @@ struct spool {
 #define SPOOL_WATERMARK "(SELECT value FROM meta WHERE name = 'delivered_upto')"
 
 /* Fill sp->err and return -1: with a message / with SQLite's error now (a
- * later reset or rollback would replace it). */
+ * later reset or rollback would replace it). spool_fail is inline so the
+ * compiler sees the -1, and callers' out-parameters are not reported as
+ * maybe-uninitialized. */
 int spool_fail_msg(spool *sp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int spool_fail(spool *sp, const char *what);
+void spool_set_sqlite_error(spool *sp, const char *what);
+static inline int spool_fail(spool *sp, const char *what)
+{
+    spool_set_sqlite_error(sp, what);
+    return -1;
+}
 /* The cached statement of slot id, prepared from sql on first use; NULL
  * (err filled) if it cannot be, or if it is being iterated. */
 sqlite3_stmt *spool_prep(spool *sp, enum spool_stmt id, const char *sql);
