@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # test.sh - installs what is missing, builds with -Wall -Wextra -Werror and
-# ASan/UBSan, and runs every test (unit and integration) through ctest.
+# ASan/UBSan, and runs every test (unit and integration) through ctest; then,
+# on a full run, the benchmark harness once at tiny sizes (a Release build
+# with -Werror, which sees warnings the Debug build does not; no figures are
+# asserted).
 # Usage: deploy/test.sh [ctest args...]   e.g. deploy/test.sh -L unit
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,5 +15,8 @@ cmake --build "$build" -j"$(nproc)"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-cd "$build"
-ctest --output-on-failure -j2 "$@"
+(cd "$build" && ctest --output-on-failure -j2 "$@")
+if [ $# -eq 0 ]; then
+  echo "test.sh: benchmark harness smoke run (deploy/bench.sh --smoke)"
+  deploy/bench.sh --smoke >/dev/null
+fi
