@@ -193,7 +193,7 @@ int spool_get_stats(spool *sp, spool_stats *out)
         sql_int(sp, "SELECT coalesce((SELECT time_ms FROM events WHERE seq > " SPOOL_WATERMARK " ORDER BY seq LIMIT 1), 0)",
                 &out->oldest_pending_ms) < 0 ||
         sql_int(sp, "SELECT count(*) FROM events WHERE seq <= " SPOOL_WATERMARK, &out->delivered) < 0 ||
-        sql_int(sp, "SELECT coalesce(max(delivered_ms), 0) FROM deliveries", &out->last_delivered_ms) < 0 ||
+        sql_int(sp, "SELECT coalesce((SELECT delivered_ms FROM deliveries ORDER BY upto_seq DESC LIMIT 1), 0)", &out->last_delivered_ms) < 0 ||
         sql_int(sp, "SELECT value FROM meta WHERE name = 'next_seq'", &seq) < 0 ||
         sql_int(sp, "PRAGMA page_count", &pages) < 0 || sql_int(sp, "PRAGMA page_size", &page_size) < 0)
         return -1;
@@ -263,12 +263,15 @@ int spool_prune_delivered(spool *sp, int64_t before_ms, int batch)
     if (spool_require_autocommit(sp, "prune_delivered") < 0) return -1;
     /* The batch keeps the write lock short so the line's commits are not
      * held up. Expired events are a prefix of the spool: everything up to
-     * the highest watermark recorded before before_ms. deliveries rows
-     * below the oldest event left describe nothing any more; the newest is
-     * kept for last_delivered_ms. */
+     * the highest watermark recorded before before_ms, looked for among the
+     * batch oldest deliveries rows (each covers at least one event), not in
+     * a scan of days of them every second. deliveries rows below the oldest
+     * event left describe nothing any more; the newest is kept for
+     * last_delivered_ms. */
     static const char *const sql[2] = {
-        "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq <= (SELECT"
-        " coalesce(max(upto_seq), 0) FROM deliveries WHERE delivered_ms < ?1) ORDER BY seq LIMIT ?2)",
+        "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq <= (SELECT coalesce(max(upto_seq), 0)"
+        " FROM (SELECT upto_seq, delivered_ms FROM deliveries ORDER BY upto_seq LIMIT ?2)"
+        " WHERE delivered_ms < ?1) ORDER BY seq LIMIT ?2)",
         "DELETE FROM deliveries WHERE upto_seq < (SELECT max(upto_seq) FROM deliveries)"
         " AND upto_seq < coalesce((SELECT min(seq) FROM events), " SPOOL_WATERMARK " + 1)",
     };
