@@ -31,6 +31,10 @@
 #include "spool.h"
 
 #define KAFKA_PAGE 512
+#define KAFKA_POLL_EVERY 64
+/* Marking delivered is an fsync'ed transaction: at most this often while
+ * events are in flight (at once when none are). */
+#define KAFKA_MARK_MS 50
 #define KAFKA_EMBEDDED_PARTITIONS 4
 /* Seqs produced ahead of the oldest unacknowledged one, at most: bounds the
  * bitmap (128 KiB) and what a crash may send twice. */
@@ -53,6 +57,7 @@ struct kafka_out {
     int rewind;           /* a delivery failed: resend from the oldest pending */
     ack_window *acks;     /* its base - 1 is the watermark */
     uint64_t marked;      /* watermark as last written to the spool */
+    int64_t marked_ms;
     atomic_int fatal;     /* idempotent producer hit a fatal error */
 };
 
@@ -173,7 +178,10 @@ static int ko_produce_one(void *ud, const spool_event *ev)
         return 1;
     }
     ko->cursor = ev->seq;
-    ko->in_flight++;
+    /* Serve delivery reports as we go, as a bare producer loop does: the
+     * messages they free are reused while still in cache, rather than ten
+     * thousand freed and allocated again in bursts. */
+    if (++ko->in_flight % KAFKA_POLL_EVERY == 0) rd_kafka_poll(ko->rk, 0);
     return 0;
 }
 
@@ -194,10 +202,12 @@ static void ko_fill(kafka_out *ko)
 static void ko_mark(kafka_out *ko)
 {
     uint64_t upto = ack_window_base(ko->acks) - 1;
-    if (upto == ko->marked) return;
+    int64_t now = event_now_ms();
+    if (upto == ko->marked || (ko->in_flight && now - ko->marked_ms < KAFKA_MARK_MS)) return;
+    ko->marked_ms = now;
     /* Not marked means sent again after a restart: a duplicate, never a
      * loss. The next mark tries again. */
-    if (spool_mark_delivered(ko->sp, upto, event_now_ms()) == 0)
+    if (spool_mark_delivered(ko->sp, upto, now) == 0)
         ko->marked = upto;
     else
         log_error("kafka: marking events up to seq %llu delivered: %s", (unsigned long long)upto,
@@ -340,6 +350,7 @@ void kafka_out_stop(kafka_out *ko)
      * wait, the next start sends them again. */
     rd_kafka_purge(ko->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     rd_kafka_poll(ko->rk, 0);
+    ko->marked_ms = 0; /* this last mark is not put off */
     ko_mark(ko);
     rd_kafka_destroy(ko->rk);
     spool_close(ko->sp);

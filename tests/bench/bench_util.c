@@ -90,3 +90,5 @@ void bench_report(const char *scenario, double figure, const char *unit, double 
            scenario, figure, unit, baseline, baseline > 0 ? figure / baseline : 0.0, target, note ? note : "");
     fflush(stdout);
 }
+
+double bench_rate_of_two(double rate1, double rate2) { return 2 / (1 / rate1 + 1 / rate2); }
