@@ -232,21 +232,20 @@ static int pv_record(pv_ledger *l, int64_t ms, const char *kind, const pv_reques
 
 /* Signs a certificate for the unit in id: for pub when the board sent a CSR,
  * else for a key generated here and handed back in id->private_key. */
-static int pv_certify(const pv_ca *ca, const pv_product *prod, EVP_PKEY *pub, pv_identity *id, char *err,
+static int pv_certify(const pv_ca *ca, const pv_product *prod, const pv_pubkey *pub, pv_identity *id, char *err,
                       size_t err_len)
 {
-    EVP_PKEY *gen = NULL;
+    pv_pubkey gen_pub;
     if (!pub) {
-        if (!(gen = pv_keygen()) || !(id->private_key = pv_key_pem(gen))) {
-            EVP_PKEY_free(gen);
-            return snprintf(err, err_len, "key generation failed"), -1;
-        }
-        pub = gen;
+        EVP_PKEY *gen = pv_keygen();
+        int ok = gen && (id->private_key = pv_key_pem(gen)) && pv_pubkey_of(gen, &gen_pub) == 0;
+        EVP_PKEY_free(gen); /* OpenSSL clears EC private key material when freeing it */
+        if (!ok) return snprintf(err, err_len, "key generation failed"), -1;
+        pub = &gen_pub;
     }
     free(id->certificate);
     id->certificate = pv_ca_sign(ca, pub, id->serial, prod->factory_code, prod->cert_days, id->cert_serial,
                                  err, err_len);
-    EVP_PKEY_free(gen); /* OpenSSL clears EC private key material when freeing it */
     return id->certificate ? 0 : -1;
 }
 
@@ -259,8 +258,9 @@ typedef struct pv_pending {
 
 /* Phase 1, lock held, inside the request's savepoint: find the board's
  * identity or allocate a new one (rows written, certificate to follow). */
-static pv_status pv_issue_reserve(pv_ledger *l, const pv_product *prod, const pv_request *req, EVP_PKEY *pub,
-                                  pv_identity *out, pv_pending *pend, char *err, size_t err_len)
+static pv_status pv_issue_reserve(pv_ledger *l, const pv_ca *ca, const pv_product *prod, const pv_request *req,
+                                  const pv_pubkey *pub, pv_identity *out, pv_pending *pend, char *err,
+                                  size_t err_len)
 {
     int64_t now = pv_now_ms(), seq;
     pend->now = now;
@@ -273,7 +273,7 @@ static pv_status pv_issue_reserve(pv_ledger *l, const pv_product *prod, const pv
         /* Same key (or the board kept it): the same certificate. A board that
          * lost its key gets a new certificate for the same identity, so no
          * serial, MAC or device id is ever burnt by a retry. */
-        if (pub && pv_cert_has_key(out->certificate, pub))
+        if (pub && pv_cert_has_key(ca, out->certificate, pub))
             return pv_record(l, now, "repeat", req, out) ? PV_INTERNAL : PV_OK;
         pend->sign = 1;
         pend->kind = "rekey";
@@ -374,8 +374,11 @@ pv_status pv_ledger_issue(pv_ledger *l, const pv_ca *ca, const pv_product *prod,
                           pv_identity *out, char *err, size_t err_len)
 {
     memset(out, 0, sizeof *out);
-    EVP_PKEY *pub = NULL;
-    if (req->csr && !(pub = pv_csr_pubkey(req->csr, err, err_len))) return PV_BAD_REQUEST;
+    pv_pubkey csr_key, *pub = NULL;
+    if (req->csr) {
+        if (pv_csr_pubkey(ca, req->csr, &csr_key, err, err_len)) return PV_BAD_REQUEST;
+        pub = &csr_key;
+    }
     pv_status s = PV_INTERNAL;
     pthread_mutex_lock(&l->lock);
     /* Join the open batch, unless it is being committed or is full. */
@@ -389,7 +392,6 @@ pv_status pv_ledger_issue(pv_ledger *l, const pv_ca *ca, const pv_product *prod,
     if (!l->in_txn) {
         pthread_cond_broadcast(&l->cond);
         pthread_mutex_unlock(&l->lock);
-        EVP_PKEY_free(pub);
         return PV_INTERNAL;
     }
     l->joined++;
@@ -399,7 +401,7 @@ pv_status pv_ledger_issue(pv_ledger *l, const pv_ca *ca, const pv_product *prod,
     if (pv_exec(l, "SAVEPOINT req") != SQLITE_OK) {
         snprintf(err, err_len, "ledger: %s", sqlite3_errmsg(l->db));
     } else {
-        s = pv_issue_reserve(l, prod, req, pub, out, &pend, err, err_len);
+        s = pv_issue_reserve(l, ca, prod, req, pub, out, &pend, err, err_len);
         if (s != PV_OK) pv_exec(l, "ROLLBACK TO req");
         pv_exec(l, "RELEASE req");
     }
@@ -442,7 +444,6 @@ pv_status pv_ledger_issue(pv_ledger *l, const pv_ca *ca, const pv_product *prod,
         s = PV_INTERNAL;
     }
     pthread_mutex_unlock(&l->lock);
-    EVP_PKEY_free(pub);
     if (s != PV_OK) pv_identity_clear(out);
     return s;
 }
