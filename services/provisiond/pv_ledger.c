@@ -30,7 +30,11 @@
 struct pv_ledger {
     sqlite3 *db;
     pthread_mutex_t lock;
-    pthread_cond_t cond;
+    /* Each waiter has its own condition, so a request wakes only who can go
+     * on: with one condition every request's step woke every waiting thread,
+     * and the context switches cost more CPU than the database work. */
+    pthread_cond_t lead;      /* the leader: the batch's last request is done */
+    pthread_cond_t committed; /* a batch ended: its requests answer, the next joins */
     int entering;      /* requests waiting to join the open batch */
     int joined;        /* requests of the open batch not yet done with their work */
     int in_txn;        /* the batch transaction is open */
@@ -94,7 +98,8 @@ pv_ledger *pv_ledger_open(const char *path, char *err, size_t err_len)
     pv_ledger *l = calloc(1, sizeof *l);
     if (!l) return NULL;
     pthread_mutex_init(&l->lock, NULL);
-    pthread_cond_init(&l->cond, NULL);
+    pthread_cond_init(&l->lead, NULL);
+    pthread_cond_init(&l->committed, NULL);
     l->batch = 1;
     char *msg = NULL;
     if (sqlite3_open_v2(path, &l->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK ||
@@ -116,7 +121,8 @@ void pv_ledger_close(pv_ledger *l)
     for (size_t i = 0; i < sizeof l->cache / sizeof l->cache[0]; i++) sqlite3_finalize(l->cache[i].st);
     sqlite3_close(l->db);
     pthread_mutex_destroy(&l->lock);
-    pthread_cond_destroy(&l->cond);
+    pthread_cond_destroy(&l->lead);
+    pthread_cond_destroy(&l->committed);
     free(l);
 }
 
@@ -383,14 +389,13 @@ pv_status pv_ledger_issue(pv_ledger *l, const pv_ca *ca, const pv_product *prod,
     pthread_mutex_lock(&l->lock);
     /* Join the open batch, unless it is being committed or is full. */
     l->entering++;
-    while (l->committing || l->batch_size >= PV_BATCH_MAX) pthread_cond_wait(&l->cond, &l->lock);
+    while (l->committing || l->batch_size >= PV_BATCH_MAX) pthread_cond_wait(&l->committed, &l->lock);
     l->entering--;
     if (!l->in_txn) {
         if (pv_exec(l, "BEGIN IMMEDIATE") == SQLITE_OK) l->in_txn = 1;
         else snprintf(err, err_len, "ledger: %s", sqlite3_errmsg(l->db));
     }
     if (!l->in_txn) {
-        pthread_cond_broadcast(&l->cond);
         pthread_mutex_unlock(&l->lock);
         return PV_INTERNAL;
     }
@@ -417,14 +422,13 @@ pv_status pv_ledger_issue(pv_ledger *l, const pv_ca *ca, const pv_product *prod,
             s = PV_INTERNAL;
         }
     }
-    l->joined--;
-    pthread_cond_broadcast(&l->cond);
+    if (--l->joined == 0) pthread_cond_signal(&l->lead);
     if (!l->leader) {
         /* Lead: wait for every request of the batch, and for those about to
          * join while there is room, then commit for all. */
         l->leader = 1;
         while (l->joined > 0 || (l->entering > 0 && l->batch_size < PV_BATCH_MAX))
-            pthread_cond_wait(&l->cond, &l->lock);
+            pthread_cond_wait(&l->lead, &l->lock);
         l->committing = 1;
         pthread_mutex_unlock(&l->lock);
         int rc = l->poisoned ? SQLITE_ABORT : pv_exec(l, "COMMIT");
@@ -435,9 +439,9 @@ pv_status pv_ledger_issue(pv_ledger *l, const pv_ca *ca, const pv_product *prod,
         l->batch++;
         l->batch_size = 0;
         l->in_txn = l->leader = l->committing = l->poisoned = 0;
-        pthread_cond_broadcast(&l->cond);
+        pthread_cond_broadcast(&l->committed);
     } else {
-        while (l->done < mine) pthread_cond_wait(&l->cond, &l->lock);
+        while (l->done < mine) pthread_cond_wait(&l->committed, &l->lock);
     }
     if (s == PV_OK && !l->ok[mine % PV_BATCH_RING]) {
         snprintf(err, err_len, "ledger commit failed; ask again");
@@ -454,7 +458,7 @@ pv_status pv_ledger_get(pv_ledger *l, const pv_config *cfg, const char *serial, 
     (void)cfg;
     memset(out, 0, sizeof *out);
     pthread_mutex_lock(&l->lock);
-    while (l->committing) pthread_cond_wait(&l->cond, &l->lock);
+    while (l->committing) pthread_cond_wait(&l->committed, &l->lock);
     int found = pv_load_unit(l, NULL, NULL, serial, out, NULL);
     pthread_mutex_unlock(&l->lock);
     if (found == 1) return PV_OK;
@@ -498,7 +502,7 @@ long pv_ledger_audit(pv_ledger *l, const pv_config *cfg, const pv_ca *ca, FILE *
 {
     pv_audit a = {out, 0};
     pthread_mutex_lock(&l->lock);
-    while (l->committing || l->in_txn) pthread_cond_wait(&l->cond, &l->lock);
+    while (l->committing || l->in_txn) pthread_cond_wait(&l->committed, &l->lock);
     int bad = pv_exec(l, "BEGIN") != SQLITE_OK;
     /* The storage itself. */
     bad = bad || pv_audit_rows(l, &a, "integrity", "SELECT * FROM pragma_integrity_check WHERE integrity_check<>'ok'");
