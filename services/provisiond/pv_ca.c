@@ -210,15 +210,19 @@ pv_ca *pv_ca_load(const char *cert_path, const char *key_path, char *err, size_t
             goto fail;
         }
     }
+    if (!(ca->sign = EVP_MD_CTX_new()) ||
+        EVP_DigestSignInit_ex(ca->sign, NULL, "SHA256", NULL, NULL, ca->key, NULL) != 1) {
+        pv_ssl_err(err, err_len, "CA key cannot sign with SHA-256");
+        goto fail;
+    }
     EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
     OSSL_PARAM group[] = {OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)"prime256v1", 0),
                           OSSL_PARAM_END};
     int ok = pc && EVP_PKEY_fromdata_init(pc) == 1 &&
              EVP_PKEY_fromdata(pc, &ca->p256, EVP_PKEY_KEY_PARAMETERS, group) == 1;
     EVP_PKEY_CTX_free(pc);
-    if (!ok || !(ca->sign = EVP_MD_CTX_new()) ||
-        EVP_DigestSignInit_ex(ca->sign, NULL, "SHA256", NULL, NULL, ca->key, NULL) != 1) {
-        pv_ssl_err(err, err_len, "CA key cannot sign with SHA-256, or no EC P-256");
+    if (!ok) {
+        pv_ssl_err(err, err_len, "OpenSSL offers no EC P-256");
         goto fail;
     }
     return ca;
@@ -347,7 +351,8 @@ char *pv_ca_sign(const pv_ca *ca, const pv_pubkey *pub, const char *cn, const ch
     point = NULL; /* the certificate owns it */
     X509_set_issuer_name(cert, X509_get_subject_name(ca->cert));
     X509_NAME *name = X509_get_subject_name(cert);
-    if (org) X509_NAME_add_entry_by_NID(name, NID_organizationName, MBSTRING_UTF8, (const unsigned char *)org, -1, -1, 0);
+    if (org)
+        X509_NAME_add_entry_by_NID(name, NID_organizationName, MBSTRING_UTF8, (const unsigned char *)org, -1, -1, 0);
     X509_NAME_add_entry_by_NID(name, NID_commonName, MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0);
     for (int i = 0; i < PV_DEVICE_EXTS; i++)
         if (!X509_add_ext(cert, ca->ext[i], -1)) goto fail;

@@ -30,9 +30,9 @@
 struct pv_ledger {
     sqlite3 *db;
     pthread_mutex_t lock;
-    /* Each waiter has its own condition, so a request wakes only who can go
-     * on: with one condition every request's step woke every waiting thread,
-     * and the context switches cost more CPU than the database work. */
+    /* Each kind of waiter has its own condition, so a request wakes only who
+     * can go on: with one condition every request's step woke every waiting
+     * thread, which cost about as much CPU as the database work. */
     pthread_cond_t lead;      /* the leader: the batch's last request is done */
     pthread_cond_t committed; /* a batch ended: its requests answer, the next joins */
     int entering;      /* requests waiting to join the open batch */
