@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # bench.sh - builds in Release and runs every benchmark scenario against a
-# real mosquitto and the mock Kafka cluster on loopback, each figure beside a
-# raw baseline measured in the same run on the same data (absolute figures
-# drift on a shared machine; ratios much less). Medians over BENCH_REPEAT
-# runs (default 3). Prints one table and writes build/bench/results.json and
-# results.md.
+# real mosquitto, the mock Kafka cluster and provisiond on loopback, each
+# figure beside a raw baseline measured in the same run on the same data
+# (absolute figures drift on a shared machine; ratios much less). Medians
+# over BENCH_REPEAT runs (default 3). Prints one table and writes
+# build/bench/results.json and results.md.
 # Usage: deploy/bench.sh [--smoke] [--no-build]
 #   --smoke     tiny sizes, one run: checks the harness, not the figures
 set -euo pipefail
@@ -18,11 +18,11 @@ B=${LINEAGENT_BENCH_BUILD:-$ROOT/build/bench}
 if [ $BUILD = 1 ]; then
   deploy/deps.sh test
   cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release -DLINEAGENT_SANITIZE=OFF >/dev/null
-  cmake --build "$B" -j"$(nproc)" --target lineagent kafka_mock bench_spool bench_drain >/dev/null
+  cmake --build "$B" -j"$(nproc)" --target lineagent kafka_mock bench_spool bench_drain provisiond pv_load >/dev/null
 fi
 REPEAT=${BENCH_REPEAT:-3}
-N_SPOOL=200000 N_DRAIN=1000000 N_LINE=100000 N_ORDERS=2000
-if [ $SMOKE = 1 ]; then REPEAT=1 N_SPOOL=5000 N_DRAIN=5000 N_LINE=500 N_ORDERS=50; fi
+N_SPOOL=200000 N_DRAIN=1000000 N_LINE=100000 N_ORDERS=2000 N_PROV=10000
+if [ $SMOKE = 1 ]; then REPEAT=1 N_SPOOL=5000 N_DRAIN=5000 N_LINE=500 N_ORDERS=50 N_PROV=200; fi
 OUT=$B/results
 mkdir -p "$OUT"
 RAW=$OUT/raw.jsonl
@@ -43,6 +43,8 @@ for r in $(seq "$REPEAT"); do
   d=$(mktemp -d "$T/spool.XXXX"); "$B/tests/bench/bench_spool" "$d" $N_SPOOL >>"$RAW"; rm -rf "$d"
   echo "bench: run $r: backlog drain" >&2
   d=$(mktemp -d "$T/drain.XXXX"); "$B/tests/bench/bench_drain" "$B/tests/kafka_mock" "$d" $N_DRAIN >>"$RAW"; rm -rf "$d"
+  echo "bench: run $r: provisioning ($N_PROV units, 16 stations, plain HTTP and mTLS)" >&2
+  bash tests/bench/bench_provision.sh "$B/services/provisiond/provisiond" "$B/tests/pv_load" $N_PROV 16 >>"$RAW"
 done
 
 start_mosquitto

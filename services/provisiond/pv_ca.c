@@ -2,8 +2,10 @@
 #include "pv_ca.h"
 
 #include <fcntl.h>
+#include <openssl/asn1t.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -25,7 +27,54 @@ struct pv_ca {
     /* The device certificates' extensions, made once: building them (the
      * authority key id hashes the CA's encoded key) costs more than signing. */
     X509_EXTENSION *ext[PV_DEVICE_EXTS];
+    /* Signing context for the CA key and SHA-256, set up once and copied per
+     * certificate: setting one up fetches the digest and signature methods. */
+    EVP_MD_CTX *sign;
+    /* P-256 domain parameters without a key: device public keys are made
+     * from a copy of it and their point. */
+    EVP_PKEY *p256;
 };
+
+/* RFC 2986 CertificationRequest, as OpenSSL's X509_REQ but with the public
+ * key kept as its bytes (SubjectPublicKeyInfo): X509_REQ decodes the key
+ * through a decoder chain built anew for every CSR. */
+typedef struct pv_spki {
+    X509_ALGOR *algor;
+    ASN1_BIT_STRING *key;
+} pv_spki;
+
+typedef struct pv_csr_info {
+    ASN1_ENCODING enc; /* the signed bytes as received, for the verification */
+    ASN1_INTEGER *version;
+    X509_NAME *subject;
+    pv_spki *spki;
+    STACK_OF(X509_ATTRIBUTE) *attributes;
+} pv_csr_info;
+
+typedef struct pv_csr {
+    pv_csr_info *info;
+    X509_ALGOR *sig_alg;
+    ASN1_BIT_STRING *signature;
+} pv_csr;
+
+ASN1_SEQUENCE(pv_spki) = {
+    ASN1_SIMPLE(pv_spki, algor, X509_ALGOR),
+    ASN1_SIMPLE(pv_spki, key, ASN1_BIT_STRING),
+} ASN1_SEQUENCE_END(pv_spki)
+
+ASN1_SEQUENCE_enc(pv_csr_info, enc, 0) = {
+    ASN1_SIMPLE(pv_csr_info, version, ASN1_INTEGER),
+    ASN1_SIMPLE(pv_csr_info, subject, X509_NAME),
+    ASN1_SIMPLE(pv_csr_info, spki, pv_spki),
+    /* required by RFC 2986, optional here as in OpenSSL's X509_REQ_INFO */
+    ASN1_IMP_SET_OF_OPT(pv_csr_info, attributes, X509_ATTRIBUTE, 0),
+} ASN1_SEQUENCE_END_enc(pv_csr_info, pv_csr_info)
+
+ASN1_SEQUENCE(pv_csr) = {
+    ASN1_SIMPLE(pv_csr, info, pv_csr_info),
+    ASN1_SIMPLE(pv_csr, sig_alg, X509_ALGOR),
+    ASN1_SIMPLE(pv_csr, signature, ASN1_BIT_STRING),
+} ASN1_SEQUENCE_END(pv_csr)
 
 static void pv_ssl_err(char *err, size_t err_len, const char *what)
 {
@@ -161,6 +210,21 @@ pv_ca *pv_ca_load(const char *cert_path, const char *key_path, char *err, size_t
             goto fail;
         }
     }
+    if (!(ca->sign = EVP_MD_CTX_new()) ||
+        EVP_DigestSignInit_ex(ca->sign, NULL, "SHA256", NULL, NULL, ca->key, NULL) != 1) {
+        pv_ssl_err(err, err_len, "CA key cannot sign with SHA-256");
+        goto fail;
+    }
+    EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+    OSSL_PARAM group[] = {OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)"prime256v1", 0),
+                          OSSL_PARAM_END};
+    int ok = pc && EVP_PKEY_fromdata_init(pc) == 1 &&
+             EVP_PKEY_fromdata(pc, &ca->p256, EVP_PKEY_KEY_PARAMETERS, group) == 1;
+    EVP_PKEY_CTX_free(pc);
+    if (!ok) {
+        pv_ssl_err(err, err_len, "OpenSSL offers no EC P-256");
+        goto fail;
+    }
     return ca;
 fail:
     pv_ca_free(ca);
@@ -174,44 +238,80 @@ void pv_ca_free(pv_ca *ca)
     EVP_PKEY_free(ca->key);
     free(ca->pem);
     for (int i = 0; i < PV_DEVICE_EXTS; i++) X509_EXTENSION_free(ca->ext[i]);
+    EVP_MD_CTX_free(ca->sign);
+    EVP_PKEY_free(ca->p256);
     free(ca);
 }
 
 const char *pv_ca_pem(const pv_ca *ca) { return ca->pem; }
 
-static int pv_is_p256(EVP_PKEY *k)
+/* The key for pub's point (caller frees), or NULL when it is not on P-256. */
+static EVP_PKEY *pv_pubkey_load(const pv_ca *ca, const pv_pubkey *pub)
 {
-    char group[32];
-    size_t len;
-    return EVP_PKEY_is_a(k, "EC") &&
-           EVP_PKEY_get_utf8_string_param(k, "group", group, sizeof group, &len) == 1 &&
-           strcmp(group, "prime256v1") == 0;
+    EVP_PKEY *k = EVP_PKEY_dup(ca->p256);
+    if (k && EVP_PKEY_set1_encoded_public_key(k, pub->point, pub->len) != 1) {
+        EVP_PKEY_free(k);
+        k = NULL;
+    }
+    return k;
 }
 
-EVP_PKEY *pv_csr_pubkey(const char *pem, char *err, size_t err_len)
+int pv_pubkey_of(EVP_PKEY *key, pv_pubkey *out)
 {
+    return EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, out->point,
+                                           sizeof out->point, &out->len) == 1
+               ? 0
+               : -1;
+}
+
+int pv_csr_pubkey(const pv_ca *ca, const char *pem, pv_pubkey *out, char *err, size_t err_len)
+{
+    /* PEM_bytes_read_bio takes the same armour PEM_read_bio_X509_REQ does. */
     BIO *b = BIO_new_mem_buf(pem, -1);
-    X509_REQ *req = b ? PEM_read_bio_X509_REQ(b, NULL, NULL, NULL) : NULL;
+    unsigned char *der = NULL;
+    long len = 0;
+    int armoured = b && PEM_bytes_read_bio(&der, &len, NULL, PEM_STRING_X509_REQ, b, NULL, NULL) == 1;
     BIO_free(b);
-    EVP_PKEY *pub = NULL;
+    const unsigned char *p = der;
+    pv_csr *req = armoured ? (pv_csr *)ASN1_item_d2i(NULL, &p, len, ASN1_ITEM_rptr(pv_csr)) : NULL;
+    OPENSSL_free(der);
+    EVP_PKEY *key = NULL;
+    int rc = -1;
     if (!req) {
         pv_ssl_err(err, err_len, "csr does not parse as a PEM certificate request");
-        return NULL;
+        return -1;
     }
-    pub = X509_REQ_get_pubkey(req);
-    if (!pub) pv_ssl_err(err, err_len, "csr has no usable public key");
-    else if (X509_REQ_verify(req, pub) != 1) {
-        pv_ssl_err(err, err_len, "csr signature does not verify");
-        EVP_PKEY_free(pub);
-        pub = NULL;
-    } else if (!pv_is_p256(pub)) {
+    const ASN1_OBJECT *alg, *curve = NULL;
+    int ptype;
+    const void *param;
+    X509_ALGOR_get0(&alg, &ptype, &param, req->info->spki->algor);
+    if (ptype == V_ASN1_OBJECT) curve = param;
+    const ASN1_BIT_STRING *bits = req->info->spki->key;
+    if (OBJ_obj2nid(alg) != NID_X9_62_id_ecPublicKey || !curve || OBJ_obj2nid(curve) != NID_X9_62_prime256v1) {
         snprintf(err, err_len, "csr key must be EC P-256");
-        EVP_PKEY_free(pub);
-        pub = NULL;
+        goto out;
     }
-    X509_REQ_free(req);
+    if (bits->length < 1 || (size_t)bits->length > sizeof out->point) {
+        snprintf(err, err_len, "csr has no usable public key");
+        goto out;
+    }
+    memcpy(out->point, bits->data, (size_t)bits->length);
+    out->len = (size_t)bits->length;
+    if (!(key = pv_pubkey_load(ca, out))) {
+        pv_ssl_err(err, err_len, "csr has no usable public key");
+        goto out;
+    }
+    /* What X509_REQ_verify does, on the same signed bytes. */
+    if (ASN1_item_verify(ASN1_ITEM_rptr(pv_csr_info), req->sig_alg, req->signature, req->info, key) != 1) {
+        pv_ssl_err(err, err_len, "csr signature does not verify");
+        goto out;
+    }
+    rc = 0;
+out:
+    EVP_PKEY_free(key);
+    ASN1_item_free((ASN1_VALUE *)req, ASN1_ITEM_rptr(pv_csr));
     ERR_clear_error();
-    return pub;
+    return rc;
 }
 
 char *pv_key_pem(EVP_PKEY *key)
@@ -229,36 +329,48 @@ char *pv_key_pem(EVP_PKEY *key)
     return out;
 }
 
-char *pv_ca_sign(const pv_ca *ca, EVP_PKEY *pub, const char *cn, const char *org, int days,
+char *pv_ca_sign(const pv_ca *ca, const pv_pubkey *pub, const char *cn, const char *org, int days,
                  char serial_hex[41], char *err, size_t err_len)
 {
     X509 *cert = X509_new();
+    EVP_MD_CTX *sign = EVP_MD_CTX_new();
     BIO *b = NULL;
     char *out = NULL;
-    if (!cert) goto fail;
+    unsigned char *point = NULL;
+    if (!cert || !sign) goto fail;
     X509_set_version(cert, 2);
     if (pv_random_serial(cert, serial_hex)) goto fail;
     X509_gmtime_adj(X509_getm_notBefore(cert), 0);
     X509_gmtime_adj(X509_getm_notAfter(cert), (long)days * 86400);
-    X509_set_pubkey(cert, pub);
+    /* The key's bytes as they are, named-curve P-256: what X509_set_pubkey
+     * writes, without its encoder and decoder round trip. */
+    if (!(point = OPENSSL_memdup(pub->point, pub->len)) ||
+        !X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(cert), OBJ_nid2obj(NID_X9_62_id_ecPublicKey), V_ASN1_OBJECT,
+                                OBJ_nid2obj(NID_X9_62_prime256v1), point, (int)pub->len))
+        goto fail;
+    point = NULL; /* the certificate owns it */
     X509_set_issuer_name(cert, X509_get_subject_name(ca->cert));
     X509_NAME *name = X509_get_subject_name(cert);
-    if (org) X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)org, -1, -1, 0);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0);
+    if (org)
+        X509_NAME_add_entry_by_NID(name, NID_organizationName, MBSTRING_UTF8, (const unsigned char *)org, -1, -1, 0);
+    X509_NAME_add_entry_by_NID(name, NID_commonName, MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0);
     for (int i = 0; i < PV_DEVICE_EXTS; i++)
         if (!X509_add_ext(cert, ca->ext[i], -1)) goto fail;
-    if (!X509_sign(cert, ca->key, EVP_sha256())) goto fail;
+    if (!EVP_MD_CTX_copy_ex(sign, ca->sign) || X509_sign_ctx(cert, sign) <= 0) goto fail;
     char *p;
     long n;
     if (!(b = BIO_new(BIO_s_mem())) || !PEM_write_bio_X509(b, cert) || (n = BIO_get_mem_data(b, &p)) <= 0 ||
         !(out = strndup(p, (size_t)n)))
         goto fail;
     BIO_free(b);
+    EVP_MD_CTX_free(sign);
     X509_free(cert);
     return out;
 fail:
     pv_ssl_err(err, err_len, "signing the device certificate");
+    OPENSSL_free(point);
     BIO_free(b);
+    EVP_MD_CTX_free(sign);
     X509_free(cert);
     return NULL;
 }
@@ -271,11 +383,12 @@ static X509 *pv_parse_cert(const char *pem)
     return c;
 }
 
-int pv_cert_has_key(const char *pem, EVP_PKEY *pub)
+int pv_cert_has_key(const pv_ca *ca, const char *pem, const pv_pubkey *pub)
 {
     X509 *c = pv_parse_cert(pem);
-    EVP_PKEY *k = c ? X509_get0_pubkey(c) : NULL;
-    int same = k && EVP_PKEY_eq(k, pub) == 1;
+    EVP_PKEY *k = c ? X509_get0_pubkey(c) : NULL, *want = k ? pv_pubkey_load(ca, pub) : NULL;
+    int same = want && EVP_PKEY_eq(k, want) == 1;
+    EVP_PKEY_free(want);
     X509_free(c);
     ERR_clear_error();
     return same;

@@ -76,10 +76,7 @@ static int pv_handler(void *user, const char *section, const char *key, const ch
         } else if (strcmp(key, "tls_cert") == 0) pv_set(&c->tls_cert, value);
         else if (strcmp(key, "tls_key") == 0) pv_set(&c->tls_key, value);
         else if (strcmp(key, "client_ca") == 0) pv_set(&c->client_ca, value);
-        else if (strcmp(key, "threads") == 0) {
-            if (pv_int(value, 1, 64, &n)) return pv_fail(p, "threads must be 1..64");
-            c->threads = (int)n;
-        } else if (strcmp(key, "max_body") == 0) {
+        else if (strcmp(key, "max_body") == 0) {
             if (pv_int(value, 1024, 1048576, &n)) return pv_fail(p, "max_body must be 1024..1048576 bytes");
             c->max_body = n;
         } else return pv_fail(p, "unknown key %s in [server]", key);
@@ -121,7 +118,6 @@ static int pv_handler(void *user, const char *section, const char *key, const ch
 int pv_config_load(pv_config *c, const char *path, char *err, size_t err_len)
 {
     memset(c, 0, sizeof *c);
-    c->threads = 16;
     c->max_body = 16384;
     char perr[256] = "";
     pv_parse p = {c, perr, sizeof perr, 0};

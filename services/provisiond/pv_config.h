@@ -22,7 +22,6 @@ typedef struct pv_config {
     char *listen_host;     /* [server] listen = host:port */
     int listen_port;
     char *tls_cert, *tls_key, *client_ca;
-    int threads;           /* HTTP worker threads */
     long max_body;         /* bytes */
     char *ledger_path;     /* [ledger] path */
     char *ca_cert, *ca_key; /* [ca] */

@@ -299,7 +299,11 @@ pv_server *pv_http_start(const pv_config *cfg, pv_ledger *ledger, const pv_ca *c
         snprintf(err, err_len, "listen: cannot resolve %s", cfg->listen_host);
         goto fail;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    /* A thread per connection: an issuance blocks its thread until its group
+     * commit, and in a fixed pool the stations whose connections landed on
+     * the same thread (accept decides) would wait for each other. */
+    unsigned flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     if (cfg->tls_cert) {
         if (!(s->tls_cert = pv_read_file(cfg->tls_cert)) || !(s->tls_key = pv_read_file(cfg->tls_key)) ||
@@ -312,7 +316,6 @@ pv_server *pv_http_start(const pv_config *cfg, pv_ledger *ledger, const pv_ca *c
     struct MHD_OptionItem opts[] = {
         {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)pv_mhd_log, NULL},
         {MHD_OPTION_SOCK_ADDR, 0, ai->ai_addr},
-        {MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, 30, NULL},
         {MHD_OPTION_CONNECTION_LIMIT, 512, NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)pv_done, NULL},

@@ -30,7 +30,11 @@
 struct pv_ledger {
     sqlite3 *db;
     pthread_mutex_t lock;
-    pthread_cond_t cond;
+    /* Each kind of waiter has its own condition, so a request wakes only who
+     * can go on: with one condition every request's step woke every waiting
+     * thread, which cost about as much CPU as the database work. */
+    pthread_cond_t lead;      /* the leader: the batch's last request is done */
+    pthread_cond_t committed; /* a batch ended: its requests answer, the next joins */
     int entering;      /* requests waiting to join the open batch */
     int joined;        /* requests of the open batch not yet done with their work */
     int in_txn;        /* the batch transaction is open */
@@ -94,7 +98,8 @@ pv_ledger *pv_ledger_open(const char *path, char *err, size_t err_len)
     pv_ledger *l = calloc(1, sizeof *l);
     if (!l) return NULL;
     pthread_mutex_init(&l->lock, NULL);
-    pthread_cond_init(&l->cond, NULL);
+    pthread_cond_init(&l->lead, NULL);
+    pthread_cond_init(&l->committed, NULL);
     l->batch = 1;
     char *msg = NULL;
     if (sqlite3_open_v2(path, &l->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK ||
@@ -116,7 +121,8 @@ void pv_ledger_close(pv_ledger *l)
     for (size_t i = 0; i < sizeof l->cache / sizeof l->cache[0]; i++) sqlite3_finalize(l->cache[i].st);
     sqlite3_close(l->db);
     pthread_mutex_destroy(&l->lock);
-    pthread_cond_destroy(&l->cond);
+    pthread_cond_destroy(&l->lead);
+    pthread_cond_destroy(&l->committed);
     free(l);
 }
 
@@ -232,21 +238,20 @@ static int pv_record(pv_ledger *l, int64_t ms, const char *kind, const pv_reques
 
 /* Signs a certificate for the unit in id: for pub when the board sent a CSR,
  * else for a key generated here and handed back in id->private_key. */
-static int pv_certify(const pv_ca *ca, const pv_product *prod, EVP_PKEY *pub, pv_identity *id, char *err,
+static int pv_certify(const pv_ca *ca, const pv_product *prod, const pv_pubkey *pub, pv_identity *id, char *err,
                       size_t err_len)
 {
-    EVP_PKEY *gen = NULL;
+    pv_pubkey gen_pub;
     if (!pub) {
-        if (!(gen = pv_keygen()) || !(id->private_key = pv_key_pem(gen))) {
-            EVP_PKEY_free(gen);
-            return snprintf(err, err_len, "key generation failed"), -1;
-        }
-        pub = gen;
+        EVP_PKEY *gen = pv_keygen();
+        int ok = gen && (id->private_key = pv_key_pem(gen)) && pv_pubkey_of(gen, &gen_pub) == 0;
+        EVP_PKEY_free(gen); /* OpenSSL clears EC private key material when freeing it */
+        if (!ok) return snprintf(err, err_len, "key generation failed"), -1;
+        pub = &gen_pub;
     }
     free(id->certificate);
     id->certificate = pv_ca_sign(ca, pub, id->serial, prod->factory_code, prod->cert_days, id->cert_serial,
                                  err, err_len);
-    EVP_PKEY_free(gen); /* OpenSSL clears EC private key material when freeing it */
     return id->certificate ? 0 : -1;
 }
 
@@ -259,8 +264,9 @@ typedef struct pv_pending {
 
 /* Phase 1, lock held, inside the request's savepoint: find the board's
  * identity or allocate a new one (rows written, certificate to follow). */
-static pv_status pv_issue_reserve(pv_ledger *l, const pv_product *prod, const pv_request *req, EVP_PKEY *pub,
-                                  pv_identity *out, pv_pending *pend, char *err, size_t err_len)
+static pv_status pv_issue_reserve(pv_ledger *l, const pv_ca *ca, const pv_product *prod, const pv_request *req,
+                                  const pv_pubkey *pub, pv_identity *out, pv_pending *pend, char *err,
+                                  size_t err_len)
 {
     int64_t now = pv_now_ms(), seq;
     pend->now = now;
@@ -273,7 +279,7 @@ static pv_status pv_issue_reserve(pv_ledger *l, const pv_product *prod, const pv
         /* Same key (or the board kept it): the same certificate. A board that
          * lost its key gets a new certificate for the same identity, so no
          * serial, MAC or device id is ever burnt by a retry. */
-        if (pub && pv_cert_has_key(out->certificate, pub))
+        if (pub && pv_cert_has_key(ca, out->certificate, pub))
             return pv_record(l, now, "repeat", req, out) ? PV_INTERNAL : PV_OK;
         pend->sign = 1;
         pend->kind = "rekey";
@@ -374,22 +380,23 @@ pv_status pv_ledger_issue(pv_ledger *l, const pv_ca *ca, const pv_product *prod,
                           pv_identity *out, char *err, size_t err_len)
 {
     memset(out, 0, sizeof *out);
-    EVP_PKEY *pub = NULL;
-    if (req->csr && !(pub = pv_csr_pubkey(req->csr, err, err_len))) return PV_BAD_REQUEST;
+    pv_pubkey csr_key, *pub = NULL;
+    if (req->csr) {
+        if (pv_csr_pubkey(ca, req->csr, &csr_key, err, err_len)) return PV_BAD_REQUEST;
+        pub = &csr_key;
+    }
     pv_status s = PV_INTERNAL;
     pthread_mutex_lock(&l->lock);
     /* Join the open batch, unless it is being committed or is full. */
     l->entering++;
-    while (l->committing || l->batch_size >= PV_BATCH_MAX) pthread_cond_wait(&l->cond, &l->lock);
+    while (l->committing || l->batch_size >= PV_BATCH_MAX) pthread_cond_wait(&l->committed, &l->lock);
     l->entering--;
     if (!l->in_txn) {
         if (pv_exec(l, "BEGIN IMMEDIATE") == SQLITE_OK) l->in_txn = 1;
         else snprintf(err, err_len, "ledger: %s", sqlite3_errmsg(l->db));
     }
     if (!l->in_txn) {
-        pthread_cond_broadcast(&l->cond);
         pthread_mutex_unlock(&l->lock);
-        EVP_PKEY_free(pub);
         return PV_INTERNAL;
     }
     l->joined++;
@@ -399,7 +406,7 @@ pv_status pv_ledger_issue(pv_ledger *l, const pv_ca *ca, const pv_product *prod,
     if (pv_exec(l, "SAVEPOINT req") != SQLITE_OK) {
         snprintf(err, err_len, "ledger: %s", sqlite3_errmsg(l->db));
     } else {
-        s = pv_issue_reserve(l, prod, req, pub, out, &pend, err, err_len);
+        s = pv_issue_reserve(l, ca, prod, req, pub, out, &pend, err, err_len);
         if (s != PV_OK) pv_exec(l, "ROLLBACK TO req");
         pv_exec(l, "RELEASE req");
     }
@@ -415,14 +422,13 @@ pv_status pv_ledger_issue(pv_ledger *l, const pv_ca *ca, const pv_product *prod,
             s = PV_INTERNAL;
         }
     }
-    l->joined--;
-    pthread_cond_broadcast(&l->cond);
+    if (--l->joined == 0) pthread_cond_signal(&l->lead);
     if (!l->leader) {
         /* Lead: wait for every request of the batch, and for those about to
          * join while there is room, then commit for all. */
         l->leader = 1;
         while (l->joined > 0 || (l->entering > 0 && l->batch_size < PV_BATCH_MAX))
-            pthread_cond_wait(&l->cond, &l->lock);
+            pthread_cond_wait(&l->lead, &l->lock);
         l->committing = 1;
         pthread_mutex_unlock(&l->lock);
         int rc = l->poisoned ? SQLITE_ABORT : pv_exec(l, "COMMIT");
@@ -433,16 +439,15 @@ pv_status pv_ledger_issue(pv_ledger *l, const pv_ca *ca, const pv_product *prod,
         l->batch++;
         l->batch_size = 0;
         l->in_txn = l->leader = l->committing = l->poisoned = 0;
-        pthread_cond_broadcast(&l->cond);
+        pthread_cond_broadcast(&l->committed);
     } else {
-        while (l->done < mine) pthread_cond_wait(&l->cond, &l->lock);
+        while (l->done < mine) pthread_cond_wait(&l->committed, &l->lock);
     }
     if (s == PV_OK && !l->ok[mine % PV_BATCH_RING]) {
         snprintf(err, err_len, "ledger commit failed; ask again");
         s = PV_INTERNAL;
     }
     pthread_mutex_unlock(&l->lock);
-    EVP_PKEY_free(pub);
     if (s != PV_OK) pv_identity_clear(out);
     return s;
 }
@@ -453,7 +458,7 @@ pv_status pv_ledger_get(pv_ledger *l, const pv_config *cfg, const char *serial, 
     (void)cfg;
     memset(out, 0, sizeof *out);
     pthread_mutex_lock(&l->lock);
-    while (l->committing) pthread_cond_wait(&l->cond, &l->lock);
+    while (l->committing) pthread_cond_wait(&l->committed, &l->lock);
     int found = pv_load_unit(l, NULL, NULL, serial, out, NULL);
     pthread_mutex_unlock(&l->lock);
     if (found == 1) return PV_OK;
@@ -497,7 +502,7 @@ long pv_ledger_audit(pv_ledger *l, const pv_config *cfg, const pv_ca *ca, FILE *
 {
     pv_audit a = {out, 0};
     pthread_mutex_lock(&l->lock);
-    while (l->committing || l->in_txn) pthread_cond_wait(&l->cond, &l->lock);
+    while (l->committing || l->in_txn) pthread_cond_wait(&l->committed, &l->lock);
     int bad = pv_exec(l, "BEGIN") != SQLITE_OK;
     /* The storage itself. */
     bad = bad || pv_audit_rows(l, &a, "integrity", "SELECT * FROM pragma_integrity_check WHERE integrity_check<>'ok'");

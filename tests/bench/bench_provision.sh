@@ -2,13 +2,17 @@
 # bench_provision.sh - issuances per second through the agent's provisioning
 # client (agent/provision_client.c via tests/tools/pv_load: keep-alive, one
 # client per station thread) against provisiond signing a CSR per unit with
-# ECDSA P-256, over plain HTTP on loopback and over mutual TLS; printed beside
-# bare OpenSSL ECDSA P-256 signing measured in the same run.
+# ECDSA P-256, over plain HTTP on loopback and over mutual TLS. Prints one
+# benchmark result line per mode on stdout (bench_util.h; deploy/bench.sh
+# collects them), each beside bare OpenSSL X509_sign of an issued certificate
+# on every core, measured in the same run; progress and CPU per issuance of
+# client and server on stderr. Fails when an issuance fails or the audit
+# finds anything.
 # usage: bench_provision.sh PROVISIOND PV_LOAD [UNITS] [CLIENTS]
 set -euo pipefail
 PROVISIOND=$(readlink -f "$1")
 PV_LOAD=$(readlink -f "$2")
-N=${3:-5000}
+N=${3:-10000}
 C=${4:-16}
 W=$(mktemp -d /tmp/bench-provision.XXXXXX)
 PID=""
@@ -29,8 +33,10 @@ trap cleanup EXIT
      -out $name.pem 2>/dev/null
  done)
 
-run() { # run MODE(plain|mtls)
-  local mode=$1 tls=""
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+run() { # run MODE(plain|mtls) SCENARIO
+  local mode=$1 scenario=$2 tls=""
   rm -f "$W"/ledger.db*
   [ "$mode" = mtls ] && tls="tls_cert = $W/server.pem
 tls_key = $W/server.key
@@ -60,12 +66,18 @@ CONF
   [ -n "$port" ] || { echo "bench_provision: provisiond did not start:" >&2; cat "$W/serve.log" >&2; exit 1; }
   local args=() scheme=http
   [ "$mode" = mtls ] && { scheme=https; args=(--ca "$W/tlsca.pem" --cert "$W/station.pem" --key "$W/station.key"); }
-  echo "-- $mode: $N units, $C keep-alive clients, CSRs made beforehand (the board makes them on a line)"
+  echo "bench_provision: $mode: $N units, $C keep-alive clients, CSRs made beforehand (the board makes them on a line)" >&2
+  # The server's CPU from its start on: idle until the first request.
   "$PV_LOAD" "$scheme://127.0.0.1:$port" "$N" "$C" "$W/out.txt" --product BENCH --pregen "${args[@]}" \
-    $([ "$mode" = plain ] && echo --bench)
+    --bench "$scenario" >"$W/load.out" || { cat "$W/load.out" >&2; exit 1; }
+  local ticks
+  ticks=$(cpu_ticks "$PID")
+  grep -v '^{' "$W/load.out" | sed 's/^/bench_provision: /' >&2
+  echo "bench_provision: server CPU $((ticks * 1000000 / $(getconf CLK_TCK) / N)) us per issuance" >&2
+  grep '^{' "$W/load.out"
   kill "$PID"; wait "$PID" || true; PID=""
-  "$PROVISIOND" audit -c "$W/pv.conf" | tail -1
+  "$PROVISIOND" audit -c "$W/pv.conf" >"$W/audit.out" || { cat "$W/audit.out" >&2; exit 1; }
 }
-echo "bench_provision: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-run plain
-run mtls
+echo "bench_provision: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+run plain "provisioning, plain HTTP"
+run mtls "provisioning, mTLS"

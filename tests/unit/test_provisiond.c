@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -128,12 +129,12 @@ static void test_config(void **s)
     pv_config_free(&c);
 }
 
-static char *make_csr(EVP_PKEY **keep)
+/* A PEM CSR for k, signed by signer (k itself for a good one). */
+static char *csr_of(EVP_PKEY *k, EVP_PKEY *signer)
 {
-    EVP_PKEY *k = EVP_EC_gen("P-256");
     X509_REQ *r = X509_REQ_new();
     X509_REQ_set_pubkey(r, k);
-    X509_REQ_sign(r, k, EVP_sha256());
+    X509_REQ_sign(r, signer, EVP_sha256());
     BIO *b = BIO_new(BIO_s_mem());
     PEM_write_bio_X509_REQ(b, r);
     char *p;
@@ -141,6 +142,13 @@ static char *make_csr(EVP_PKEY **keep)
     char *out = strndup(p, (size_t)n);
     BIO_free(b);
     X509_REQ_free(r);
+    return out;
+}
+
+static char *make_csr(EVP_PKEY **keep)
+{
+    EVP_PKEY *k = EVP_EC_gen("P-256");
+    char *out = csr_of(k, k);
     if (keep) *keep = k;
     else EVP_PKEY_free(k);
     return out;
@@ -215,7 +223,9 @@ static void test_ledger_issue(void **s)
     assert_null(a.private_key);
     assert_int_equal(a.mac_count, 2);
     assert_true(a.mac_first == 0x020000000000ull);
-    assert_true(pv_cert_has_key(a.certificate, k));
+    pv_pubkey kp;
+    assert_int_equal(pv_pubkey_of(k, &kp), 0);
+    assert_true(pv_cert_has_key(f.ca, a.certificate, &kp));
     /* The same board again: the same identity and the same certificate. */
     assert_int_equal(issue(&f, "B1", csr, &b), PV_OK);
     assert_true(b.reused);
@@ -268,6 +278,53 @@ static void test_ledger_issue(void **s)
     fx_close(&f);
 }
 
+/* CSR keys: P-256 in either point encoding is taken as it is and certified;
+ * another curve, a broken signature or no CSR at all is refused with why. */
+static void test_csr_keys(void **s)
+{
+    fixture f;
+    fx_open(&f);
+    char err[256];
+    pv_pubkey got, want;
+    EVP_PKEY *k = EVP_EC_gen("P-256");
+    char *csr = csr_of(k, k);
+    assert_int_equal(pv_csr_pubkey(f.ca, csr, &got, err, sizeof err), 0);
+    assert_int_equal(pv_pubkey_of(k, &want), 0);
+    assert_int_equal(got.len, 65);
+    assert_memory_equal(got.point, want.point, 65);
+    free(csr);
+    /* compressed: the certificate carries the same 33 bytes, and is the same key */
+    assert_int_equal(EVP_PKEY_set_utf8_string_param(k, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, "compressed"), 1);
+    csr = csr_of(k, k);
+    assert_int_equal(pv_csr_pubkey(f.ca, csr, &got, err, sizeof err), 0);
+    assert_int_equal(got.len, 33);
+    char serial[41];
+    char *cert = pv_ca_sign(f.ca, &got, "S1", "F1", 10, serial, err, sizeof err);
+    assert_non_null(cert);
+    assert_true(pv_cert_has_key(f.ca, cert, &want));
+    assert_int_equal(pv_ca_check_cert(f.ca, cert, "S1", serial, err, sizeof err), 0);
+    free(cert);
+    free(csr);
+    /* the signature must be the key's own */
+    EVP_PKEY *other = EVP_EC_gen("P-256");
+    csr = csr_of(k, other);
+    assert_int_equal(pv_csr_pubkey(f.ca, csr, &got, err, sizeof err), -1);
+    assert_non_null(strstr(err, "does not verify"));
+    free(csr);
+    EVP_PKEY_free(other);
+    EVP_PKEY_free(k);
+    k = EVP_EC_gen("P-384");
+    csr = csr_of(k, k);
+    assert_int_equal(pv_csr_pubkey(f.ca, csr, &got, err, sizeof err), -1);
+    assert_string_equal(err, "csr key must be EC P-256");
+    free(csr);
+    EVP_PKEY_free(k);
+    const char *junk = "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n";
+    assert_int_equal(pv_csr_pubkey(f.ca, junk, &got, err, sizeof err), -1);
+    assert_non_null(strstr(err, "does not parse"));
+    fx_close(&f);
+}
+
 /* Issues a few units, applies one corruption with the sqlite3 API behind the
  * server's back, and expects the audit to find it. */
 static void corrupt_and_audit(const char *sql)
@@ -316,6 +373,7 @@ int main(void)
         cmocka_unit_test(test_mac),
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_ledger_issue),
+        cmocka_unit_test(test_csr_keys),
         cmocka_unit_test(test_audit_finds_corruption),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
