@@ -16,6 +16,7 @@
  * never lost. */
 #include "kafka_out.h"
 
+#include <errno.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <pthread.h>
@@ -23,7 +24,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ack_window.h"
 #include "event.h"
@@ -35,6 +39,11 @@
 /* Marking delivered is an fsync'ed transaction: at most this often while
  * events are in flight (at once when none are). */
 #define KAFKA_MARK_MS 50
+/* Forwarding is background work: the line's stations must not wait for a
+ * CPU behind a backlog drain. The forwarder and librdkafka's threads (which
+ * inherit the nice value of the thread that creates the producer) run this
+ * much nicer than the rest of the agent. */
+#define KAFKA_NICE 5
 #define KAFKA_EMBEDDED_PARTITIONS 4
 /* Seqs produced ahead of the oldest unacknowledged one, at most: bounds the
  * bitmap (128 KiB) and what a crash may send twice. */
@@ -100,6 +109,13 @@ static int ko_set(rd_kafka_conf_t *conf, const char *k, const char *v, char *err
 {
     if (rd_kafka_conf_set(conf, k, v, err, err_len) != RD_KAFKA_CONF_OK) return -1;
     return 0;
+}
+
+/* Lowers this thread's priority only (Linux: nice is per thread). */
+static void ko_nice(void)
+{
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), KAFKA_NICE) != 0)
+        log_warn("kafka: cannot lower the forwarder's priority: %s", strerror(errno));
 }
 
 static rd_kafka_t *ko_producer_new(kafka_out *ko, char *err, size_t err_len)
@@ -239,6 +255,7 @@ static void ko_recreate(kafka_out *ko)
 static void *ko_main(void *arg)
 {
     kafka_out *ko = arg;
+    ko_nice();
     for (;;) {
         if (atomic_load(&ko->fatal)) ko_recreate(ko);
         if (ko->rewind && ko->in_flight == 0) {
@@ -273,6 +290,22 @@ static void *ko_main(void *arg)
     return NULL;
 }
 
+typedef struct ko_create_args {
+    kafka_out *ko;
+    char *err;
+    size_t err_len;
+} ko_create_args;
+
+/* Creates the producer from a thread of nice KAFKA_NICE, so that the
+ * threads librdkafka starts inherit it. */
+static void *ko_create_niced(void *arg)
+{
+    ko_create_args *a = arg;
+    ko_nice();
+    a->ko->rk = ko_producer_new(a->ko, a->err, a->err_len);
+    return NULL;
+}
+
 kafka_out *kafka_out_start(const config *cfg, char *err, size_t err_len)
 {
     kafka_out *ko = calloc(1, sizeof *ko);
@@ -297,7 +330,11 @@ kafka_out *kafka_out_start(const config *cfg, char *err, size_t err_len)
         snprintf(err, err_len, "out of memory");
         goto fail;
     }
-    if (!(ko->rk = ko_producer_new(ko, err, err_len))) goto fail;
+    ko_create_args ca = {ko, err, err_len};
+    pthread_t creator;
+    pthread_create(&creator, NULL, ko_create_niced, &ca);
+    pthread_join(creator, NULL);
+    if (!ko->rk) goto fail;
     pthread_create(&ko->thread, NULL, ko_main, ko);
     pthread_setname_np(ko->thread, "la-forwarder"); /* for top -H and perf */
     return ko;

@@ -137,11 +137,14 @@ for r in $(seq "$REPEAT"); do
   kill $spid; kill -TERM $apid; wait $apid || true
 done
 
-# One row per scenario: medians of figure and baseline.
+# One row per scenario: medians of figure, baseline and ratio. The ratio is
+# the median of each run's own ratio (figure and baseline of the same run),
+# not a ratio of medians taken from different runs.
 jq -s 'group_by(.scenario) | map({scenario: .[0].scenario, unit: .[0].unit, target: .[0].target, note: .[0].note,
         runs: length, figure: (map(.figure) | sort | .[length/2|floor]),
-        baseline: (map(.baseline) | sort | .[length/2|floor])})
-       | map(. + {ratio: (if .baseline > 0 then .figure / .baseline else null end)})' "$RAW" >"$OUT/results.json"
+        baseline: (map(.baseline) | sort | .[length/2|floor]),
+        ratio: (if .[0].baseline > 0 then (map(.figure / .baseline) | sort | .[length/2|floor]) else null end)})' \
+  "$RAW" >"$OUT/results.json"
 {
   echo "| scenario | figure | baseline | ratio | target | note |"
   echo "|---|---|---|---|---|---|"
