@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -156,6 +157,10 @@ int main(int argc, char **argv)
     }
     int n = argc > 3 ? atoi(argv[3]) : 1000000;
     log_set_level(LL_WARN);
+    /* The agent's producer runs at nice 5 (kafka_out.c); so do the bare
+     * producer and the mock cluster (forked below), as before: both
+     * producers then compete with the cluster on equal terms. */
+    if (setpriority(PRIO_PROCESS, 0, 5) != 0) perror("setpriority");
     char path[2][512];
     const char *bootstrap = start_mock(argv[1]);
     for (int i = 0; i < 2; i++) {
