@@ -167,6 +167,8 @@ int main(int argc, char **argv)
         snprintf(path[i], sizeof path[i], "%s/drain%d.db", argv[2], i);
         fill(path[i], n);
     }
+    /* Written back now, not by the kernel's flusher during a timed run. */
+    sync();
     long rss_before = bench_peak_rss_kb();
     double agent1 = drain_with_agent(path[0], bootstrap, n);
     /* before the baseline, whose samples are all in memory at once */
