@@ -111,10 +111,14 @@ static int ko_set(rd_kafka_conf_t *conf, const char *k, const char *v, char *err
     return 0;
 }
 
-/* Lowers this thread's priority only (Linux: nice is per thread). */
+/* Lowers this thread's priority only (Linux: nice is per thread),
+ * relative to whatever the agent was started with. */
 static void ko_nice(void)
 {
-    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), KAFKA_NICE) != 0)
+    id_t tid = (id_t)syscall(SYS_gettid);
+    errno = 0;
+    int nice = getpriority(PRIO_PROCESS, tid); /* -1 is a valid value */
+    if ((nice == -1 && errno) || setpriority(PRIO_PROCESS, tid, nice + KAFKA_NICE) != 0)
         log_warn("kafka: cannot lower the forwarder's priority: %s", strerror(errno));
 }
 
@@ -332,7 +336,10 @@ kafka_out *kafka_out_start(const config *cfg, char *err, size_t err_len)
     }
     ko_create_args ca = {ko, err, err_len};
     pthread_t creator;
-    pthread_create(&creator, NULL, ko_create_niced, &ca);
+    if (pthread_create(&creator, NULL, ko_create_niced, &ca) != 0) {
+        snprintf(err, err_len, "cannot start a thread");
+        goto fail;
+    }
     pthread_join(creator, NULL);
     if (!ko->rk) goto fail;
     pthread_create(&ko->thread, NULL, ko_main, ko);
