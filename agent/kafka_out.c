@@ -219,11 +219,13 @@ static void ko_fill(kafka_out *ko)
     }
 }
 
-static void ko_mark(kafka_out *ko)
+/* force: mark now, even within KAFKA_MARK_MS of the last mark (at stop). */
+static void ko_mark(kafka_out *ko, int force)
 {
     uint64_t upto = ack_window_base(ko->acks) - 1;
     int64_t now = event_now_ms();
-    if (upto == ko->marked || (ko->in_flight && now - ko->marked_ms < KAFKA_MARK_MS)) return;
+    if (upto == ko->marked) return;
+    if (!force && ko->in_flight && now - ko->marked_ms < KAFKA_MARK_MS) return;
     ko->marked_ms = now;
     /* Not marked means sent again after a restart: a duplicate, never a
      * loss. The next mark tries again. */
@@ -272,7 +274,7 @@ static void *ko_main(void *arg)
         }
         if (!ko->rewind) ko_fill(ko);
         rd_kafka_poll(ko->rk, ko->in_flight ? 20 : 0);
-        ko_mark(ko);
+        ko_mark(ko, 0);
         pthread_mutex_lock(&ko->lock);
         if (ko->stopping) {
             pthread_mutex_unlock(&ko->lock);
@@ -394,8 +396,7 @@ void kafka_out_stop(kafka_out *ko)
      * wait, the next start sends them again. */
     rd_kafka_purge(ko->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     rd_kafka_poll(ko->rk, 0);
-    ko->marked_ms = 0; /* this last mark is not put off */
-    ko_mark(ko);
+    ko_mark(ko, 1);
     rd_kafka_destroy(ko->rk);
     spool_close(ko->sp);
     if (ko->mock) rd_kafka_mock_cluster_destroy(ko->mock);

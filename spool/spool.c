@@ -34,13 +34,16 @@
  * upto_seq reaches it. */
 #define STR_(x) #x
 #define STR(x) STR_(x)
+/* In the schema and in the migration from version 1 alike. */
+#define DELIVERIES_TABLE \
+    "CREATE TABLE IF NOT EXISTS deliveries(upto_seq INTEGER PRIMARY KEY, delivered_ms INTEGER NOT NULL);"
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
     "INSERT OR IGNORE INTO meta(name, value) VALUES('next_seq', 1);"
     "INSERT OR IGNORE INTO meta(name, value) VALUES('delivered_upto', 0);"
     "CREATE TABLE IF NOT EXISTS events(seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE,"
     " key TEXT NOT NULL, type TEXT NOT NULL, time_ms INTEGER NOT NULL, payload BLOB NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS deliveries(upto_seq INTEGER PRIMARY KEY, delivered_ms INTEGER NOT NULL);"
+    DELIVERIES_TABLE
     /* AUTOINCREMENT: ids are never reused, so an after_id cursor stays valid. */
     "CREATE TABLE IF NOT EXISTS inbox(id INTEGER PRIMARY KEY AUTOINCREMENT,"
     " received_ms INTEGER NOT NULL, payload BLOB, original_len INTEGER NOT NULL);"
@@ -71,9 +74,9 @@ static const char migrate_v1_sql[] =
     "INSERT OR IGNORE INTO meta(name, value) VALUES('delivered_upto',"
     " coalesce((SELECT min(seq) FROM events WHERE delivered_ms IS NULL),"
     " (SELECT value FROM meta WHERE name = 'next_seq')) - 1);"
-    "CREATE TABLE deliveries(upto_seq INTEGER PRIMARY KEY, delivered_ms INTEGER NOT NULL);"
+    DELIVERIES_TABLE
     "INSERT INTO deliveries(upto_seq, delivered_ms) SELECT max(seq), delivered_ms FROM events"
-    " WHERE seq <= (SELECT value FROM meta WHERE name = 'delivered_upto') GROUP BY delivered_ms;"
+    " WHERE seq <= " SPOOL_WATERMARK " GROUP BY delivered_ms;"
     "DROP INDEX events_pending;"
     "ALTER TABLE events DROP COLUMN delivered_ms;"
     "PRAGMA user_version = " STR(SPOOL_SCHEMA_VERSION) ";";
