@@ -53,12 +53,14 @@ struct kafka_out {
     const config *cfg;
     spool *sp;
     rd_kafka_t *rk;
+    rd_kafka_topic_t *rkt; /* looked up once, not by name per message */
     rd_kafka_t *mock_host; /* owns the embedded mock cluster */
     rd_kafka_mock_cluster_t *mock;
     char *bootstrap;
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t cond;
+    pthread_cond_t marked_cond; /* broadcast after each mark, for kafka_out_drain */
     int kicked, stopping;
     /* forwarder thread state */
     uint64_t cursor;      /* highest seq handed to librdkafka */
@@ -122,7 +124,8 @@ static void ko_nice(void)
         log_warn("kafka: cannot lower the forwarder's priority: %s", strerror(errno));
 }
 
-static rd_kafka_t *ko_producer_new(kafka_out *ko, char *err, size_t err_len)
+/* Creates ko->rk and its topic handle ko->rkt; 0 or -1 with err set. */
+static int ko_producer_open(kafka_out *ko, char *err, size_t err_len)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     /* Defaults the delivery contract rests on; config may add, not weaken. */
@@ -143,11 +146,26 @@ static rd_kafka_t *ko_producer_new(kafka_out *ko, char *err, size_t err_len)
     rd_kafka_conf_set_dr_msg_cb(conf, ko_dr_cb);
     rd_kafka_conf_set_error_cb(conf, ko_error_cb);
     rd_kafka_conf_set_log_cb(conf, ko_log_cb);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, err_len);
-    if (rk) return rk; /* conf now belongs to rk; on failure it is still ours */
+    ko->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, err_len);
+    if (!ko->rk) goto fail; /* conf is still ours; on success it belongs to rk */
+    if (!(ko->rkt = rd_kafka_topic_new(ko->rk, ko->cfg->kafka_topic, NULL))) {
+        snprintf(err, err_len, "topic %s: %s", ko->cfg->kafka_topic, rd_kafka_err2str(rd_kafka_last_error()));
+        rd_kafka_destroy(ko->rk);
+        ko->rk = NULL;
+        return -1;
+    }
+    return 0;
 fail:
     rd_kafka_conf_destroy(conf);
-    return NULL;
+    return -1;
+}
+
+static void ko_producer_close(kafka_out *ko)
+{
+    rd_kafka_topic_destroy(ko->rkt);
+    rd_kafka_destroy(ko->rk);
+    ko->rkt = NULL;
+    ko->rk = NULL;
 }
 
 static int ko_start_embedded(kafka_out *ko, char *err, size_t err_len)
@@ -187,9 +205,12 @@ static int ko_produce_one(void *ud, const spool_event *ev)
         ko->cursor = ev->seq;
         return 0;
     }
+    /* The record's timestamp is the event's time, not the time it was sent:
+     * a backlog replayed after an outage keeps when things happened. */
     rd_kafka_resp_err_t e = rd_kafka_producev(
-        ko->rk, RD_KAFKA_V_TOPIC(ko->cfg->kafka_topic), RD_KAFKA_V_KEY(ev->key, strlen(ev->key)),
+        ko->rk, RD_KAFKA_V_RKT(ko->rkt), RD_KAFKA_V_KEY(ev->key, strlen(ev->key)),
         RD_KAFKA_V_VALUE((void *)ev->payload, ev->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_TIMESTAMP(ev->time_ms),
         RD_KAFKA_V_HEADER("event_type", ev->type, -1), RD_KAFKA_V_HEADER("event_id", ev->event_id, -1),
         RD_KAFKA_V_OPAQUE((void *)(uintptr_t)ev->seq), RD_KAFKA_V_END);
     if (e) {
@@ -219,6 +240,17 @@ static void ko_fill(kafka_out *ko)
     }
 }
 
+/* Waits on c (ko->lock held) for at most ms. */
+static void ko_wait(kafka_out *ko, pthread_cond_t *c, long ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += ms * 1000000L;
+    ts.tv_sec += ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    pthread_cond_timedwait(c, &ko->lock, &ts);
+}
+
 /* force: mark now, even within KAFKA_MARK_MS of the last mark (at stop). */
 static void ko_mark(kafka_out *ko, int force)
 {
@@ -229,9 +261,12 @@ static void ko_mark(kafka_out *ko, int force)
     ko->marked_ms = now;
     /* Not marked means sent again after a restart: a duplicate, never a
      * loss. The next mark tries again. */
-    if (spool_mark_delivered(ko->sp, upto, now) == 0)
+    if (spool_mark_delivered(ko->sp, upto, now) == 0) {
         ko->marked = upto;
-    else
+        pthread_mutex_lock(&ko->lock);
+        pthread_cond_broadcast(&ko->marked_cond);
+        pthread_mutex_unlock(&ko->lock);
+    } else
         log_error("kafka: marking events up to seq %llu delivered: %s", (unsigned long long)upto,
                   spool_errmsg(ko->sp));
 }
@@ -242,16 +277,12 @@ static void ko_recreate(kafka_out *ko)
      * for them, so they are resent from the spool in order. */
     rd_kafka_purge(ko->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     rd_kafka_poll(ko->rk, 0);
-    rd_kafka_destroy(ko->rk);
+    ko_producer_close(ko);
     char err[512];
-    ko->rk = NULL;
-    while (!ko->rk) {
-        ko->rk = ko_producer_new(ko, err, sizeof err);
-        if (!ko->rk) {
-            log_error("kafka: cannot recreate producer: %s", err);
-            struct timespec ts = {1, 0};
-            nanosleep(&ts, NULL);
-        }
+    while (ko_producer_open(ko, err, sizeof err) != 0) {
+        log_error("kafka: cannot recreate producer: %s", err);
+        struct timespec ts = {1, 0};
+        nanosleep(&ts, NULL);
     }
     atomic_store(&ko->fatal, 0);
     ko->in_flight = 0;
@@ -280,16 +311,7 @@ static void *ko_main(void *arg)
             pthread_mutex_unlock(&ko->lock);
             break;
         }
-        if (!ko->in_flight && !ko->kicked) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 100 * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&ko->cond, &ko->lock, &ts);
-        }
+        if (!ko->in_flight && !ko->kicked) ko_wait(ko, &ko->cond, 100);
         ko->kicked = 0;
         pthread_mutex_unlock(&ko->lock);
     }
@@ -308,7 +330,7 @@ static void *ko_create_niced(void *arg)
 {
     ko_create_args *a = arg;
     ko_nice();
-    a->ko->rk = ko_producer_new(a->ko, a->err, a->err_len);
+    ko_producer_open(a->ko, a->err, a->err_len);
     return NULL;
 }
 
@@ -318,6 +340,7 @@ kafka_out *kafka_out_start(const config *cfg, char *err, size_t err_len)
     ko->cfg = cfg;
     pthread_mutex_init(&ko->lock, NULL);
     pthread_cond_init(&ko->cond, NULL);
+    pthread_cond_init(&ko->marked_cond, NULL);
     const char *bs = config_kafka_get(cfg, "bootstrap.servers");
     if (strcmp(bs, "embedded") == 0) {
         if (ko_start_embedded(ko, err, err_len)) goto fail;
@@ -377,8 +400,11 @@ int64_t kafka_out_drain(kafka_out *ko, spool *sp, int timeout_ms)
         clock_gettime(CLOCK_MONOTONIC, &now);
         long ms = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
         if (ms >= timeout_ms) return spool_pending_count(sp);
-        struct timespec ts = {0, 20 * 1000000L};
-        nanosleep(&ts, NULL);
+        /* Woken by the forwarder's next mark; the timeout covers a mark
+         * made between the probe and the wait. */
+        pthread_mutex_lock(&ko->lock);
+        ko_wait(ko, &ko->marked_cond, 20);
+        pthread_mutex_unlock(&ko->lock);
     }
 }
 
@@ -397,7 +423,7 @@ void kafka_out_stop(kafka_out *ko)
     rd_kafka_purge(ko->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     rd_kafka_poll(ko->rk, 0);
     ko_mark(ko, 1);
-    rd_kafka_destroy(ko->rk);
+    ko_producer_close(ko);
     spool_close(ko->sp);
     if (ko->mock) rd_kafka_mock_cluster_destroy(ko->mock);
     if (ko->mock_host) rd_kafka_destroy(ko->mock_host);
@@ -405,5 +431,6 @@ void kafka_out_stop(kafka_out *ko)
     ack_window_free(ko->acks);
     pthread_mutex_destroy(&ko->lock);
     pthread_cond_destroy(&ko->cond);
+    pthread_cond_destroy(&ko->marked_cond);
     free(ko);
 }

@@ -350,6 +350,9 @@ static json_t *trace_reader_event_json(const TraceEvent *ev, const rd_kafka_mess
     }
     json_object_set_new(kafka, "partition", json_integer(m->partition));
     json_object_set_new(kafka, "offset", json_integer(m->offset));
+    rd_kafka_timestamp_type_t ts_type;
+    int64_t ts = rd_kafka_message_timestamp(m, &ts_type);
+    json_object_set_new(kafka, "timestamp", ts_type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? json_null() : json_integer(ts));
     json_object_set_new(kafka, "key", trace_reader_bytes_json(m->key, m->key_len));
     json_object_set_new(kafka, "headers", headers);
     json_object_set_new(obj, "kafka", kafka);

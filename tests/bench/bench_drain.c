@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -30,6 +31,7 @@ static char *start_mock(const char *exe)
     if (pipe(in) || pipe(out)) exit(1);
     mock_pid = fork();
     if (mock_pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* no orphaned cluster if the bench exits early */
         dup2(in[0], 0);
         dup2(out[1], 1);
         close(in[1]);

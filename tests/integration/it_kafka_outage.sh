@@ -25,3 +25,7 @@ check_integrity
 jq -s -e 'map(select(.lotId=="LOT-O")) | sort_by(.kafka.offset) | map(.seq) as $s | $s == ($s | sort)' \
   "$T/events.jsonl" >/dev/null || fail "lot events out of order after the drain"
 pass "all $QTY units in Kafka, lot order kept"
+# Replayed late, yet each record carries the time its event happened.
+jq -s -e 'length > 0 and all(.kafka.timestamp == (.timeMs | tonumber))' "$T/events.jsonl" >/dev/null \
+  || fail "Kafka record timestamps are not the events' times"
+pass "Kafka record timestamps are the events' times, not the replay's"
