@@ -101,7 +101,7 @@ int main(int argc, char **argv)
     double agent1 = run_agent_path(path[1], n);
     double agent2 = run_agent_path(path[2], n);
     double raw2 = run_raw_sqlite(path[3], n);
-    double raw = bench_rate_of_two(raw1, raw2), agent = bench_rate_of_two(agent1, agent2);
+    double raw = bench_rate_of_runs((double[]){raw1, raw2}, 2), agent = bench_rate_of_runs((double[]){agent1, agent2}, 2);
     char note[128];
     snprintf(note, sizeof note, "%d events, %d per transaction, synchronous=FULL; runs raw, agent, agent, raw", n, BATCH);
     bench_report("spool ingest", agent, "events/s", raw, ">= 50000/s, ratio >= 0.8", note);

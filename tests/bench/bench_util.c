@@ -91,4 +91,9 @@ void bench_report(const char *scenario, double figure, const char *unit, double 
     fflush(stdout);
 }
 
-double bench_rate_of_two(double rate1, double rate2) { return 2 / (1 / rate1 + 1 / rate2); }
+double bench_rate_of_runs(const double *rates, int n)
+{
+    double t = 0;
+    for (int i = 0; i < n; i++) t += 1 / rates[i];
+    return n / t;
+}

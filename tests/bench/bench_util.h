@@ -9,11 +9,11 @@
 
 double bench_now(void);     /* seconds, monotonic */
 long bench_peak_rss_kb(void); /* VmHWM of this process */
-/* Scenario and baseline run in the order A B B A, each twice on the same
- * amount of work, so a machine that drifts (page cache write-back of the
- * previous run, a neighbour) costs both about alike. The rate over both
- * runs: total work / total time. */
-double bench_rate_of_two(double rate1, double rate2);
+/* Scenario and baseline run in the order A B B A (or A B B A A B B A), each
+ * on the same amount of work, so a machine that drifts (page cache
+ * write-back of the previous run, a neighbour) costs both about alike. The
+ * rate over n equal runs: total work / total time. */
+double bench_rate_of_runs(const double *rates, int n);
 #include "event.h"
 
 /* A realistic unit_written event for board i; board (64 bytes) and w are
