@@ -116,6 +116,21 @@ static void dr_count(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     (*(long *)opaque)++;
 }
 
+/* A spool of its own for each run, filled just before it: a backlog left
+ * alone a minute may be paged out by the VM's memory reclaim. */
+static double fill_and_drain(const char *dir, int run, const char *bootstrap, int n, long *rss_after_fill)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/drain%d.db", dir, run);
+    fill(path, n);
+    /* Written back now, not by the kernel's flusher during the timed run. */
+    sync();
+    if (rss_after_fill) *rss_after_fill = bench_peak_rss_kb();
+    double rate = drain_with_agent(path, bootstrap, n);
+    unlink(path);
+    return rate;
+}
+
 /* Timed from creating the producer, as the agent's run is timed from
  * starting its forwarder: both connect and fetch metadata in the run. */
 static double drain_bare(const char *bootstrap, int n)
@@ -167,24 +182,17 @@ int main(int argc, char **argv)
     /* Two rounds of A B B A: the bare producer's own rate swings by half
      * between back-to-back runs on this machine. */
     enum { ROUNDS = 2, RUNS = 2 * ROUNDS };
-    char path[RUNS][512];
-    for (int i = 0; i < RUNS; i++) {
-        snprintf(path[i], sizeof path[i], "%s/drain%d.db", argv[2], i);
-        fill(path[i], n);
-    }
-    /* Written back now, not by the kernel's flusher during a timed run. */
-    sync();
-    long rss_before = bench_peak_rss_kb(), rss = 0;
+    long rss_before = 0, rss = 0;
     double agent_runs[RUNS], bare_runs[RUNS];
     char note[512];
     int off = snprintf(note, sizeof note, "%d events; runs", n);
     for (int r = 0; r < ROUNDS; r++) {
-        agent_runs[2 * r] = drain_with_agent(path[2 * r], bootstrap, n);
+        agent_runs[2 * r] = fill_and_drain(argv[2], 2 * r, bootstrap, n, r == 0 ? &rss_before : NULL);
         /* before the baseline, whose samples are all in memory at once */
         if (r == 0) rss = bench_peak_rss_kb();
         bare_runs[2 * r] = drain_bare(bootstrap, n);
         bare_runs[2 * r + 1] = drain_bare(bootstrap, n);
-        agent_runs[2 * r + 1] = drain_with_agent(path[2 * r + 1], bootstrap, n);
+        agent_runs[2 * r + 1] = fill_and_drain(argv[2], 2 * r + 1, bootstrap, n, NULL);
         off += snprintf(note + off, sizeof note - (size_t)off, " agent %.0f, bare %.0f, bare %.0f, agent %.0f;",
                         agent_runs[2 * r], bare_runs[2 * r], bare_runs[2 * r + 1], agent_runs[2 * r + 1]);
     }
