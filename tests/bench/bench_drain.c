@@ -7,12 +7,14 @@
  * times, agent, bare, bare, agent, twice over (see bench_util.h).
  * Usage: bench_drain KAFKA_MOCK DIR [EVENTS] */
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,6 +27,13 @@
 
 static pid_t mock_pid;
 
+/* nice +5 for the calling thread only (Linux: nice is per thread). */
+static void bench_nice(void)
+{
+    id_t tid = (id_t)syscall(SYS_gettid);
+    if (setpriority(PRIO_PROCESS, tid, getpriority(PRIO_PROCESS, tid) + 5) != 0) perror("setpriority");
+}
+
 static char *start_mock(const char *exe)
 {
     int in[2], out[2];
@@ -32,6 +41,7 @@ static char *start_mock(const char *exe)
     mock_pid = fork();
     if (mock_pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGTERM); /* no orphaned cluster if the bench exits early */
+        bench_nice();
         dup2(in[0], 0);
         dup2(out[1], 1);
         close(in[1]);
@@ -133,7 +143,7 @@ static double fill_and_drain(const char *dir, int run, const char *bootstrap, in
 
 /* Timed from creating the producer, as the agent's run is timed from
  * starting its forwarder: both connect and fetch metadata in the run. */
-static double drain_bare(const char *bootstrap, int n)
+static double drain_bare_run(const char *bootstrap, int n)
 {
     char err[256];
     bench_samples sm;
@@ -166,6 +176,34 @@ static double drain_bare(const char *bootstrap, int n)
     return n / dt;
 }
 
+typedef struct bare_args {
+    const char *bootstrap;
+    int n;
+    double rate;
+} bare_args;
+
+static void *bare_thread(void *arg)
+{
+    bare_args *a = arg;
+    bench_nice();
+    a->rate = drain_bare_run(a->bootstrap, a->n);
+    return NULL;
+}
+
+/* The agent's forwarder and its librdkafka threads run at nice +5
+ * (kafka_out.c), the bench's own threads at the agent's nice; so the bare
+ * producer runs on a thread of nice +5, whose librdkafka threads inherit
+ * it, and the mock cluster at +5 too: both producers compete with the
+ * cluster on equal terms. */
+static double drain_bare(const char *bootstrap, int n)
+{
+    bare_args a = {bootstrap, n, 0};
+    pthread_t t;
+    if (pthread_create(&t, NULL, bare_thread, &a) != 0) exit(1);
+    pthread_join(t, NULL);
+    return a.rate;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
@@ -174,10 +212,6 @@ int main(int argc, char **argv)
     }
     int n = argc > 3 ? atoi(argv[3]) : 1000000;
     log_set_level(LL_WARN);
-    /* The agent's producer runs at nice 5 (kafka_out.c); so do the bare
-     * producer and the mock cluster (forked below), as before: both
-     * producers then compete with the cluster on equal terms. */
-    if (setpriority(PRIO_PROCESS, 0, 5) != 0) perror("setpriority");
     const char *bootstrap = start_mock(argv[1]);
     /* Two rounds of A B B A: the bare producer's own rate swings by half
      * between back-to-back runs on this machine. */
