@@ -36,8 +36,9 @@
 
 #define KAFKA_PAGE 512
 #define KAFKA_POLL_EVERY 64
-/* Marking delivered is an fsync'ed transaction: at most this often while
- * events are in flight (at once when none are). */
+/* Marking delivered is a transaction: at most this often while events are
+ * in flight, including in the middle of a long backlog (at once when none
+ * are). */
 #define KAFKA_MARK_MS 50
 /* Forwarding is background work: the line's stations must not wait for a
  * CPU behind a backlog drain. The forwarder and librdkafka's threads (which
@@ -226,6 +227,8 @@ static int ko_produce_one(void *ud, const spool_event *ev)
     return 0;
 }
 
+static void ko_mark(kafka_out *ko, int force);
+
 static void ko_fill(kafka_out *ko)
 {
     int room = ko->cfg->kafka_queue_high_water - ko->in_flight;
@@ -235,6 +238,9 @@ static void ko_fill(kafka_out *ko)
         if (n < 0) log_error("kafka: reading the spool: %s", spool_errmsg(ko->sp));
         if (n > 0) log_debug("kafka: %d events handed to librdkafka, up to seq %llu", n, (unsigned long long)ko->cursor);
         if (n <= 0 || pg.stop) return;
+        /* Delivery reports keep room free through a whole backlog, so this
+         * loop may not return for a million events: mark as it goes. */
+        ko_mark(ko, 0);
         room = ko->cfg->kafka_queue_high_water - ko->in_flight;
         if (n < KAFKA_PAGE) return;
     }
@@ -347,7 +353,12 @@ kafka_out *kafka_out_start(const config *cfg, char *err, size_t err_len)
     } else {
         ko->bootstrap = strdup(bs);
     }
-    spool_options so = {cfg->spool_synchronous, 0};
+    /* This handle only reads events and writes marks. A mark lost to a power
+     * cut means events sent once more, never lost, so marks need not wait
+     * for an fsync (WAL with synchronous=NORMAL: durable against a crash of
+     * the process, and made durable by the next commit of the agent's own
+     * handle or checkpoint). */
+    spool_options so = {"NORMAL", 0};
     if (spool_open(&ko->sp, cfg->spool_path, &so, err, err_len)) goto fail;
     int64_t upto = spool_delivered_upto(ko->sp);
     if (upto < 0) {
