@@ -1,6 +1,7 @@
 /* spool_fixture.h - the cmocka fixture the spool's unit tests share: a
- * fresh temporary directory per test (removed with everything in it), and
- * open_ok() that fails the test with the spool's own error. */
+ * fresh temporary directory per test (removed with everything in it),
+ * open_ok() that fails the test with the spool's own error, and
+ * append_batch() that commits n events with payloads derived from seq. */
 #ifndef LINEAGENT_TEST_SPOOL_FIXTURE_H
 #define LINEAGENT_TEST_SPOOL_FIXTURE_H
 
@@ -58,6 +59,34 @@ static inline spool *open_ok(const char *path, const spool_options *opts)
     if (rc != 0) fail_msg("spool_open(%s): %s", path, err);
     assert_non_null(sp);
     return sp;
+}
+
+/* Payload derived from seq, so any mix-up shows; seq % 300 == 0 is empty. */
+static inline size_t make_payload(uint64_t seq, uint8_t *buf)
+{
+    size_t len = (size_t)(seq % 300);
+    for (size_t j = 0; j < len; j++) buf[j] = (uint8_t)(seq * 31 + j);
+    return len;
+}
+
+/* Appends n events in one transaction; returns the first seq. */
+static inline uint64_t append_batch(spool *sp, int n, const char *tag)
+{
+    uint8_t payload[300];
+    char id[64];
+    uint64_t first = 0;
+    assert_int_equal(spool_begin(sp), 0);
+    for (int i = 0; i < n; i++) {
+        uint64_t seq = spool_next_seq(sp);
+        if (i == 0) first = seq;
+        snprintf(id, sizeof id, "%s-%llu", tag, (unsigned long long)seq);
+        spool_event ev = {.seq = seq, .event_id = id, .key = "LOT-1", .type = "unit_written",
+                          .time_ms = 1000 + (int64_t)seq, .payload = payload,
+                          .len = make_payload(seq, payload)};
+        if (spool_append_event(sp, &ev) != 0) fail_msg("append: %s", spool_errmsg(sp));
+    }
+    assert_int_equal(spool_commit(sp), 0);
+    return first;
 }
 
 #endif

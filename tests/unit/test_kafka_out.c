@@ -12,32 +12,17 @@
 #include <time.h>
 
 #include "config.h"
-#include "event.h"
 #include "kafka_out.h"
 #include "log.h"
 #include "spool_fixture.h"
 
 #define BACKLOG 150000
 
-static void fill(const char *path, int n)
-{
-    spool *sp = open_ok(path, &(spool_options){"NORMAL", 0});
-    static const uint8_t payload[120] = {0x0a};
-    assert_int_equal(spool_begin(sp), 0);
-    for (int i = 0; i < n; i++) {
-        char id[37];
-        event_uuid7(id, event_now_ms());
-        spool_event ev = {spool_next_seq(sp), id, "LOT-T", "unit_written", 0, payload, sizeof payload};
-        assert_int_equal(spool_append_event(sp, &ev), 0);
-    }
-    assert_int_equal(spool_commit(sp), 0);
-    spool_close(sp);
-}
-
 static void test_backlog_marked_while_draining(void **state)
 {
     fixture *f = *state;
-    fill(f->path, BACKLOG);
+    spool *sp = open_ok(f->path, &(spool_options){"NORMAL", 0});
+    append_batch(sp, BACKLOG, "k");
     config cfg = {0};
     config_kv props[] = {{"bootstrap.servers", "embedded"}, {"acks", "all"}};
     cfg.spool_path = f->path;
@@ -50,7 +35,6 @@ static void test_backlog_marked_while_draining(void **state)
     kafka_out *ko = kafka_out_start(&cfg, err, sizeof err);
     if (!ko) fail_msg("kafka_out_start: %s", err);
 
-    spool *sp = open_ok(f->path, NULL);
     int64_t upto = 0, last = 0, midway = 0; /* distinct watermarks short of the end */
     for (int ms = 0; ms < 120000 && upto < BACKLOG; ms++) {
         nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);

@@ -42,34 +42,6 @@ static void side_path(char *out, size_t cap, const char *path, const char *suffi
 
 /* ---- events helpers ---------------------------------------------------- */
 
-/* Payload derived from seq, so any mix-up shows; seq % 300 == 0 is empty. */
-static size_t make_payload(uint64_t seq, uint8_t *buf)
-{
-    size_t len = (size_t)(seq % 300);
-    for (size_t j = 0; j < len; j++) buf[j] = (uint8_t)(seq * 31 + j);
-    return len;
-}
-
-/* Appends n events in one transaction; returns the first seq. */
-static uint64_t append_batch(spool *sp, int n, const char *tag)
-{
-    uint8_t payload[300];
-    char id[64];
-    uint64_t first = 0;
-    assert_int_equal(spool_begin(sp), 0);
-    for (int i = 0; i < n; i++) {
-        uint64_t seq = spool_next_seq(sp);
-        if (i == 0) first = seq;
-        snprintf(id, sizeof id, "%s-%llu", tag, (unsigned long long)seq);
-        spool_event ev = {.seq = seq, .event_id = id, .key = "LOT-1", .type = "unit_written",
-                          .time_ms = 1000 + (int64_t)seq, .payload = payload,
-                          .len = make_payload(seq, payload)};
-        if (spool_append_event(sp, &ev) != 0) fail_msg("append: %s", spool_errmsg(sp));
-    }
-    assert_int_equal(spool_commit(sp), 0);
-    return first;
-}
-
 typedef struct collected {
     uint64_t seqs[4096];
     int n;
