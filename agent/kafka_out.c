@@ -227,7 +227,25 @@ static int ko_produce_one(void *ud, const spool_event *ev)
     return 0;
 }
 
-static void ko_mark(kafka_out *ko, int force);
+/* force: mark now, even within KAFKA_MARK_MS of the last mark (at stop). */
+static void ko_mark(kafka_out *ko, int force)
+{
+    uint64_t upto = ack_window_base(ko->acks) - 1;
+    int64_t now = event_now_ms();
+    if (upto == ko->marked) return;
+    if (!force && ko->in_flight && now - ko->marked_ms < KAFKA_MARK_MS) return;
+    ko->marked_ms = now;
+    /* Not marked means sent again after a restart: a duplicate, never a
+     * loss. The next mark tries again. */
+    if (spool_mark_delivered(ko->sp, upto, now) == 0) {
+        ko->marked = upto;
+        pthread_mutex_lock(&ko->lock);
+        pthread_cond_broadcast(&ko->marked_cond);
+        pthread_mutex_unlock(&ko->lock);
+    } else
+        log_error("kafka: marking events up to seq %llu delivered: %s", (unsigned long long)upto,
+                  spool_errmsg(ko->sp));
+}
 
 static void ko_fill(kafka_out *ko)
 {
@@ -255,26 +273,6 @@ static void ko_wait(kafka_out *ko, pthread_cond_t *c, long ms)
     ts.tv_sec += ts.tv_nsec / 1000000000L;
     ts.tv_nsec %= 1000000000L;
     pthread_cond_timedwait(c, &ko->lock, &ts);
-}
-
-/* force: mark now, even within KAFKA_MARK_MS of the last mark (at stop). */
-static void ko_mark(kafka_out *ko, int force)
-{
-    uint64_t upto = ack_window_base(ko->acks) - 1;
-    int64_t now = event_now_ms();
-    if (upto == ko->marked) return;
-    if (!force && ko->in_flight && now - ko->marked_ms < KAFKA_MARK_MS) return;
-    ko->marked_ms = now;
-    /* Not marked means sent again after a restart: a duplicate, never a
-     * loss. The next mark tries again. */
-    if (spool_mark_delivered(ko->sp, upto, now) == 0) {
-        ko->marked = upto;
-        pthread_mutex_lock(&ko->lock);
-        pthread_cond_broadcast(&ko->marked_cond);
-        pthread_mutex_unlock(&ko->lock);
-    } else
-        log_error("kafka: marking events up to seq %llu delivered: %s", (unsigned long long)upto,
-                  spool_errmsg(ko->sp));
 }
 
 static void ko_recreate(kafka_out *ko)
