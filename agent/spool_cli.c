@@ -288,6 +288,9 @@ static int replay_one(void *ud, const spool_event *ev, int64_t delivered_ms)
     for (;;) {
         e = rd_kafka_producev(r->rk, RD_KAFKA_V_TOPIC(r->topic), RD_KAFKA_V_KEY(ev->key, strlen(ev->key)),
                               RD_KAFKA_V_VALUE((void *)ev->payload, ev->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                              /* the event's time, as the forwarder sends it:
+                               * a replay is not a new event */
+                              RD_KAFKA_V_TIMESTAMP(ev->time_ms),
                               RD_KAFKA_V_HEADER("event_type", ev->type, -1),
                               RD_KAFKA_V_HEADER("event_id", ev->event_id, -1),
                               RD_KAFKA_V_OPAQUE((void *)(uintptr_t)ev->seq), RD_KAFKA_V_END);

@@ -71,9 +71,9 @@ grep -q "$n_lot of $n_lot selected events acknowledged" "$T/replay.err" || fail 
   --timeout-ms 30000 >"$T/replayed.jsonl" 2>"$T/trace2.err" || fail "replayed events not read back"
 [ "$(wc -l <"$T/replayed.jsonl")" -eq "$n_lot" ] || fail "replayed $(wc -l <"$T/replayed.jsonl") records, want $n_lot"
 jq -s -e --slurpfile k "$T/events.jsonl" \
-  '(map([.seq, .eventId, .type, .kafka.key, .kafka.headers.event_id, .kafka.headers.event_type]) | sort) ==
-   ($k | map(select(.kafka.key == "LOT-R")) | map([.seq, .eventId, .type, .kafka.key, .kafka.headers.event_id, .kafka.headers.event_type]) | sort)' \
-  "$T/replayed.jsonl" >/dev/null || fail "replayed events differ from the originals"
+  '(map([.seq, .eventId, .type, .kafka.key, .kafka.headers.event_id, .kafka.headers.event_type, .kafka.timestamp]) | sort) ==
+   ($k | map(select(.kafka.key == "LOT-R")) | map([.seq, .eventId, .type, .kafka.key, .kafka.headers.event_id, .kafka.headers.event_type, .kafka.timestamp]) | sort)' \
+  "$T/replayed.jsonl" >/dev/null || fail "replayed events differ from the originals (key, headers or record timestamp)"
 jq -s -e 'sort_by(.kafka.offset) | map(.seq) as $s | $s == ($s | sort)' "$T/replayed.jsonl" >/dev/null ||
   fail "replayed lot out of order"
 # on a terminal it shows progress (script(1) gives it one), elsewhere not
