@@ -67,6 +67,13 @@ struct kafka_out {
     uint64_t cursor;      /* highest seq handed to librdkafka */
     int in_flight;
     int rewind;           /* a delivery failed: resend from the oldest pending */
+    /* Events not delivered since the last report, reported once per round
+     * of resending as a count and a range: a broker refusing a backlog, or
+     * a stop with ten thousand events in flight, would otherwise write a
+     * line per event. */
+    uint64_t failed, failed_lo, failed_hi, purged;
+    rd_kafka_resp_err_t failed_err;
+    int failed_maybe;     /* some were POSSIBLY_PERSISTED */
     ack_window *acks;     /* its base - 1 is the watermark */
     uint64_t marked;      /* watermark as last written to the spool */
     int64_t marked_ms;
@@ -84,10 +91,32 @@ static void ko_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     }
     /* NOT_PERSISTED or POSSIBLY_PERSISTED: send again (a possible duplicate
      * carries the same event_id, which consumers de-duplicate on). */
-    log_warn("kafka: event seq %llu not delivered (%s, %s); will resend", (unsigned long long)seq,
-             rd_kafka_err2str(m->err),
-             rd_kafka_message_status(m) == RD_KAFKA_MSG_STATUS_NOT_PERSISTED ? "not persisted" : "possibly persisted");
     ko->rewind = 1;
+    if (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
+        ko->purged++; /* by us: at stop, or with a producer being replaced */
+        return;
+    }
+    if (ko->failed++ == 0) {
+        ko->failed_lo = ko->failed_hi = seq;
+        ko->failed_err = m->err;
+    }
+    if (seq < ko->failed_lo) ko->failed_lo = seq;
+    if (seq > ko->failed_hi) ko->failed_hi = seq;
+    if (rd_kafka_message_status(m) == RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED) ko->failed_maybe = 1;
+}
+
+/* then: what becomes of them, for the log line. */
+static void ko_report_undelivered(kafka_out *ko, const char *then)
+{
+    if (ko->failed)
+        log_warn("kafka: %llu events not delivered (seq %llu..%llu, %s; first error: %s); %s",
+                 (unsigned long long)ko->failed, (unsigned long long)ko->failed_lo,
+                 (unsigned long long)ko->failed_hi, ko->failed_maybe ? "some possibly persisted" : "not persisted",
+                 rd_kafka_err2str(ko->failed_err), then);
+    if (ko->purged)
+        log_info("kafka: %llu events in flight were withdrawn before Kafka acknowledged them; %s", (unsigned long long)ko->purged, then);
+    ko->failed = ko->purged = 0;
+    ko->failed_maybe = 0;
 }
 
 static void ko_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -215,7 +244,12 @@ static int ko_produce_one(void *ud, const spool_event *ev)
         RD_KAFKA_V_HEADER("event_type", ev->type, -1), RD_KAFKA_V_HEADER("event_id", ev->event_id, -1),
         RD_KAFKA_V_OPAQUE((void *)(uintptr_t)ev->seq), RD_KAFKA_V_END);
     if (e) {
-        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) log_warn("kafka: produce seq %llu: %s", (unsigned long long)ev->seq, rd_kafka_err2str(e));
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            /* Refused before sending (unknown topic, message too large):
+             * tried again after the pause, as a failed delivery is. */
+            log_warn("kafka: produce seq %llu: %s", (unsigned long long)ev->seq, rd_kafka_err2str(e));
+            ko->rewind = 1;
+        }
         pg->stop = 1;
         return 1;
     }
@@ -275,12 +309,21 @@ static void ko_wait(kafka_out *ko, pthread_cond_t *c, long ms)
     pthread_cond_timedwait(c, &ko->lock, &ts);
 }
 
+/* Withdraws every message librdkafka holds and serves their delivery
+ * reports, so the count logged is the count withdrawn: purges of requests
+ * in flight complete on librdkafka's broker thread, and one poll may come
+ * too early for them (bounded: 1 s). */
+static void ko_withdraw_all(kafka_out *ko)
+{
+    rd_kafka_purge(ko->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    for (int i = 0; i < 50 && ko->in_flight > 0; i++) rd_kafka_poll(ko->rk, 20);
+}
+
 static void ko_recreate(kafka_out *ko)
 {
     /* Outstanding messages die with the old producer; nothing was marked
      * for them, so they are resent from the spool in order. */
-    rd_kafka_purge(ko->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    rd_kafka_poll(ko->rk, 0);
+    ko_withdraw_all(ko);
     ko_producer_close(ko);
     char err[512];
     while (ko_producer_open(ko, err, sizeof err) != 0) {
@@ -302,6 +345,10 @@ static void *ko_main(void *arg)
         if (ko->rewind && ko->in_flight == 0) {
             /* Pause before resending so a permanent error (e.g. an ACL)
              * costs a log line a second, not a busy loop. */
+            char then[64];
+            snprintf(then, sizeof then, "sending again from seq %llu in 1 s",
+                     (unsigned long long)ack_window_base(ko->acks));
+            ko_report_undelivered(ko, then);
             struct timespec pause = {1, 0};
             nanosleep(&pause, NULL);
             ko->cursor = ack_window_base(ko->acks) - 1;
@@ -429,8 +476,8 @@ void kafka_out_stop(kafka_out *ko)
     pthread_join(ko->thread, NULL);
     /* Undelivered messages stay undelivered in the spool; purge rather than
      * wait, the next start sends them again. */
-    rd_kafka_purge(ko->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    rd_kafka_poll(ko->rk, 0);
+    ko_withdraw_all(ko);
+    ko_report_undelivered(ko, "they stay in the spool and are sent at the next start");
     ko_mark(ko, 1);
     ko_producer_close(ko);
     spool_close(ko->sp);

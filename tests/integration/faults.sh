@@ -4,6 +4,12 @@
 # A spool figure from `lineagent spool stats` (pending, next_seq, ...).
 spool_field() { "$AGENT" spool stats -c "$1" 2>/dev/null | sed -n "s/^$2: \([0-9-]*\).*/\1/p"; }
 spool_field_is() { [ "$(spool_field "$1" "$2")" = "$3" ]; }
+# Events the forwarder had to send again (refused, or withdrawn at a stop
+# or with a failed producer): it logs them as one line per round, counted.
+events_sent_again() {
+  { grep -oE "kafka: [0-9]+ events (not delivered|in flight were withdrawn)" "$AGENT_LOG" || true; } |
+    awk '{n += $2} END {print n + 0}'
+}
 
 # Per lot (Kafka key), the first copy of each event_id in partition order
 # comes in seq order: re-sends may repeat an event later, never reorder.

@@ -41,7 +41,8 @@ awk -v total="$total" -v boards=$((2 * QTY)) -v down="$t_down" -v done_="$t_done
     printf "figures: %d events for %d boards; Kafka down %.1fs while production went on; backlog at recovery %d events; drained in %.1fs (%.0f events/s)\n",
       total, boards, done_ - down, peak, drained - up, peak / (drained - up) }'
 [ "$peak" -gt 0 ] || fail "no backlog built up while Kafka was down"
-grep -q "will resend\|not delivered" "$AGENT_LOG" && echo "note: $(grep -c 'will resend' "$AGENT_LOG") failed delivery reports re-sent"
+resent=$(events_sent_again)
+[ "$resent" -gt 0 ] && echo "note: $resent events sent again after failed or withdrawn deliveries"
 stop_agent
 consume "$total"
 check_integrity

@@ -1,14 +1,19 @@
-/* test_kafka_out.c - the forwarder against the embedded mock cluster: a
+/* test_kafka_out.c - the forwarder against librdkafka's mock cluster: a
  * backlog is delivered whole, and the delivery watermark advances while it
  * drains, not only at its end (delivery reports keep room in librdkafka's
  * queue, so the loop that reads the backlog may not return for a million
  * events; if it does not mark as it goes, a crash mid-drain resends it all
- * and `spool stats` shows no progress). */
+ * and `spool stats` shows no progress). Events not delivered - refused by
+ * the broker or by the producer, or in flight at a stop - are sent again
+ * and logged as one line per round, a round a second, not one per event. */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
 #include <time.h>
 
 #include "config.h"
@@ -18,22 +23,76 @@
 
 #define BACKLOG 150000
 
+#define TOPIC "lineagent.trace.v1"
+
+/* props: room for at least 2, the ones set here */
+static config forwarder_config(const char *path, config_kv *props, const char *bootstrap)
+{
+    props[0] = (config_kv){"bootstrap.servers", (char *)bootstrap};
+    props[1] = (config_kv){"acks", "all"};
+    config cfg = {0};
+    cfg.spool_path = (char *)path;
+    cfg.spool_synchronous = "FULL";
+    cfg.kafka_topic = TOPIC;
+    cfg.kafka_queue_high_water = 10000;
+    cfg.kafka_props = props;
+    cfg.n_kafka_props = 2;
+    return cfg;
+}
+
+static kafka_out *start_ok(const config *cfg)
+{
+    char err[512] = "";
+    kafka_out *ko = kafka_out_start(cfg, err, sizeof err);
+    if (!ko) fail_msg("kafka_out_start: %s", err);
+    return ko;
+}
+
+/* The log goes to stderr: while captured, to a file the test reads back. */
+typedef struct capture {
+    char path[160];
+    int saved_fd;
+} capture;
+
+static void capture_begin(capture *c, const fixture *f)
+{
+    snprintf(c->path, sizeof c->path, "%s/stderr.log", f->dir);
+    fflush(stderr);
+    c->saved_fd = dup(2);
+    int fd = open(c->path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(c->saved_fd >= 0 && fd >= 0);
+    dup2(fd, 2);
+    close(fd);
+}
+
+static void capture_end(capture *c)
+{
+    fflush(stderr);
+    dup2(c->saved_fd, 2);
+    close(c->saved_fd);
+}
+
+/* The number of captured lines containing needle. */
+static int capture_count(const capture *c, const char *needle)
+{
+    FILE *fp = fopen(c->path, "r");
+    assert_non_null(fp);
+    char line[1024];
+    int n = 0;
+    while (fgets(line, sizeof line, fp))
+        if (strstr(line, needle)) n++;
+    fclose(fp);
+    return n;
+}
+
 static void test_backlog_marked_while_draining(void **state)
 {
     fixture *f = *state;
     spool *sp = open_ok(f->path, &(spool_options){"NORMAL", 0});
     append_batch(sp, BACKLOG, "k");
-    config cfg = {0};
-    config_kv props[] = {{"bootstrap.servers", "embedded"}, {"acks", "all"}};
-    cfg.spool_path = f->path;
-    cfg.spool_synchronous = "FULL";
-    cfg.kafka_topic = "lineagent.trace.v1";
-    cfg.kafka_queue_high_water = 10000;
-    cfg.kafka_props = props;
-    cfg.n_kafka_props = 2;
-    char err[512] = "";
-    kafka_out *ko = kafka_out_start(&cfg, err, sizeof err);
-    if (!ko) fail_msg("kafka_out_start: %s", err);
+    config_kv props[2];
+    config cfg = forwarder_config(f->path, props, "embedded");
+    kafka_out *ko = start_ok(&cfg);
 
     int64_t upto = 0, last = 0, midway = 0; /* distinct watermarks short of the end */
     for (int ms = 0; ms < 120000 && upto < BACKLOG; ms++) {
@@ -51,11 +110,143 @@ static void test_backlog_marked_while_draining(void **state)
     spool_close(sp);
 }
 
+/* A mock cluster of the test's own, for faults the embedded one cannot be
+ * asked for. */
+typedef struct test_mock {
+    rd_kafka_t *host;
+    rd_kafka_mock_cluster_t *mc;
+} test_mock;
+
+static void test_mock_start(test_mock *m)
+{
+    char err[512];
+    m->host = rd_kafka_new(RD_KAFKA_PRODUCER, rd_kafka_conf_new(), err, sizeof err);
+    assert_non_null(m->host);
+    m->mc = rd_kafka_mock_cluster_new(m->host, 1);
+    assert_non_null(m->mc);
+    rd_kafka_mock_topic_create(m->mc, TOPIC, 4, 1);
+}
+
+static void test_mock_stop(test_mock *m)
+{
+    rd_kafka_mock_cluster_destroy(m->mc);
+    rd_kafka_destroy(m->host);
+}
+
+/* A stop while Kafka is away withdraws what librdkafka holds: one line
+ * says how many, none per event, and the next start sends them. */
+static void test_stop_with_events_held_logs_one_line(void **state)
+{
+    fixture *f = *state;
+    spool *sp = open_ok(f->path, &(spool_options){"NORMAL", 0});
+    append_batch(sp, BACKLOG, "k");
+    test_mock m;
+    test_mock_start(&m);
+    config_kv props[2];
+    config cfg = forwarder_config(f->path, props, rd_kafka_mock_cluster_bootstraps(m.mc));
+    kafka_out *ko = start_ok(&cfg);
+    int64_t upto = 0;
+    for (int ms = 0; ms < 60000 && upto == 0; ms++) {
+        nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+        upto = spool_delivered_upto(sp);
+    }
+    assert_true(upto > 0);
+    rd_kafka_mock_broker_set_down(m.mc, 1);
+    nanosleep(&(struct timespec){.tv_nsec = 300000000}, NULL); /* the forwarder fills its window */
+    capture c;
+    capture_begin(&c, f);
+    log_set_level(LL_INFO);
+    kafka_out_stop(ko);
+    log_set_level(LL_WARN);
+    capture_end(&c);
+    assert_int_equal(capture_count(&c, "not delivered"), 0);
+    assert_int_equal(capture_count(&c, "were withdrawn before Kafka acknowledged them"), 1);
+    int64_t left = spool_pending_count(sp);
+    assert_true(left > 0 && left < BACKLOG);
+
+    rd_kafka_mock_broker_set_up(m.mc, 1);
+    ko = start_ok(&cfg);
+    assert_int_equal(kafka_out_drain(ko, sp, 60000), 0);
+    assert_int_equal(spool_delivered_upto(sp), BACKLOG);
+    kafka_out_stop(ko);
+    test_mock_stop(&m);
+    spool_close(sp);
+}
+
+/* The broker refuses three Produce requests outright (an ACL, say): their
+ * events come back failed, are reported in at most one line per request,
+ * and are all delivered once the broker accepts them. */
+static void test_refused_requests_reported_per_round(void **state)
+{
+    fixture *f = *state;
+    enum { EVENTS = 20000, REFUSED = 3 };
+    spool *sp = open_ok(f->path, &(spool_options){"NORMAL", 0});
+    append_batch(sp, EVENTS, "k");
+    test_mock m;
+    test_mock_start(&m);
+    rd_kafka_mock_push_request_errors(m.mc, 0 /* ApiKey Produce */, REFUSED,
+                                      RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+                                      RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+                                      RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+    config_kv props[2];
+    config cfg = forwarder_config(f->path, props, rd_kafka_mock_cluster_bootstraps(m.mc));
+    capture c;
+    capture_begin(&c, f);
+    kafka_out *ko = start_ok(&cfg);
+    int64_t left = kafka_out_drain(ko, sp, 60000);
+    kafka_out_stop(ko);
+    capture_end(&c);
+    int reports = capture_count(&c, "not delivered");
+    assert_int_equal(left, 0);
+    assert_int_equal(spool_delivered_upto(sp), EVENTS);
+    if (reports < 1 || reports > REFUSED) fail_msg("%d log lines for %d refused requests", reports, REFUSED);
+    test_mock_stop(&m);
+    spool_close(sp);
+}
+
+/* An event the producer refuses outright (larger than message.max.bytes
+ * allows) holds the spool up behind it, is never skipped (nothing is lost)
+ * and is tried again once a second, not in a loop that fills the log. */
+static void test_refused_event_retried_once_a_second(void **state)
+{
+    fixture *f = *state;
+    spool *sp = open_ok(f->path, &(spool_options){"NORMAL", 0});
+    append_batch(sp, 10, "before");
+    static uint8_t big[2000];
+    assert_int_equal(spool_begin(sp), 0);
+    spool_event ev = {.seq = spool_next_seq(sp), .event_id = "big", .key = "LOT-1", .type = "unit_written",
+                      .time_ms = 1000, .payload = big, .len = sizeof big};
+    assert_int_equal(spool_append_event(sp, &ev), 0);
+    assert_int_equal(spool_commit(sp), 0);
+    append_batch(sp, 10, "after");
+    config_kv props[3];
+    config cfg = forwarder_config(f->path, props, "embedded");
+    props[2] = (config_kv){"message.max.bytes", "1000"};
+    cfg.n_kafka_props = 3;
+    capture c;
+    capture_begin(&c, f);
+    kafka_out *ko = start_ok(&cfg);
+    for (int i = 0; i < 30; i++) {
+        kafka_out_kick(ko); /* as a busy line does at every commit */
+        nanosleep(&(struct timespec){.tv_nsec = 100000000}, NULL);
+    }
+    kafka_out_stop(ko);
+    capture_end(&c);
+    int lines = capture_count(&c, "kafka: produce seq 11: ");
+    assert_int_equal(spool_delivered_upto(sp), 10);
+    assert_int_equal(spool_pending_count(sp), 11);
+    if (lines < 2 || lines > 4) fail_msg("%d log lines in 3 s for one refused event", lines);
+    spool_close(sp);
+}
+
 int main(void)
 {
     log_set_level(LL_WARN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_backlog_marked_while_draining, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_with_events_held_logs_one_line, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_requests_reported_per_round, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_event_retried_once_a_second, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
