@@ -66,15 +66,17 @@ static void expect_fetch_error(const char *url, const char *sha, size_t max_byte
 
 /* ---- a loopback HTTP server, one canned answer per path ---------------- */
 
+/* send(MSG_NOSIGNAL), not write(): a client that gives up mid-image (the
+ * size limit test) closes the socket, and a SIGPIPE would end the test. */
 static void http_answer(int c, const char *path)
 {
     char head[512];
     if (strcmp(path, "/fw.bin") == 0) {
         int n = snprintf(head, sizeof head,
                          "HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n", IMAGE_LEN);
-        if (write(c, head, (size_t)n) != n) return;
+        if (send(c, head, (size_t)n, MSG_NOSIGNAL) != n) return;
         for (size_t off = 0; off < IMAGE_LEN;) {
-            ssize_t w = write(c, image_bytes + off, IMAGE_LEN - off);
+            ssize_t w = send(c, image_bytes + off, IMAGE_LEN - off, MSG_NOSIGNAL);
             if (w <= 0) return;
             off += (size_t)w;
         }
@@ -87,7 +89,7 @@ static void http_answer(int c, const char *path)
         resp = "HTTP/1.1 302 Found\r\nLocation: /fw.bin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
     else
         resp = "HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found";
-    if (write(c, resp, strlen(resp)) < 0) return;
+    if (send(c, resp, strlen(resp), MSG_NOSIGNAL) < 0) return;
 }
 
 static void *http_main(void *arg)
