@@ -345,13 +345,13 @@ static void *ko_main(void *arg)
         if (ko->rewind && ko->in_flight == 0) {
             /* Pause before resending so a permanent error (e.g. an ACL)
              * costs a log line a second, not a busy loop. */
+            uint64_t from = ack_window_base(ko->acks); /* still: nothing is in flight */
             char then[64];
-            snprintf(then, sizeof then, "sending again from seq %llu in 1 s",
-                     (unsigned long long)ack_window_base(ko->acks));
+            snprintf(then, sizeof then, "sending again from seq %llu in 1 s", (unsigned long long)from);
             ko_report_undelivered(ko, then);
             struct timespec pause = {1, 0};
             nanosleep(&pause, NULL);
-            ko->cursor = ack_window_base(ko->acks) - 1;
+            ko->cursor = from - 1;
             ko->rewind = 0;
         }
         if (!ko->rewind) ko_fill(ko);

@@ -17,7 +17,6 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "bench_util.h"
@@ -28,6 +27,9 @@
 #include "spool.h"
 
 static pid_t mock_pid;
+
+/* The bare producer's thread, named for top -H, perf and its CPU figure. */
+#define BARE_THREAD "bench-bare"
 
 /* nice +5 for the calling thread only (Linux: nice is per thread). */
 static void bench_nice(void)
@@ -91,8 +93,9 @@ static void fill(const char *path, int n)
     spool_close(sp);
 }
 
-/* CPU seconds used so far by this process's thread named comm (the
- * forwarder's thread is the agent's, not ours to ask), or -1. */
+/* CPU seconds used so far by this process's thread named comm, or -1. Both
+ * sides are measured this way: the forwarder's thread is the agent's, not
+ * ours to ask directly. */
 static double thread_cpu_named(const char *comm)
 {
     DIR *d = opendir("/proc/self/task");
@@ -118,13 +121,6 @@ static double thread_cpu_named(const char *comm)
     }
     if (d) closedir(d);
     return cpu;
-}
-
-static double thread_cpu_self(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* Each side's busiest thread: the forwarder, and the bare producer's loop.
@@ -191,7 +187,7 @@ static double drain_bare_run(const char *bootstrap, int n)
     char err[256];
     bench_samples sm;
     bench_samples_make(&sm, n);
-    double t0 = bench_now(), cpu0 = thread_cpu_self();
+    double cpu0 = thread_cpu_named(BARE_THREAD), t0 = bench_now();
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     long delivered = 0;
     rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, sizeof err);
@@ -213,7 +209,7 @@ static double drain_bare_run(const char *bootstrap, int n)
     }
     rd_kafka_flush(rk, 600000);
     double dt = bench_now() - t0;
-    cpu_bare += thread_cpu_self() - cpu0;
+    cpu_bare += thread_cpu_named(BARE_THREAD) - cpu0;
     rd_kafka_destroy(rk);
     bench_samples_free(&sm);
     if (delivered != n) fprintf(stderr, "baseline: %ld of %d delivered\n", delivered, n);
@@ -230,7 +226,7 @@ static void *bare_thread(void *arg)
 {
     bare_args *a = arg;
     bench_nice();
-    prctl(PR_SET_NAME, "bench-bare"); /* apart from the forwarder in top -H and perf */
+    prctl(PR_SET_NAME, BARE_THREAD);
     a->rate = drain_bare_run(a->bootstrap, a->n);
     return NULL;
 }
