@@ -79,9 +79,12 @@ static void fill(const char *path, int n)
         for (int b = 0; b < 50000 && i < n; b++, i++) {
             uint8_t *buf;
             size_t len = bench_sample_event((uint64_t)i, &buf);
+            /* As the agent writes them (event.c): a real time, which the
+             * forwarder passes on as the record's timestamp. */
             char id[37];
-            event_uuid7(id, event_now_ms());
-            spool_event ev = {spool_next_seq(sp), id, "LOT-BENCH", "unit_written", 0, buf, len};
+            int64_t now = event_now_ms();
+            event_uuid7(id, now);
+            spool_event ev = {spool_next_seq(sp), id, "LOT-BENCH", "unit_written", now, buf, len};
             if (spool_append_event(sp, &ev)) {
                 fprintf(stderr, "fill: %s\n", spool_errmsg(sp));
                 exit(1);
