@@ -244,6 +244,121 @@ static void test_refused_event_retried_once_a_second(void **state)
     spool_close(sp);
 }
 
+/* Payload of the large events: derived from seq as make_payload's are. */
+static void big_payload(uint64_t seq, uint8_t *buf, size_t len)
+{
+    for (size_t j = 0; j < len; j++) buf[j] = (uint8_t)(seq * 31 + j);
+}
+
+/* Reads TOPIC from the start until n records have come (or 30 s have
+ * passed), and then for one more second, so that a record sent twice shows;
+ * calls check on each. The number read. */
+static int consume(const char *bootstrap, int n, void (*check)(const rd_kafka_message_t *, void *), void *ud)
+{
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, sizeof err), RD_KAFKA_CONF_OK);
+    assert_int_equal(rd_kafka_conf_set(conf, "group.id", "test_kafka_out", err, sizeof err), RD_KAFKA_CONF_OK);
+    rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    assert_non_null(c);
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(4);
+    for (int p = 0; p < 4; p++)
+        rd_kafka_topic_partition_list_add(parts, TOPIC, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    assert_int_equal(rd_kafka_assign(c, parts), 0);
+    rd_kafka_topic_partition_list_destroy(parts);
+    int got = 0;
+    time_t t0 = time(NULL), done = 0;
+    while (!done || time(NULL) - done < 1) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 100);
+        if (m && !m->err) {
+            check(m, ud);
+            got++;
+        }
+        if (m) rd_kafka_message_destroy(m);
+        if (!done && (got >= n || time(NULL) - t0 >= 30)) done = time(NULL);
+    }
+    rd_kafka_consumer_close(c);
+    rd_kafka_destroy(c);
+    return got;
+}
+
+typedef struct order_check {
+    uint64_t last_seq;
+    size_t big_len;
+} order_check;
+
+static void check_record(const rd_kafka_message_t *m, void *ud)
+{
+    order_check *oc = ud;
+    const void *id;
+    size_t id_len;
+    rd_kafka_headers_t *hdrs;
+    assert_int_equal(rd_kafka_message_headers(m, &hdrs), 0);
+    assert_int_equal(rd_kafka_header_get_last(hdrs, "event_id", &id, &id_len), 0);
+    char idstr[64];
+    snprintf(idstr, sizeof idstr, "%.*s", (int)id_len, (const char *)id);
+    const char *dash = strchr(idstr, '-');
+    assert_non_null(dash);
+    uint64_t seq = strtoull(dash + 1, NULL, 10);
+    if (seq != oc->last_seq + 1)
+        fail_msg("record for seq %llu after seq %llu", (unsigned long long)seq, (unsigned long long)oc->last_seq);
+    oc->last_seq = seq;
+    const void *type;
+    size_t type_len;
+    assert_int_equal(rd_kafka_header_get_last(hdrs, "event_type", &type, &type_len), 0);
+    assert_int_equal(type_len, strlen("unit_written"));
+    assert_memory_equal(type, "unit_written", type_len);
+    assert_int_equal(m->key_len, 5);
+    assert_memory_equal(m->key, "LOT-1", 5);
+    assert_int_equal(rd_kafka_message_timestamp(m, NULL), 1000 + (int64_t)seq);
+    static uint8_t want[400000];
+    size_t len = strncmp(idstr, "big-", 4) == 0 ? oc->big_len : make_payload(seq, want);
+    if (len == oc->big_len) big_payload(seq, want, len);
+    assert_int_equal(m->len, len);
+    if (len) assert_memory_equal(m->payload, want, len);
+}
+
+/* What a consumer receives: every event once, in seq order, with its own
+ * key, headers, timestamp and payload - also when librdkafka's queue
+ * refuses events partway through a run read from the spool (a queue
+ * smaller than the run), and when events larger than the run's byte bound
+ * come between small ones. */
+static void test_every_event_delivered_once_in_order(void **state)
+{
+    fixture *f = *state;
+    enum { ROUNDS = 6, SMALL = 499, BIG = 300000 };
+    spool *sp = open_ok(f->path, &(spool_options){"NORMAL", 0});
+    static uint8_t big[BIG];
+    for (int r = 0; r < ROUNDS; r++) {
+        append_batch(sp, SMALL, "e");
+        assert_int_equal(spool_begin(sp), 0);
+        uint64_t seq = spool_next_seq(sp);
+        char id[64];
+        snprintf(id, sizeof id, "big-%llu", (unsigned long long)seq);
+        big_payload(seq, big, BIG);
+        spool_event ev = {.seq = seq, .event_id = id, .key = "LOT-1", .type = "unit_written",
+                          .time_ms = 1000 + (int64_t)seq, .payload = big, .len = BIG};
+        assert_int_equal(spool_append_event(sp, &ev), 0);
+        assert_int_equal(spool_commit(sp), 0);
+    }
+    append_batch(sp, SMALL, "e");
+    int events = ROUNDS * (SMALL + 1) + SMALL;
+    test_mock m;
+    test_mock_start(&m);
+    config_kv props[3];
+    config cfg = forwarder_config(f->path, props, rd_kafka_mock_cluster_bootstraps(m.mc));
+    props[2] = (config_kv){"queue.buffering.max.messages", "50"};
+    cfg.n_kafka_props = 3;
+    kafka_out *ko = start_ok(&cfg);
+    assert_int_equal(kafka_out_drain(ko, sp, 60000), 0);
+    kafka_out_stop(ko);
+    order_check oc = {0, BIG};
+    assert_int_equal(consume(rd_kafka_mock_cluster_bootstraps(m.mc), events, check_record, &oc), events);
+    assert_int_equal(oc.last_seq, events);
+    test_mock_stop(&m);
+    spool_close(sp);
+}
+
 int main(void)
 {
     log_set_level(LL_WARN);
@@ -252,6 +367,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stop_with_events_held_logs_one_line, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_requests_reported_per_round, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_event_retried_once_a_second, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_every_event_delivered_once_in_order, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
