@@ -212,12 +212,7 @@ static void test_refused_event_retried_once_a_second(void **state)
     fixture *f = *state;
     spool *sp = open_ok(f->path, &(spool_options){"NORMAL", 0});
     append_batch(sp, 10, "before");
-    static uint8_t big[2000];
-    assert_int_equal(spool_begin(sp), 0);
-    spool_event ev = {.seq = spool_next_seq(sp), .event_id = "big", .key = "LOT-1", .type = "unit_written",
-                      .time_ms = 1000, .payload = big, .len = sizeof big};
-    assert_int_equal(spool_append_event(sp, &ev), 0);
-    assert_int_equal(spool_commit(sp), 0);
+    assert_int_equal(append_sized(sp, "big", 2000), 11);
     append_batch(sp, 10, "after");
     config_kv props[3];
     config cfg = forwarder_config(f->path, props, "embedded");
@@ -242,12 +237,6 @@ static void test_refused_event_retried_once_a_second(void **state)
     double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     if (lines < 2 || lines > (int)s + 2) fail_msg("%d log lines in %.1f s for one refused event", lines, s);
     spool_close(sp);
-}
-
-/* Payload of the large events: derived from seq as make_payload's are. */
-static void big_payload(uint64_t seq, uint8_t *buf, size_t len)
-{
-    for (size_t j = 0; j < len; j++) buf[j] = (uint8_t)(seq * 31 + j);
 }
 
 /* Reads TOPIC from the start until n records have come (or 30 s have
@@ -312,8 +301,11 @@ static void check_record(const rd_kafka_message_t *m, void *ud)
     assert_memory_equal(m->key, "LOT-1", 5);
     assert_int_equal(rd_kafka_message_timestamp(m, NULL), 1000 + (int64_t)seq);
     static uint8_t want[400000];
-    size_t len = strncmp(idstr, "big-", 4) == 0 ? oc->big_len : make_payload(seq, want);
-    if (len == oc->big_len) big_payload(seq, want, len);
+    size_t len = oc->big_len;
+    if (strncmp(idstr, "big-", 4) == 0)
+        fill_payload(seq, want, len);
+    else
+        len = make_payload(seq, want);
     assert_int_equal(m->len, len);
     if (len) assert_memory_equal(m->payload, want, len);
 }
@@ -328,18 +320,9 @@ static void test_every_event_delivered_once_in_order(void **state)
     fixture *f = *state;
     enum { ROUNDS = 6, SMALL = 499, BIG = 300000 };
     spool *sp = open_ok(f->path, &(spool_options){"NORMAL", 0});
-    static uint8_t big[BIG];
     for (int r = 0; r < ROUNDS; r++) {
         append_batch(sp, SMALL, "e");
-        assert_int_equal(spool_begin(sp), 0);
-        uint64_t seq = spool_next_seq(sp);
-        char id[64];
-        snprintf(id, sizeof id, "big-%llu", (unsigned long long)seq);
-        big_payload(seq, big, BIG);
-        spool_event ev = {.seq = seq, .event_id = id, .key = "LOT-1", .type = "unit_written",
-                          .time_ms = 1000 + (int64_t)seq, .payload = big, .len = BIG};
-        assert_int_equal(spool_append_event(sp, &ev), 0);
-        assert_int_equal(spool_commit(sp), 0);
+        append_sized(sp, "big", BIG);
     }
     append_batch(sp, SMALL, "e");
     int events = ROUNDS * (SMALL + 1) + SMALL;
