@@ -8,9 +8,11 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "delivery_watch.h"
 #include "event.h"
 #include "intake.h"
 #include "kafka_out.h"
@@ -41,6 +43,8 @@ typedef struct agent {
      * reach them only under mu. */
     pthread_mutex_t mu;
     spool_guard guard;
+    delivery_watch watch;
+    char full_detail[600]; /* the error, while riding out a full disk */
 } agent;
 
 static void agent_publish_result(void *ud, const char *json)
@@ -78,26 +82,60 @@ static int agent_on_order(void *ud, const void *payload, size_t len)
     return 0;
 }
 
-static long agent_ms_since(const struct timespec *t0)
+static int64_t agent_mono_ms(void)
 {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    return (now.tv_sec - t0->tv_sec) * 1000 + (now.tv_nsec - t0->tv_nsec) / 1000000;
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
 
-/* The retained status: online, plus the alarm while one is raised. */
-static void agent_set_alarm(agent *a, const char *alarm, const char *detail)
+static void agent_low_space_detail(const agent *a, char *buf, size_t len)
+{
+    snprintf(buf, len, "%lld bytes free on the spool's filesystem, under min_free_bytes %lld",
+             (long long)a->guard.free_bytes, (long long)a->cfg->spool_min_free_bytes);
+}
+
+static void agent_over_limit_detail(const agent *a, char *buf, size_t len)
+{
+    snprintf(buf, len, "spool uses %lld bytes, over max_bytes %lld", (long long)a->guard.used_bytes,
+             (long long)a->cfg->spool_max_bytes);
+}
+
+/* The retained status: online, plus every alarm raised, the one that holds
+ * the line first ("alarm" and "detail" name the first, for a dashboard
+ * that shows one). */
+static void agent_publish_status(agent *a)
 {
     if (!a->ml) return;
-    if (!alarm) {
+    json_t *alarms = json_array();
+    char detail[600];
+    if (a->full_detail[0])
+        json_array_append_new(alarms, json_pack("{s:s, s:s}", "alarm", "spool_full", "detail", a->full_detail));
+    if (a->guard.low_space) {
+        agent_low_space_detail(a, detail, sizeof detail);
+        json_array_append_new(alarms, json_pack("{s:s, s:s}", "alarm", "spool_low_space", "detail", detail));
+    }
+    if (a->guard.over_limit) {
+        agent_over_limit_detail(a, detail, sizeof detail);
+        json_array_append_new(alarms, json_pack("{s:s, s:s}", "alarm", "spool_over_limit", "detail", detail));
+    }
+    if (a->watch.stalled) {
+        delivery_watch_describe(&a->watch, detail, sizeof detail);
+        json_array_append_new(alarms, json_pack("{s:s, s:s}", "alarm", "kafka_stalled", "detail", detail));
+    }
+    if (!json_array_size(alarms)) {
+        json_decref(alarms);
         mqtt_link_set_status(a->ml, NULL);
         return;
     }
-    json_t *st = json_pack("{s:s, s:s, s:s, s:s, s:b, s:I}", "state", "online", "client_id", a->cfg->mqtt_client_id,
-                           "alarm", alarm, "detail", detail, "paused", 1, "spool_used_bytes",
-                           (json_int_t)a->guard.used_bytes);
+    json_t *first = json_array_get(alarms, 0);
+    int paused = a->full_detail[0] || a->guard.low_space || a->guard.over_limit;
+    json_t *st = json_pack("{s:s, s:s, s:O, s:O, s:b, s:I, s:o}", "state", "online", "client_id",
+                           a->cfg->mqtt_client_id, "alarm", json_object_get(first, "alarm"), "detail",
+                           json_object_get(first, "detail"), "paused", paused, "spool_used_bytes",
+                           (json_int_t)a->guard.used_bytes, "alarms", alarms);
     char *json = st ? json_dumps(st, JSON_COMPACT) : NULL;
-    if (!json || mqtt_link_set_status(a->ml, json) != 0) log_warn("alarm %s not published on the status topic", alarm);
+    if (!json || mqtt_link_set_status(a->ml, json) != 0) log_warn("alarms not published on the status topic");
     free(json);
     json_decref(st);
 }
@@ -109,25 +147,31 @@ static void agent_apply_guard(agent *a)
     line_set_paused(a->ln, a->guard.over_limit || a->guard.low_space);
     char detail[200];
     if (a->guard.low_space) {
-        snprintf(detail, sizeof detail, "%lld bytes free on the spool's filesystem, under min_free_bytes %lld",
-                 (long long)a->guard.free_bytes, (long long)a->cfg->spool_min_free_bytes);
+        agent_low_space_detail(a, detail, sizeof detail);
         log_error("ALARM spool_low_space: %s; no new boards until there is room (nothing is dropped)", detail);
-        agent_set_alarm(a, "spool_low_space", detail);
     } else if (a->guard.over_limit) {
-        snprintf(detail, sizeof detail, "spool uses %lld bytes, over max_bytes %lld", (long long)a->guard.used_bytes,
-                 (long long)a->cfg->spool_max_bytes);
+        agent_over_limit_detail(a, detail, sizeof detail);
         log_error("ALARM spool_over_limit: %s; no new boards until it drains (nothing is dropped)", detail);
-        agent_set_alarm(a, "spool_over_limit", detail);
     } else {
         log_info("alarm cleared: spool uses %lld bytes, %lld free; loading boards",
                  (long long)a->guard.used_bytes, (long long)a->guard.free_bytes);
-        agent_set_alarm(a, NULL, NULL);
     }
+    agent_publish_status(a);
 }
 
+/* Once a second: spool bounds, and whether Kafka takes the events. */
 static void agent_guard(agent *a)
 {
     if (spool_guard_tick(&a->guard, a->sp)) agent_apply_guard(a);
+    if (delivery_watch_tick(&a->watch, a->sp, agent_mono_ms())) {
+        char detail[300];
+        delivery_watch_describe(&a->watch, detail, sizeof detail);
+        if (a->watch.stalled)
+            log_error("ALARM kafka_stalled: %s; the line goes on, the spool keeps every event", detail);
+        else
+            log_info("alarm kafka_stalled cleared: deliveries to Kafka move again");
+        agent_publish_status(a);
+    }
 }
 
 /* A commit failed with the disk full. What was committed is intact; the
@@ -138,18 +182,17 @@ static void agent_guard(agent *a)
  * 0 when running again, -1 when stopped or on another spool error. */
 static int agent_ride_out_full(agent *a)
 {
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    char detail[600], err[512];
-    snprintf(detail, sizeof detail, "%s", spool_errmsg(a->sp));
-    log_error("ALARM spool_full: %s; no new boards until space returns; nothing committed is lost", detail);
+    int64_t t0 = agent_mono_ms();
+    char err[512];
+    snprintf(a->full_detail, sizeof a->full_detail, "%s", spool_errmsg(a->sp));
+    log_error("ALARM spool_full: %s; no new boards until space returns; nothing committed is lost", a->full_detail);
     pthread_mutex_lock(&a->mu);
     line *old_ln = a->ln;
     intake *old_in = a->in;
     a->ln = NULL;
     a->in = NULL;
     pthread_mutex_unlock(&a->mu);
-    agent_set_alarm(a, "spool_full", detail);
+    agent_publish_status(a);
     line_stop(old_ln);
     intake_stop(old_in);
     int probe;
@@ -177,7 +220,9 @@ static int agent_ride_out_full(agent *a)
     pthread_mutex_lock(&a->mu);
     a->in = in;
     pthread_mutex_unlock(&a->mu);
-    log_info("the spool has space again after %ld ms; resuming from the last commit", agent_ms_since(&t0));
+    log_info("the spool has space again after %ld ms; resuming from the last commit",
+             (long)(agent_mono_ms() - t0));
+    a->full_detail[0] = 0;
     a->guard.next_ms = 0;
     spool_guard_tick(&a->guard, a->sp);
     agent_apply_guard(a); /* clears the alarm, or shows what still holds the line */
@@ -186,13 +231,12 @@ static int agent_ride_out_full(agent *a)
 
 static int agent_shutdown(agent *a)
 {
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int64_t t0 = agent_mono_ms();
     long budget = a->cfg->shutdown_timeout_ms;
     int rc = 0;
     log_info("stopping: no new boards; %d on the line finish", line_in_flight(a->ln));
     line_stop_feeding(a->ln);
-    while (line_in_flight(a->ln) > 0 && agent_ms_since(&t0) < budget && rc == 0) rc = line_step(a->ln, 50);
+    while (line_in_flight(a->ln) > 0 && agent_mono_ms() - t0 < budget && rc == 0) rc = line_step(a->ln, 50);
     if (line_in_flight(a->ln) > 0)
         log_warn("%d boards still on the line after %ld ms; they resume at the next start", line_in_flight(a->ln),
                  budget);
@@ -200,7 +244,7 @@ static int agent_shutdown(agent *a)
      * kicks it); decisions it makes after this step are not committed, so
      * their inbox rows are simply decided again at the next start. */
     if (rc == 0) rc = line_step(a->ln, 0);
-    long left = budget - agent_ms_since(&t0);
+    long left = budget - (long)(agent_mono_ms() - t0);
     int64_t pending = kafka_out_drain(a->ko, a->sp, left > 0 ? (int)left : 0);
     if (pending) log_warn("%lld events not yet acknowledged by Kafka; kept in the spool", (long long)pending);
     else log_info("spool flushed: every event acknowledged by Kafka");
@@ -212,6 +256,7 @@ int agent_run(const config *cfg)
     agent a = {.cfg = cfg};
     pthread_mutex_init(&a.mu, NULL);
     spool_guard_init(&a.guard, cfg);
+    delivery_watch_init(&a.watch, cfg->kafka_stall_alarm_ms);
     char err[512];
     int rc = 1;
     log_set_level((enum log_level)log_level_parse(cfg->log_level));

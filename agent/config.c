@@ -206,6 +206,9 @@ static int on_key(void *user, const char *section, const char *key, const char *
         else if (strcmp(key, "queue_high_water") == 0) {
             if (parse_long(v, 1, 10000000, &x)) return BAD("queue_high_water must be 1..10000000");
             c->kafka_queue_high_water = (int)x;
+        } else if (strcmp(key, "stall_alarm") == 0) {
+            if (parse_duration_ms(v, &c->kafka_stall_alarm_ms))
+                return BAD("stall_alarm must be a duration, e.g. 60s, 5m, or 0 for never");
         } else kv_add(&c->kafka_props, &c->n_kafka_props, key, v);
     } else if (strcmp(section, "provisioning") == 0) {
         if (strcmp(key, "url") == 0) {
@@ -256,6 +259,7 @@ static void set_defaults(config *c)
     c->spool_min_free_bytes = 32LL << 20;
     c->mqtt_keepalive_s = 30;
     c->kafka_queue_high_water = 10000;
+    c->kafka_stall_alarm_ms = 60000;
     c->prov_timeout_ms = 5000;
     c->prov_retries = 3;
 }
@@ -438,7 +442,8 @@ void config_print(const config *c, FILE *out)
     print_kv(out, "ca_file", c->mqtt_ca_file);
     print_kv(out, "cert_file", c->mqtt_cert_file);
     print_kv(out, "key_file", c->mqtt_key_file);
-    fprintf(out, "\n[kafka]\ntopic = %s\nqueue_high_water = %d\n", c->kafka_topic, c->kafka_queue_high_water);
+    fprintf(out, "\n[kafka]\ntopic = %s\nqueue_high_water = %d\nstall_alarm = %llds\n", c->kafka_topic,
+            c->kafka_queue_high_water, (long long)(c->kafka_stall_alarm_ms / 1000));
     for (size_t i = 0; i < c->n_kafka_props; i++) print_kv(out, c->kafka_props[i].key, c->kafka_props[i].value);
     if (c->prov_url) {
         fprintf(out, "\n[provisioning]\nurl = %s\ntimeout_ms = %ld\nretries = %d\n", c->prov_url,

@@ -48,6 +48,7 @@ typedef struct config {
     /* [kafka] */
     char *kafka_topic;
     int kafka_queue_high_water;
+    int64_t kafka_stall_alarm_ms; /* 0: never */
     config_kv *kafka_props; /* handed to librdkafka as is */
     size_t n_kafka_props;
     /* [provisioning]: the provisioning server (provisiond); url NULL = none */

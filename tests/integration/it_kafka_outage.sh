@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Kafka down for a whole lot: production goes on into the spool; when the
-# brokers return the backlog drains in order and nothing is missing.
+# Kafka down for a whole lot: production goes on into the spool, the alarm
+# kafka_stalled goes up on the status topic and clears when the brokers
+# return; the backlog drains in order and nothing is missing.
 source "$(dirname "$0")/lib.sh"
 
 start_mosquitto
 start_kafka
 BPS=50 write_config "$T/agent.conf"
+sed -i 's/^\[kafka\]$/[kafka]\nstall_alarm = 2s/' "$T/agent.conf"
+stdbuf -oL mosquitto_sub -p "$MQTT_PORT" -q 1 -t "$PREFIX/status" >"$T/status.log" 2>/dev/null &
+PIDS+=($!)
 start_agent "$T/agent.conf"
 kafka_cmd down all
 make_firmware v1 3.0.0
@@ -13,7 +17,15 @@ QTY=30
 publish -m "$(order_json WO-O 1 LOT-O $QTY 3.0.0 "$FW_SHA" "$FW_PATH")"
 wait_log "lot LOT-O completed" 60
 pass "lot completed with Kafka down"
+wait_log "ALARM kafka_stalled" 30
+wait_for 10 "kafka_stalled on the status topic" grep -q '"alarm":"kafka_stalled"' "$T/status.log"
+jq -e -s 'map(select(.alarm == "kafka_stalled")) | .[0] | .paused == false and (.detail | test("past seq 1 "))' \
+  "$T/status.log" >/dev/null || fail "kafka_stalled status: $(grep -m1 kafka_stalled "$T/status.log")"
+pass "alarm kafka_stalled in the log and on the status topic, line not paused: $(grep -m1 kafka_stalled "$T/status.log" | cut -c1-200)"
 kafka_cmd up all
+wait_log "alarm kafka_stalled cleared" 30
+wait_for 10 "status back to plain online" sh -c "tail -n1 '$T/status.log' | grep -q -v alarm"
+pass "Kafka back: alarm cleared on the status topic"
 # drained: stop cleanly only once every event is acknowledged
 SHUTDOWN_MS=30000
 stop_agent

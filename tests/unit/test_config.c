@@ -49,6 +49,7 @@ static void test_defaults_and_stations(void **state)
     assert_string_equal(c.mqtt_client_id, "lineagent-S1-L2");
     assert_string_equal(c.topic_prefix, "lineagent/S1/L2");
     assert_string_equal(c.kafka_topic, "lineagent.trace.v1");
+    assert_int_equal(c.kafka_stall_alarm_ms, 60000);
     assert_string_equal(c.spool_synchronous, "FULL");
     assert_int_equal(c.n_stations, 2);
     assert_string_equal(c.stations[0].name, "prog");
@@ -117,6 +118,29 @@ static void test_spool_retention_and_limit(void **state)
         assert_int_equal(load_err(text, err, sizeof err), -1);
         assert_non_null(strstr(err, ":10:"));
     }
+}
+
+/* stall_alarm is the agent's own key, not handed to librdkafka. */
+static void test_kafka_stall_alarm(void **state)
+{
+    config c;
+    char err[512];
+    const char *st = "[station a]\nadapter = sim\nsteps = test\n";
+    char text[1024];
+    const struct {
+        const char *v;
+        int64_t ms;
+    } ok[] = {{"5m", 300000}, {"0", 0}, {"2s", 2000}};
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+        snprintf(text, sizeof text, "%s[kafka]\nstall_alarm = %s\n%s", BASE, ok[i].v, st);
+        assert_int_equal(config_load(&c, write_file("k.conf", text), err, sizeof err), 0);
+        assert_int_equal(c.kafka_stall_alarm_ms, ok[i].ms);
+        assert_null(config_kafka_get(&c, "stall_alarm"));
+        config_free(&c);
+    }
+    snprintf(text, sizeof text, "%s[kafka]\nstall_alarm = soon\n%s", BASE, st);
+    assert_int_equal(load_err(text, err, sizeof err), -1);
+    assert_non_null(strstr(err, "stall_alarm"));
 }
 
 static void test_secrets_never_printed(void **state)
@@ -188,6 +212,7 @@ int main(void)
         cmocka_unit_test(test_secrets_never_printed),
         cmocka_unit_test(test_provisioning),
         cmocka_unit_test(test_spool_retention_and_limit),
+        cmocka_unit_test(test_kafka_stall_alarm),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
