@@ -31,6 +31,7 @@
 
 #include "ack_window.h"
 #include "event.h"
+#include "kafka_record.h"
 #include "log.h"
 #include "spool.h"
 
@@ -251,15 +252,10 @@ typedef struct ko_batch {
 static int ko_produce(kafka_out *ko, const ko_held_event *h)
 {
     const char *b = ko->held;
-    /* The record's timestamp is the event's time, not the time it was sent:
-     * a backlog replayed after an outage keeps when things happened. */
-    rd_kafka_resp_err_t e = rd_kafka_producev(
-        ko->rk, RD_KAFKA_V_RKT(ko->rkt), RD_KAFKA_V_KEY(b + h->key, h->key_len),
-        RD_KAFKA_V_VALUE((void *)(b + h->payload), h->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_TIMESTAMP(h->time_ms),
-        RD_KAFKA_V_HEADER("event_type", b + h->type, (ssize_t)h->type_len),
-        RD_KAFKA_V_HEADER("event_id", b + h->event_id, (ssize_t)h->event_id_len),
-        RD_KAFKA_V_OPAQUE((void *)(uintptr_t)h->seq), RD_KAFKA_V_END);
+    kafka_record r = {.key = b + h->key, .type = b + h->type, .event_id = b + h->event_id,
+                      .key_len = h->key_len, .type_len = h->type_len, .event_id_len = h->event_id_len,
+                      .value = b + h->payload, .value_len = h->len, .time_ms = h->time_ms, .seq = h->seq};
+    rd_kafka_resp_err_t e = kafka_record_produce(ko->rk, ko->rkt, &r);
     if (e) {
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             /* Refused before sending (unknown topic, message too large):

@@ -1,8 +1,8 @@
 /* spool_cli.c - `lineagent spool stats|replay|export`.
  *
  * replay re-publishes delivered events exactly as the agent first sent them
- * (same key, value, event_type/event_id headers, so the same event_id and
- * seq inside): a consumer that de-duplicates on event_id can rebuild its
+ * (the same kafka_record: key, value, timestamp, event_type/event_id
+ * headers, so the same event_id and seq inside): a consumer that de-duplicates on event_id can rebuild its
  * database from them. It reads the spool in pages through its own
  * connection (the agent may be running: WAL readers do not block it), keeps
  * at most REPLAY_HIGH_WATER messages in librdkafka's hands, and marks
@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "event.h"
+#include "kafka_record.h"
 #include "proto_json.h"
 #include "spool.h"
 
@@ -254,6 +255,7 @@ static int spool_cli_export(spool *sp, const spool_cli_opts *o)
 
 typedef struct replay_state {
     rd_kafka_t *rk;
+    rd_kafka_topic_t *rkt;
     const char *topic;
     uint64_t last_seq, first_seq;
     int64_t sent, acked, failed, total;
@@ -284,16 +286,13 @@ static int replay_one(void *ud, const spool_event *ev, int64_t delivered_ms)
     replay_state *r = ud;
     /* Bounded memory: wait for acknowledgements above the high-water mark. */
     while (rd_kafka_outq_len(r->rk) >= REPLAY_HIGH_WATER) rd_kafka_poll(r->rk, 50);
+    kafka_record rec = {.key = ev->key, .type = ev->type, .event_id = ev->event_id,
+                        .key_len = strlen(ev->key), .type_len = strlen(ev->type),
+                        .event_id_len = strlen(ev->event_id), .value = ev->payload, .value_len = ev->len,
+                        .time_ms = ev->time_ms, .seq = ev->seq};
     rd_kafka_resp_err_t e;
     for (;;) {
-        e = rd_kafka_producev(r->rk, RD_KAFKA_V_TOPIC(r->topic), RD_KAFKA_V_KEY(ev->key, strlen(ev->key)),
-                              RD_KAFKA_V_VALUE((void *)ev->payload, ev->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                              /* the event's time, as the forwarder sends it:
-                               * a replay is not a new event */
-                              RD_KAFKA_V_TIMESTAMP(ev->time_ms),
-                              RD_KAFKA_V_HEADER("event_type", ev->type, -1),
-                              RD_KAFKA_V_HEADER("event_id", ev->event_id, -1),
-                              RD_KAFKA_V_OPAQUE((void *)(uintptr_t)ev->seq), RD_KAFKA_V_END);
+        e = kafka_record_produce(r->rk, r->rkt, &rec);
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
         rd_kafka_poll(r->rk, 100);
     }
@@ -348,6 +347,11 @@ static int spool_cli_replay(spool *sp, const config *cfg, const spool_cli_opts *
         return 1;
     }
     if (!(r.rk = replay_producer(cfg, o, &r))) return 1;
+    if (!(r.rkt = rd_kafka_topic_new(r.rk, r.topic, NULL))) {
+        fprintf(stderr, "spool replay: topic %s: %s\n", r.topic, rd_kafka_err2str(rd_kafka_last_error()));
+        rd_kafka_destroy(r.rk);
+        return 1;
+    }
     int n;
     do {
         n = spool_select_page(sp, &sel, r.last_seq, SPOOL_CLI_PAGE, replay_one, &r);
@@ -361,6 +365,7 @@ static int spool_cli_replay(spool *sp, const config *cfg, const spool_cli_opts *
         replay_progress(&r, 0);
     }
     replay_progress(&r, 1);
+    rd_kafka_topic_destroy(r.rkt);
     rd_kafka_destroy(r.rk);
     int ok = n >= 0 && !r.produce_failed && r.failed == 0 && r.acked == r.sent;
     fprintf(stderr, "spool replay: %lld of %lld selected events acknowledged by %s (seq %llu..%llu)%s\n",
