@@ -25,15 +25,19 @@ long bench_peak_rss_kb(void)
     return kb;
 }
 
-void bench_sample_fill(uint64_t i, TraceEvent *ev, Lineagent__V1__UnitWritten *w, char board[64])
+void bench_board_id(uint64_t i, char board[64])
+{
+    snprintf(board, 64, "LOT-BENCH-B%07llu", (unsigned long long)i);
+}
+
+void bench_sample_fill(TraceEvent *ev, Lineagent__V1__UnitWritten *w, const char *board)
 {
     lineagent__v1__trace_event__init(ev);
     lineagent__v1__unit_written__init(w);
-    snprintf(board, 64, "LOT-BENCH-B%07llu", (unsigned long long)i);
     ev->station = "prog1";
     ev->order_id = "WO-BENCH";
     ev->lot_id = "LOT-BENCH";
-    ev->board_id = board;
+    ev->board_id = (char *)board;
     w->version = "1.4.2";
     w->sha256 = "9f2c1e4b5a6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9012a3b4c5d6e7f8";
     w->readback_sha256 = w->sha256;
@@ -49,7 +53,8 @@ size_t bench_sample_event(uint64_t i, uint8_t **buf)
     char board[64], id[37];
     TraceEvent ev;
     Lineagent__V1__UnitWritten w;
-    bench_sample_fill(i, &ev, &w, board);
+    bench_board_id(i, board);
+    bench_sample_fill(&ev, &w, board);
     event_uuid7(id, event_now_ms());
     ev.event_id = id;
     ev.seq = i + 1;

@@ -16,9 +16,11 @@ long bench_peak_rss_kb(void); /* VmHWM of this process */
 double bench_rate_of_runs(const double *rates, int n);
 #include "event.h"
 
-/* A realistic unit_written event for board i; board (64 bytes) and w are
- * the caller's storage. Envelope ids and seq are left to the caller. */
-void bench_sample_fill(uint64_t i, TraceEvent *ev, Lineagent__V1__UnitWritten *w, char board[64]);
+/* Board i's id, as a line names its boards. */
+void bench_board_id(uint64_t i, char board[64]);
+/* A realistic unit_written event for board (a bench_board_id); w is the
+ * caller's storage. Envelope ids and seq are left to the caller. */
+void bench_sample_fill(TraceEvent *ev, Lineagent__V1__UnitWritten *w, const char *board);
 /* The same, encoded with a fresh event_id and seq i + 1 (malloc'ed). */
 size_t bench_sample_event(uint64_t i, uint8_t **buf);
 
