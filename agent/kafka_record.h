@@ -1,8 +1,9 @@
 /* kafka_record.h - the Kafka record a trace event becomes, defined once for
  * the forwarder and for `lineagent spool replay`, so a replayed event is the
  * record first sent: key = lot id, value = the encoded TraceEvent,
- * timestamp = the event's time (not the send time), headers event_type and
- * event_id (consumers de-duplicate on the latter). */
+ * timestamp = the event's time, not the send time (a backlog sent after an
+ * outage keeps when things happened), headers event_type and event_id
+ * (consumers de-duplicate on the latter). */
 #ifndef LINEAGENT_KAFKA_RECORD_H
 #define LINEAGENT_KAFKA_RECORD_H
 

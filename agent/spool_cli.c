@@ -2,11 +2,11 @@
  *
  * replay re-publishes delivered events exactly as the agent first sent them
  * (the same kafka_record: key, value, timestamp, event_type/event_id
- * headers, so the same event_id and seq inside): a consumer that de-duplicates on event_id can rebuild its
- * database from them. It reads the spool in pages through its own
- * connection (the agent may be running: WAL readers do not block it), keeps
- * at most REPLAY_HIGH_WATER messages in librdkafka's hands, and marks
- * nothing in the spool. */
+ * headers, so the same event_id and seq inside): a consumer that
+ * de-duplicates on event_id can rebuild its database from them. It reads
+ * the spool in pages through its own connection (the agent may be running:
+ * WAL readers do not block it), keeps at most REPLAY_HIGH_WATER messages in
+ * librdkafka's hands, and marks nothing in the spool. */
 #include "spool_cli.h"
 
 #include <librdkafka/rdkafka.h>
