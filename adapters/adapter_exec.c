@@ -30,11 +30,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "adapter.h"
 #include "log.h"
+#include "mono_time.h"
 
 extern char **environ;
 
@@ -344,13 +344,6 @@ static void exec_parse(char *out, size_t len, adapter_result *r, exec_out *x)
     }
 }
 
-static int64_t exec_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Runs one step's program; fills r (passed, or failure) and x. */
 static void exec_run(exec_state *s, int step, const adapter_step_ctx *ctx, adapter_result *r, exec_out *x)
 {
@@ -428,10 +421,10 @@ static void exec_run(exec_state *s, int step, const adapter_step_ctx *ctx, adapt
     char eline[EXEC_STDERR_LINE + 1], last_err[EXEC_STDERR_LINE + 1] = "";
     size_t elen = 0;
     int elines = 0, edropped = 0, timed_out = 0;
-    int64_t deadline = exec_now_ms() + s->timeout_ms, kill_at = 0;
+    int64_t deadline = mono_now_ms() + s->timeout_ms, kill_at = 0;
     struct pollfd pfd[2] = {{outp[0], POLLIN, 0}, {errp[0], POLLIN, 0}};
     while (pfd[0].fd >= 0 || pfd[1].fd >= 0) {
-        int64_t now = exec_now_ms();
+        int64_t now = mono_now_ms();
         if (!timed_out && now >= deadline) {
             timed_out = 1;
             kill(-pid, SIGTERM);

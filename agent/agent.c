@@ -18,6 +18,7 @@
 #include "kafka_out.h"
 #include "line.h"
 #include "log.h"
+#include "mono_time.h"
 #include "mqtt_link.h"
 #include "mqtt_persist.h"
 #include "spool.h"
@@ -80,13 +81,6 @@ static int agent_on_order(void *ud, const void *payload, size_t len)
     if (a->in) intake_kick(a->in);
     pthread_mutex_unlock(&a->mu);
     return 0;
-}
-
-static int64_t agent_mono_ms(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
 
 static void agent_low_space_detail(const agent *a, char *buf, size_t len)
@@ -163,7 +157,7 @@ static void agent_apply_guard(agent *a)
 static void agent_guard(agent *a)
 {
     if (spool_guard_tick(&a->guard, a->sp)) agent_apply_guard(a);
-    if (delivery_watch_tick(&a->watch, a->sp, agent_mono_ms())) {
+    if (delivery_watch_tick(&a->watch, a->sp, mono_now_ms())) {
         char detail[300];
         delivery_watch_describe(&a->watch, detail, sizeof detail);
         if (a->watch.stalled)
@@ -182,7 +176,7 @@ static void agent_guard(agent *a)
  * 0 when running again, -1 when stopped or on another spool error. */
 static int agent_ride_out_full(agent *a)
 {
-    int64_t t0 = agent_mono_ms();
+    int64_t t0 = mono_now_ms();
     char err[512];
     snprintf(a->full_detail, sizeof a->full_detail, "%s", spool_errmsg(a->sp));
     log_error("ALARM spool_full: %s; no new boards until space returns; nothing committed is lost", a->full_detail);
@@ -221,7 +215,7 @@ static int agent_ride_out_full(agent *a)
     a->in = in;
     pthread_mutex_unlock(&a->mu);
     log_info("the spool has space again after %ld ms; resuming from the last commit",
-             (long)(agent_mono_ms() - t0));
+             (long)(mono_now_ms() - t0));
     a->full_detail[0] = 0;
     a->guard.next_ms = 0;
     spool_guard_tick(&a->guard, a->sp);
@@ -231,12 +225,12 @@ static int agent_ride_out_full(agent *a)
 
 static int agent_shutdown(agent *a)
 {
-    int64_t t0 = agent_mono_ms();
+    int64_t t0 = mono_now_ms();
     long budget = a->cfg->shutdown_timeout_ms;
     int rc = 0;
     log_info("stopping: no new boards; %d on the line finish", line_in_flight(a->ln));
     line_stop_feeding(a->ln);
-    while (line_in_flight(a->ln) > 0 && agent_mono_ms() - t0 < budget && rc == 0) rc = line_step(a->ln, 50);
+    while (line_in_flight(a->ln) > 0 && mono_now_ms() - t0 < budget && rc == 0) rc = line_step(a->ln, 50);
     if (line_in_flight(a->ln) > 0)
         log_warn("%d boards still on the line after %ld ms; they resume at the next start", line_in_flight(a->ln),
                  budget);
@@ -244,7 +238,7 @@ static int agent_shutdown(agent *a)
      * kicks it); decisions it makes after this step are not committed, so
      * their inbox rows are simply decided again at the next start. */
     if (rc == 0) rc = line_step(a->ln, 0);
-    long left = budget - (long)(agent_mono_ms() - t0);
+    long left = budget - (long)(mono_now_ms() - t0);
     int64_t pending = kafka_out_drain(a->ko, a->sp, left > 0 ? (int)left : 0);
     if (pending) log_warn("%lld events not yet acknowledged by Kafka; kept in the spool", (long long)pending);
     else log_info("spool flushed: every event acknowledged by Kafka");

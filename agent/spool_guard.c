@@ -8,21 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
-#include <time.h>
 
 #include "event.h"
 #include "log.h"
+#include "mono_time.h"
 
 #define GUARD_PRUNE_BATCH 1000
 #define GUARD_PRUNE_BATCHES 5 /* per tick: at most 5000 rows a second */
 #define GUARD_PROBE_BYTES (256 * 1024)
-
-static int64_t guard_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void spool_guard_init(spool_guard *g, const config *cfg)
 {
@@ -43,7 +36,7 @@ static int64_t spool_guard_free_bytes(const char *spool_path)
 
 int spool_guard_tick(spool_guard *g, spool *sp)
 {
-    int64_t now = guard_mono_ms();
+    int64_t now = mono_now_ms();
     if (now < g->next_ms) return 0;
     g->next_ms = now + 1000;
     int64_t before = event_now_ms() - g->cfg->spool_retention_ms;
