@@ -6,7 +6,6 @@
 #include "delivery_watch.h"
 
 #include <stdio.h>
-#include <time.h>
 
 #include "event.h"
 
@@ -49,18 +48,11 @@ int delivery_watch_tick(delivery_watch *w, spool *sp, int64_t now_ms)
     return was != w->stalled;
 }
 
-static void delivery_watch_utc(int64_t ms, char *buf, size_t len)
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    if (!gmtime_r(&t, &tm) || !strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm)) snprintf(buf, len, "?");
-}
-
 void delivery_watch_describe(const delivery_watch *w, char *buf, size_t len)
 {
     char when[32], since[32];
-    delivery_watch_utc(w->first_time_ms, when, sizeof when);
-    delivery_watch_utc(w->since_wall_ms, since, sizeof since);
+    event_format_utc(w->first_time_ms, when, sizeof when);
+    event_format_utc(w->since_wall_ms, since, sizeof since);
     snprintf(buf, len, "no delivery to Kafka has moved past seq %llu (event time %s) since %s; it and every later"
              " event wait in the spool",
              (unsigned long long)w->first_seq, when, since);

@@ -58,6 +58,18 @@ int64_t event_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+void event_format_utc(int64_t ms, char *buf, size_t n)
+{
+    if (!ms) {
+        snprintf(buf, n, "-");
+        return;
+    }
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
 const char *event_type(const TraceEvent *ev)
 {
     const ProtobufCFieldDescriptor *f =

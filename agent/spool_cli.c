@@ -161,18 +161,6 @@ static spool *spool_cli_open(const config *cfg)
     return sp;
 }
 
-static void spool_cli_fmt_time(int64_t ms, char *buf, size_t n)
-{
-    if (!ms) {
-        snprintf(buf, n, "-");
-        return;
-    }
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static int spool_cli_stats(spool *sp, const config *cfg)
 {
     spool_stats s;
@@ -185,8 +173,8 @@ static int spool_cli_stats(spool *sp, const config *cfg)
     char walpath[4096], oldest[32], last[32];
     snprintf(walpath, sizeof walpath, "%s-wal", cfg->spool_path);
     if (stat(walpath, &sb) == 0) wal = (int64_t)sb.st_size;
-    spool_cli_fmt_time(s.oldest_pending_ms, oldest, sizeof oldest);
-    spool_cli_fmt_time(s.last_delivered_ms, last, sizeof last);
+    event_format_utc(s.oldest_pending_ms, oldest, sizeof oldest);
+    event_format_utc(s.last_delivered_ms, last, sizeof last);
     int64_t age_s = s.oldest_pending_ms ? (event_now_ms() - s.oldest_pending_ms) / 1000 : 0;
     printf("spool: %s\n", cfg->spool_path);
     printf("pending: %lld\n", (long long)s.pending);
