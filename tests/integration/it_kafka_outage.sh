@@ -8,8 +8,7 @@ start_mosquitto
 start_kafka
 BPS=50 write_config "$T/agent.conf"
 sed -i 's/^\[kafka\]$/[kafka]\nstall_alarm = 2s/' "$T/agent.conf"
-stdbuf -oL mosquitto_sub -p "$MQTT_PORT" -q 1 -t "$PREFIX/status" >"$T/status.log" 2>/dev/null &
-PIDS+=($!)
+start_status_log
 start_agent "$T/agent.conf"
 kafka_cmd down all
 make_firmware v1 3.0.0

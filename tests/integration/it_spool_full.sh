@@ -32,8 +32,7 @@ start_kafka
 BPS=400 STEP_MS=0 write_config "$T/agent.conf"
 sed -i "s|^spool = .*|spool = $T/disk/spool.db|" "$T/agent.conf"
 printf '[spool]\nmin_free_bytes = 0\n' >>"$T/agent.conf" # no early pause: let SQLite hit ENOSPC
-stdbuf -oL mosquitto_sub -p "$MQTT_PORT" -q 1 -v -t "$PREFIX/status" >"$T/status.log" 2>/dev/null &
-PIDS+=($!)
+start_status_log
 kafka_cmd down all
 start_agent "$T/agent.conf"
 stats() { "$AGENT" spool stats -c "$T/agent.conf" 2>/dev/null | sed -n "s/^$1: \([0-9-]*\).*/\1/p"; }

@@ -143,11 +143,13 @@ stop_agent() { # SIGTERM, expect exit 0
 
 kill_agent() { kill -KILL "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true; }
 
-start_results() { # records every order result as one JSON line
-  stdbuf -oL mosquitto_sub -p "$MQTT_PORT" -q 1 -t "$PREFIX/orders/result" >"$T/results.jsonl" 2>/dev/null &
+record_topic() { # record_topic TOPIC FILE: every message on TOPIC, one per line
+  stdbuf -oL mosquitto_sub -p "$MQTT_PORT" -q 1 -t "$1" >"$2" 2>/dev/null &
   PIDS+=($!)
-  sleep 0.3
 }
+start_results() { record_topic "$PREFIX/orders/result" "$T/results.jsonl"; sleep 0.3; }
+# The retained status and each change of it, one JSON per line.
+start_status_log() { record_topic "$PREFIX/status" "$T/status.log"; }
 
 publish() { mosquitto_pub -p "$MQTT_PORT" -q 1 -t "$PREFIX/orders" "$@"; }
 
