@@ -126,7 +126,8 @@ static void ko_report_undelivered(kafka_out *ko, const char *then)
                  (unsigned long long)ko->failed_hi, ko->failed_maybe ? "some possibly persisted" : "not persisted",
                  rd_kafka_err2str(ko->failed_err), then);
     if (ko->purged)
-        log_info("kafka: %llu events in flight were withdrawn before Kafka acknowledged them; %s", (unsigned long long)ko->purged, then);
+        log_info("kafka: %llu events in flight were withdrawn before Kafka acknowledged them; %s",
+                 (unsigned long long)ko->purged, then);
     ko->failed = ko->purged = 0;
     ko->failed_maybe = 0;
 }
