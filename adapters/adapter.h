@@ -12,11 +12,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
+#include "kv.h"
 
 #define ADAPTER_MAX_MEASUREMENTS 64
 #define ADAPTER_ID_MAX 65 /* board ids: 64 characters + NUL */
 #define ADAPTER_MAX_MACS 8
+
+/* A [station NAME] section of the agent's configuration: what a station,
+ * and so its adapter, is opened with. */
+typedef struct station_config {
+    char *name;
+    char *adapter;
+    uint32_t steps_mask;  /* bit (1 << Step) per step this station performs */
+    kv_pair *keys;        /* the "<adapter>.*" keys, verbatim */
+    size_t n_keys;
+    uint32_t sites;       /* fixture sites run in parallel (gang programming); 1 by default */
+    uint32_t site;        /* set per site when the station opens its adapter, 0-based */
+} station_config;
+
+/* The value of a station's key (full name, e.g. "sim.fail_rate"), or NULL. */
+const char *station_config_get(const station_config *st, const char *key);
 
 typedef struct adapter_image {
     const char *version;
@@ -95,7 +110,7 @@ typedef struct adapter {
      * NULL-terminated. check-config refuses any other "<name>.*" key. */
     const char *const *keys;
     /* Creates per-station state from the station's config section. */
-    int (*open)(void **state, const config_station *st, char *err, size_t err_len);
+    int (*open)(void **state, const station_config *st, char *err, size_t err_len);
     /* Blocks until the next board of the lot is on the fixture and names it
      * (idx is its 0-based arrival index in the lot). 0 on success. */
     int (*load_board)(void *state, const char *lot_id, uint32_t idx, char *board_id, size_t len);

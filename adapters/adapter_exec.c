@@ -33,8 +33,8 @@
 #include <unistd.h>
 
 #include "adapter.h"
+#include "clock.h"
 #include "log.h"
-#include "mono_time.h"
 
 extern char **environ;
 
@@ -66,10 +66,10 @@ static const char *const exec_keys[] = {
     "write.program", "write.args", "verify.program", "verify.args", "provision.program", "provision.args",
     "test.program", "test.args", "calibrate.program", "calibrate.args", "lock.program", "lock.args", NULL};
 
-static long exec_num(const config_station *st, const char *key, long lo, long hi, long def, char *err, size_t n,
+static long exec_num(const station_config *st, const char *key, long lo, long hi, long def, char *err, size_t n,
                      int *bad)
 {
-    const char *v = config_station_get(st, key);
+    const char *v = station_config_get(st, key);
     if (!v) return def;
     char *end;
     errno = 0;
@@ -96,7 +96,7 @@ static void exec_close(void *state)
     free(s);
 }
 
-static int exec_open(void **state, const config_station *st, char *err, size_t err_len)
+static int exec_open(void **state, const station_config *st, char *err, size_t err_len)
 {
     int bad = 0;
     long timeout = exec_num(st, "exec.timeout_ms", 100, 86400000, 60000, err, err_len, &bad);
@@ -107,15 +107,15 @@ static int exec_open(void **state, const config_station *st, char *err, size_t e
     s->timeout_ms = timeout;
     s->max_output = (size_t)maxout;
     snprintf(s->site, sizeof s->site, "%u", st->site);
-    const char *p = config_station_get(st, "exec.program"), *a = config_station_get(st, "exec.args");
+    const char *p = station_config_get(st, "exec.program"), *a = station_config_get(st, "exec.args");
     s->def_program = p ? strdup(p) : NULL;
     s->def_args = strdup(a ? a : "{step} {image}");
     for (int i = 0; i < ST_N; i++) {
         char key[48];
         snprintf(key, sizeof key, "exec.%s.program", exec_step_names[i]);
-        if ((p = config_station_get(st, key))) s->program[i] = strdup(p);
+        if ((p = station_config_get(st, key))) s->program[i] = strdup(p);
         snprintf(key, sizeof key, "exec.%s.args", exec_step_names[i]);
-        if ((a = config_station_get(st, key))) s->args[i] = strdup(a);
+        if ((a = station_config_get(st, key))) s->args[i] = strdup(a);
     }
     int any = s->def_program != NULL;
     for (int i = 0; i < ST_N; i++) {
@@ -421,10 +421,10 @@ static void exec_run(exec_state *s, int step, const adapter_step_ctx *ctx, adapt
     char eline[EXEC_STDERR_LINE + 1], last_err[EXEC_STDERR_LINE + 1] = "";
     size_t elen = 0;
     int elines = 0, edropped = 0, timed_out = 0;
-    int64_t deadline = mono_now_ms() + s->timeout_ms, kill_at = 0;
+    int64_t deadline = clock_mono_ms() + s->timeout_ms, kill_at = 0;
     struct pollfd pfd[2] = {{outp[0], POLLIN, 0}, {errp[0], POLLIN, 0}};
     while (pfd[0].fd >= 0 || pfd[1].fd >= 0) {
-        int64_t now = mono_now_ms();
+        int64_t now = clock_mono_ms();
         if (!timed_out && now >= deadline) {
             timed_out = 1;
             kill(-pid, SIGTERM);

@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #include "adapter.h"
-#include "firmware.h"
+#include "digest.h"
 #include "gdb_rsp.h"
 #include "log.h"
 
@@ -68,10 +68,10 @@ static const char *const gdb_keys[] = {"host", "port", "load_address", "uid_addr
                                        "timeout_ms", "boot_timeout_ms", "banner", "start", "lock_address",
                                        "lock_value", NULL};
 
-static int gdb_u64(const config_station *st, const char *key, uint64_t lo, uint64_t hi, uint64_t *out, int *has,
+static int gdb_u64(const station_config *st, const char *key, uint64_t lo, uint64_t hi, uint64_t *out, int *has,
                    char *err, size_t err_len)
 {
-    const char *v = config_station_get(st, key);
+    const char *v = station_config_get(st, key);
     if (!v) return 0;
     char *end;
     errno = 0;
@@ -103,12 +103,12 @@ static int gdb_hostport(const char *v, char *host, size_t host_len, int *port)
     return 0;
 }
 
-static int gdb_open(void **state, const config_station *st, char *err, size_t err_len)
+static int gdb_open(void **state, const station_config *st, char *err, size_t err_len)
 {
     gdb_state s = {0};
     snprintf(s.station, sizeof s.station, "%s", st->name);
     s.site = st->site;
-    const char *host = config_station_get(st, "gdb.host");
+    const char *host = station_config_get(st, "gdb.host");
     snprintf(s.host, sizeof s.host, "%s", host ? host : "127.0.0.1");
     uint64_t port = 0, uid_len = 0, timeout = 5000, boot = 5000, lockv = 0;
     int has_port = 0;
@@ -127,14 +127,14 @@ static int gdb_open(void **state, const config_station *st, char *err, size_t er
                         GDB_UID_MAX), -1;
     if (uid_len && !s.has_uid)
         return snprintf(err, err_len, "[station %s] gdb.uid_length needs gdb.uid_address", st->name), -1;
-    if (config_station_get(st, "gdb.lock_value") && !s.has_lock)
+    if (station_config_get(st, "gdb.lock_value") && !s.has_lock)
         return snprintf(err, err_len, "[station %s] gdb.lock_value needs gdb.lock_address", st->name), -1;
-    const char *console = config_station_get(st, "gdb.console");
+    const char *console = station_config_get(st, "gdb.console");
     if (console && gdb_hostport(console, s.console_host, sizeof s.console_host, &s.console_port))
         return snprintf(err, err_len, "[station %s] gdb.console must be host:port", st->name), -1;
-    const char *banner = config_station_get(st, "gdb.banner");
+    const char *banner = station_config_get(st, "gdb.banner");
     snprintf(s.banner, sizeof s.banner, "%s", banner ? banner : "version ");
-    const char *start = config_station_get(st, "gdb.start");
+    const char *start = station_config_get(st, "gdb.start");
     snprintf(s.start, sizeof s.start, "%s", start ? start : "auto");
     if (strcmp(s.start, "auto") && strcmp(s.start, "monitor") && strcmp(s.start, "vector") && strcmp(s.start, "none"))
         return snprintf(err, err_len, "[station %s] gdb.start must be auto, monitor, vector or none", st->name), -1;
@@ -390,7 +390,7 @@ static void gdb_verify(void *state, const adapter_step_ctx *ctx, adapter_result 
             gdb_rsp_close(g);
             return;
         }
-        firmware_sha256_hex(buf, img->len, r->readback_sha256);
+        digest_sha256_hex(buf, img->len, r->readback_sha256);
         free(buf);
         if (strcmp(r->readback_sha256, img->sha256) != 0) {
             snprintf(r->failure_mode, sizeof r->failure_mode, "verify_mismatch");

@@ -46,3 +46,8 @@ void adapter_fail(adapter_result *r, const char *mode, const char *fmt, ...)
     va_end(ap);
     r->passed = 0;
 }
+
+const char *station_config_get(const station_config *st, const char *key)
+{
+    return kv_find(st->keys, st->n_keys, key);
+}

@@ -18,7 +18,7 @@
 #include <openssl/x509.h>
 
 #include "adapter.h"
-#include "firmware.h"
+#include "digest.h"
 
 #define SIM_FLASH_SLOTS 4096
 
@@ -72,10 +72,10 @@ static void sim_sleep_ms(long ms)
     }
 }
 
-static int sim_num(const config_station *st, const char *key, double lo, double hi, double *out,
+static int sim_num(const station_config *st, const char *key, double lo, double hi, double *out,
                    char *err, size_t err_len)
 {
-    const char *v = config_station_get(st, key);
+    const char *v = station_config_get(st, key);
     if (!v) return 0;
     char *end;
     double x = strtod(v, &end);
@@ -87,7 +87,7 @@ static int sim_num(const config_station *st, const char *key, double lo, double 
     return 0;
 }
 
-static int sim_open(void **state, const config_station *st, char *err, size_t err_len)
+static int sim_open(void **state, const station_config *st, char *err, size_t err_len)
 {
     double bps = 5, fail = 0, step = 0, seed = 1, server_keys = 0;
     if (sim_num(st, "sim.boards_per_second", 0.001, 1e9, &bps, err, err_len) ||
@@ -150,7 +150,7 @@ static void sim_write(void *state, const adapter_step_ctx *ctx, adapter_result *
         uint8_t *bad = malloc(ctx->image->len + 1);
         memcpy(bad, ctx->image->data, ctx->image->len);
         bad[ctx->image->len / 2] ^= 0x01;
-        firmware_sha256_hex(bad, ctx->image->len ? ctx->image->len : 1, digest);
+        digest_sha256_hex(bad, ctx->image->len ? ctx->image->len : 1, digest);
         free(bad);
     } else {
         /* The image's digest was checked when the order was taken; a

@@ -18,8 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+#include "digest.h"
 #include "firmware.h"
-#include "mono_time.h"
 #include "station.h"
 
 static char dir[64];
@@ -39,13 +40,13 @@ static const char *script(const char *name, const char *body)
 
 static void *open_exec(const char *program, const char *args, const char *timeout, const char *maxout, char *err)
 {
-    config_kv kv[4];
+    kv_pair kv[4];
     size_t n = 0;
-    kv[n++] = (config_kv){"exec.program", (char *)program};
-    if (args) kv[n++] = (config_kv){"exec.args", (char *)args};
-    if (timeout) kv[n++] = (config_kv){"exec.timeout_ms", (char *)timeout};
-    if (maxout) kv[n++] = (config_kv){"exec.max_output", (char *)maxout};
-    config_station st = {.name = "x1", .adapter = "exec", .steps_mask = 0x7e, .keys = kv, .n_keys = n};
+    kv[n++] = (kv_pair){"exec.program", (char *)program};
+    if (args) kv[n++] = (kv_pair){"exec.args", (char *)args};
+    if (timeout) kv[n++] = (kv_pair){"exec.timeout_ms", (char *)timeout};
+    if (maxout) kv[n++] = (kv_pair){"exec.max_output", (char *)maxout};
+    station_config st = {.name = "x1", .adapter = "exec", .steps_mask = 0x7e, .keys = kv, .n_keys = n};
     void *s = NULL;
     char e[256];
     int rc = adapter_find("exec")->open(&s, &st, err ? err : e, 256);
@@ -60,7 +61,7 @@ static int setup(void **state)
 {
     snprintf(dir, sizeof dir, "/tmp/test-exec-XXXXXX");
     assert_non_null(mkdtemp(dir));
-    firmware_sha256_hex(img_data, sizeof img_data, img_sha);
+    digest_sha256_hex(img_data, sizeof img_data, img_sha);
     img = (adapter_image){"2.1.0", img_sha, img_data, sizeof img_data, 0};
     return 0;
 }
@@ -139,9 +140,9 @@ static void test_timeout_kills_process_group(void **state)
     void *s = open_exec(prog, NULL, "300", NULL, NULL);
     adapter_step_ctx ctx = {.station = "x1", .lot_id = "LOT", .board_id = "B1", .image = &img};
     adapter_result r = {0};
-    int64_t t0 = mono_now_ms();
+    int64_t t0 = clock_mono_ms();
     adapter_find("exec")->test(s, &ctx, &r);
-    int64_t ms = mono_now_ms() - t0;
+    int64_t ms = clock_mono_ms() - t0;
     assert_false(r.passed);
     assert_string_equal(r.failure_mode, "timeout");
     assert_true(ms < 3000); /* TERM ignored: SIGKILL after the grace second */

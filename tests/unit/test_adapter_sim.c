@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "digest.h"
 #include "firmware.h"
 #include "station.h"
 
@@ -24,8 +25,8 @@ static const uint8_t image_b[] = "firmware image B, version 1.1.0";
 
 static void *sim_open_with(const char *fail_rate)
 {
-    config_kv kv[] = {{"sim.fail_rate", (char *)fail_rate}, {"sim.boards_per_second", "1000"}};
-    config_station st = {.name = "s1", .adapter = "sim", .keys = kv, .n_keys = 2};
+    kv_pair kv[] = {{"sim.fail_rate", (char *)fail_rate}, {"sim.boards_per_second", "1000"}};
+    station_config st = {.name = "s1", .adapter = "sim", .keys = kv, .n_keys = 2};
     const adapter *ad = adapter_find("sim");
     void *state = NULL;
     char err[256];
@@ -36,7 +37,7 @@ static void *sim_open_with(const char *fail_rate)
 
 static adapter_image make_image(const uint8_t *data, size_t len, const char *version, char sha[65])
 {
-    firmware_sha256_hex(data, len, sha);
+    digest_sha256_hex(data, len, sha);
     return (adapter_image){version, sha, data, len, 0};
 }
 
@@ -155,8 +156,8 @@ static void collect(void *ud, station_result *first, station_result *last)
 
 static void run_job(const char *fail_rate, station_job *job, collected *c)
 {
-    config_kv kv[] = {{"sim.fail_rate", (char *)fail_rate}, {"sim.boards_per_second", "1000"}};
-    config_station cs = {.name = "st", .adapter = "sim", .steps_mask = 1u << W | 1u << V | 1u << T | 1u << L,
+    kv_pair kv[] = {{"sim.fail_rate", (char *)fail_rate}, {"sim.boards_per_second", "1000"}};
+    station_config cs = {.name = "st", .adapter = "sim", .steps_mask = 1u << W | 1u << V | 1u << T | 1u << L,
                          .keys = kv, .n_keys = 2};
     char err[256];
     memset(c, 0, sizeof *c);

@@ -54,8 +54,8 @@ static void test_defaults_and_stations(void **state)
     assert_int_equal(c.n_stations, 2);
     assert_string_equal(c.stations[0].name, "prog");
     assert_int_equal(c.stations[0].steps_mask, 1u << LINEAGENT__V1__STEP__WRITE | 1u << LINEAGENT__V1__STEP__VERIFY);
-    assert_string_equal(config_station_get(&c.stations[0], "sim.fail_rate"), "0.1");
-    assert_null(config_station_get(&c.stations[1], "sim.fail_rate"));
+    assert_string_equal(station_config_get(&c.stations[0], "sim.fail_rate"), "0.1");
+    assert_null(station_config_get(&c.stations[1], "sim.fail_rate"));
     assert_string_equal(config_kafka_get(&c, "bootstrap.servers"), "embedded");
     config_free(&c);
 }

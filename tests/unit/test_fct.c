@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "digest.h"
 #include "eol.h"
 #include "firmware.h"
 #include "order.h"
@@ -222,8 +223,8 @@ static const char *prog;
 
 static station *start_exec(sink *k, uint32_t steps)
 {
-    config_kv kv[] = {{"exec.program", (char *)prog}, {"exec.args", "{step} {board_id} {image} {offset} {gain}"}};
-    config_station cfg = {.name = "fct1", .adapter = "exec", .steps_mask = steps, .keys = kv, .n_keys = 2};
+    kv_pair kv[] = {{"exec.program", (char *)prog}, {"exec.args", "{step} {board_id} {image} {offset} {gain}"}};
+    station_config cfg = {.name = "fct1", .adapter = "exec", .steps_mask = steps, .keys = kv, .n_keys = 2};
     pthread_mutex_init(&k->mu, NULL);
     pthread_cond_init(&k->cv, NULL);
     char err[256];
@@ -261,7 +262,7 @@ static int setup(void **state)
 {
     snprintf(dir, sizeof dir, "/tmp/test-fct-XXXXXX");
     assert_non_null(mkdtemp(dir));
-    firmware_sha256_hex(img_data, sizeof img_data, img_sha);
+    digest_sha256_hex(img_data, sizeof img_data, img_sha);
     img = (adapter_image){"1.0.0", img_sha, img_data, sizeof img_data, 0};
     static char path[128];
     snprintf(path, sizeof path, "%s/station.sh", dir);
@@ -369,8 +370,8 @@ static void test_gang_sites_run_independently(void **state)
     fprintf(f, "#!/bin/bash\n[ \"$2\" = B-slow ] && sleep 1.5\necho \"$2 $3\" >> %s/order\n", dir);
     fclose(f);
     chmod(path, 0700);
-    config_kv kv[] = {{"exec.program", path}, {"exec.args", "{step} {board_id} {site}"}};
-    config_station cfg = {.name = "gang", .adapter = "exec", .steps_mask = 1u << T, .keys = kv, .n_keys = 2,
+    kv_pair kv[] = {{"exec.program", path}, {"exec.args", "{step} {board_id} {site}"}};
+    station_config cfg = {.name = "gang", .adapter = "exec", .steps_mask = 1u << T, .keys = kv, .n_keys = 2,
                           .sites = 2};
     sink k = {0};
     pthread_mutex_init(&k.mu, NULL);

@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "digest.h"
 #include "firmware.h"
 
 #define IMAGE_LEN 3000000 /* several write callbacks and buffer growths */
@@ -119,7 +120,7 @@ static int setup(void **state)
     image_bytes = malloc(IMAGE_LEN);
     if (!image_bytes) return -1;
     for (size_t i = 0; i < IMAGE_LEN; i++) image_bytes[i] = (uint8_t)((i * 131 + i / 977) % 251);
-    firmware_sha256_hex(image_bytes, IMAGE_LEN, image_sha);
+    digest_sha256_hex(image_bytes, IMAGE_LEN, image_sha);
 
     http_fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -149,9 +150,9 @@ static void test_sha256_hex(void **state)
 {
     (void)state;
     char out[65];
-    firmware_sha256_hex("abc", 3, out);
+    digest_sha256_hex("abc", 3, out);
     assert_string_equal(out, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-    firmware_sha256_hex("", 0, out);
+    digest_sha256_hex("", 0, out);
     assert_string_equal(out, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 }
 
@@ -207,7 +208,7 @@ static void test_size_limit(void **state)
     char url[300], reason[512];
     write_file("limit.bin", image_bytes, 1000, url, sizeof url);
     char sha[65];
-    firmware_sha256_hex(image_bytes, 1000, sha);
+    digest_sha256_hex(image_bytes, 1000, sha);
     expect_fetch_error(url, sha, 999, "exceeds 999 bytes", url);
 
     firmware_fetch_opts opts = default_opts;

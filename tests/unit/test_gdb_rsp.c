@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "adapter.h"
+#include "digest.h"
 #include "firmware.h"
 #include "gdb_rsp.h"
 
@@ -345,9 +346,9 @@ static void *gdb_open_port(fake *f, const char *extra_key, const char *extra_val
 {
     char port[16];
     snprintf(port, sizeof port, "%d", f->port);
-    config_kv kv[] = {{"gdb.port", port}, {"gdb.timeout_ms", "1000"}, {"gdb.load_address", "0x1000"},
+    kv_pair kv[] = {{"gdb.port", port}, {"gdb.timeout_ms", "1000"}, {"gdb.load_address", "0x1000"},
                       {(char *)extra_key, (char *)extra_val}};
-    config_station st = {.name = "g1", .adapter = "gdb", .keys = kv, .n_keys = extra_key ? 4 : 3};
+    station_config st = {.name = "g1", .adapter = "gdb", .keys = kv, .n_keys = extra_key ? 4 : 3};
     void *s = NULL;
     char err[256];
     assert_int_equal(adapter_find("gdb")->open(&s, &st, err, sizeof err), 0);
@@ -364,7 +365,7 @@ static void test_adapter_verifies_by_crc_and_starts(void **state)
     uint8_t img[2048];
     make_image(img, sizeof img);
     char sha[65];
-    firmware_sha256_hex(img, sizeof img, sha);
+    digest_sha256_hex(img, sizeof img, sha);
     adapter_image im = {"1.0.0", sha, img, sizeof img, 0};
     adapter_step_ctx ctx = {.station = "g1", .lot_id = "LOT", .board_id = "B1", .image = &im};
     adapter_result r = {0};
@@ -397,7 +398,7 @@ static void test_adapter_readback_mismatch_and_lock(void **state)
     uint8_t img[512];
     make_image(img, sizeof img);
     char sha[65];
-    firmware_sha256_hex(img, sizeof img, sha);
+    digest_sha256_hex(img, sizeof img, sha);
     adapter_image im = {"1.0.0", sha, img, sizeof img, 0};
     adapter_step_ctx ctx = {.station = "g1", .lot_id = "LOT", .board_id = "B1", .image = &im};
     adapter_result r = {0};
@@ -432,7 +433,7 @@ static void test_refused_write_is_a_write_error(void **state)
     uint8_t img[300];
     make_image(img, sizeof img);
     char sha[65];
-    firmware_sha256_hex(img, sizeof img, sha);
+    digest_sha256_hex(img, sizeof img, sha);
     adapter_image im = {"1.0.0", sha, img, sizeof img, 0};
     adapter_step_ctx ctx = {.station = "g1", .lot_id = "LOT", .board_id = "B1", .image = &im};
     adapter_result r = {0};
@@ -449,16 +450,16 @@ static void test_adapter_config_errors(void **state)
     const adapter *ad = adapter_find("gdb");
     char err[256];
     void *s = NULL;
-    config_kv none[] = {{"gdb.host", "127.0.0.1"}};
-    config_station st = {.name = "g1", .adapter = "gdb", .keys = none, .n_keys = 1};
+    kv_pair none[] = {{"gdb.host", "127.0.0.1"}};
+    station_config st = {.name = "g1", .adapter = "gdb", .keys = none, .n_keys = 1};
     assert_int_not_equal(ad->open(&s, &st, err, sizeof err), 0);
     assert_non_null(strstr(err, "gdb.port is required"));
-    config_kv bad[] = {{"gdb.port", "3333"}, {"gdb.uid_address", "0x1fff7a10"}};
+    kv_pair bad[] = {{"gdb.port", "3333"}, {"gdb.uid_address", "0x1fff7a10"}};
     st.keys = bad;
     st.n_keys = 2;
     assert_int_not_equal(ad->open(&s, &st, err, sizeof err), 0);
     assert_non_null(strstr(err, "uid_length"));
-    config_kv con[] = {{"gdb.port", "3333"}, {"gdb.console", "nohostport"}};
+    kv_pair con[] = {{"gdb.port", "3333"}, {"gdb.console", "nohostport"}};
     st.keys = con;
     assert_int_not_equal(ad->open(&s, &st, err, sizeof err), 0);
     assert_non_null(strstr(err, "gdb.console"));

@@ -16,10 +16,10 @@
 #include <librdkafka/rdkafka_mock.h>
 #include <time.h>
 
+#include "clock.h"
 #include "config.h"
 #include "kafka_out.h"
 #include "log.h"
-#include "mono_time.h"
 #include "spool_fixture.h"
 
 #define BACKLOG 150000
@@ -27,10 +27,10 @@
 #define TOPIC "lineagent.trace.v1"
 
 /* props: room for at least 2, the ones set here */
-static config forwarder_config(const char *path, config_kv *props, const char *bootstrap)
+static config forwarder_config(const char *path, kv_pair *props, const char *bootstrap)
 {
-    props[0] = (config_kv){"bootstrap.servers", (char *)bootstrap};
-    props[1] = (config_kv){"acks", "all"};
+    props[0] = (kv_pair){"bootstrap.servers", (char *)bootstrap};
+    props[1] = (kv_pair){"acks", "all"};
     config cfg = {0};
     cfg.spool_path = (char *)path;
     cfg.spool_synchronous = "FULL";
@@ -91,7 +91,7 @@ static void test_backlog_marked_while_draining(void **state)
     fixture *f = *state;
     spool *sp = open_ok(f->path, &(spool_options){"NORMAL", 0});
     append_batch(sp, BACKLOG, "k");
-    config_kv props[2];
+    kv_pair props[2];
     config cfg = forwarder_config(f->path, props, "embedded");
     kafka_out *ko = start_ok(&cfg);
 
@@ -143,7 +143,7 @@ static void test_stop_with_events_held_logs_one_line(void **state)
     append_batch(sp, BACKLOG, "k");
     test_mock m;
     test_mock_start(&m);
-    config_kv props[2];
+    kv_pair props[2];
     config cfg = forwarder_config(f->path, props, rd_kafka_mock_cluster_bootstraps(m.mc));
     kafka_out *ko = start_ok(&cfg);
     int64_t upto = 0;
@@ -189,7 +189,7 @@ static void test_refused_requests_reported_per_round(void **state)
                                       RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
                                       RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
                                       RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
-    config_kv props[2];
+    kv_pair props[2];
     config cfg = forwarder_config(f->path, props, rd_kafka_mock_cluster_bootstraps(m.mc));
     capture c;
     capture_begin(&c, f);
@@ -215,20 +215,20 @@ static void test_refused_event_retried_once_a_second(void **state)
     append_batch(sp, 10, "before");
     assert_int_equal(append_sized(sp, "big", 2000), 11);
     append_batch(sp, 10, "after");
-    config_kv props[3];
+    kv_pair props[3];
     config cfg = forwarder_config(f->path, props, "embedded");
-    props[2] = (config_kv){"message.max.bytes", "1000"};
+    props[2] = (kv_pair){"message.max.bytes", "1000"};
     cfg.n_kafka_props = 3;
     capture c;
     capture_begin(&c, f);
-    int64_t t0 = mono_now_ms();
+    int64_t t0 = clock_mono_ms();
     kafka_out *ko = start_ok(&cfg);
     for (int i = 0; i < 30; i++) {
         kafka_out_kick(ko); /* as a busy line does at every commit */
         nanosleep(&(struct timespec){.tv_nsec = 100000000}, NULL);
     }
     kafka_out_stop(ko);
-    double s = (double)(mono_now_ms() - t0) / 1e3;
+    double s = (double)(clock_mono_ms() - t0) / 1e3;
     capture_end(&c);
     int lines = capture_count(&c, "kafka: produce seq 11: ");
     assert_int_equal(spool_delivered_upto(sp), 10);
@@ -327,9 +327,9 @@ static void test_every_event_delivered_once_in_order(void **state)
     int events = ROUNDS * (SMALL + 1) + SMALL;
     test_mock m;
     test_mock_start(&m);
-    config_kv props[3];
+    kv_pair props[3];
     config cfg = forwarder_config(f->path, props, rd_kafka_mock_cluster_bootstraps(m.mc));
-    props[2] = (config_kv){"queue.buffering.max.messages", "50"};
+    props[2] = (kv_pair){"queue.buffering.max.messages", "50"};
     cfg.n_kafka_props = 3;
     kafka_out *ko = start_ok(&cfg);
     assert_int_equal(kafka_out_drain(ko, sp, 60000), 0);

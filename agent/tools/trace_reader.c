@@ -20,9 +20,9 @@
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
+#include "clock.h"
 #include "lineagent/v1/trace_event.pb-c.h"
 #include "log.h"
-#include "mono_time.h"
 #include "proto_json.h"
 
 typedef Lineagent__V1__TraceEvent TraceEvent;
@@ -534,7 +534,7 @@ static int trace_reader_assign(rd_kafka_t *rk, const char *topic, int64_t deadli
 {
     rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
     rd_kafka_topic_partition_list_t *parts = NULL;
-    for (int64_t left; !parts && (left = deadline - mono_now_ms()) > 0;) {
+    for (int64_t left; !parts && (left = deadline - clock_mono_ms()) > 0;) {
         const struct rd_kafka_metadata *md;
         rd_kafka_resp_err_t merr =
             rd_kafka_metadata(rk, 1, NULL, &md, (int)(left < 2000 ? left : 2000));
@@ -650,9 +650,9 @@ static int trace_reader_consume(rd_kafka_t *rk, const trace_reader_opts *o, trac
                                 int64_t deadline)
 {
     /* Idle time counts from the assignment, so an empty topic ends too. */
-    for (int64_t last = mono_now_ms();;) {
+    for (int64_t last = clock_mono_ms();;) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
-        int64_t now = mono_now_ms();
+        int64_t now = clock_mono_ms();
         if (m && m->err) log_warn("trace: %s", rd_kafka_message_errstr(m));
         else if (m) {
             trace_reader_record(st, m);
@@ -694,7 +694,7 @@ int trace_reader_main(int argc, char **argv)
     }
     rd_kafka_poll_set_consumer(rk);
     trace_reader_state st = {.jsonl = strcmp(o.format, "jsonl") == 0};
-    int64_t deadline = mono_now_ms() + o.timeout_ms;
+    int64_t deadline = clock_mono_ms() + o.timeout_ms;
     int rc = trace_reader_assign(rk, o.topic, deadline)
                  ? 1
                  : trace_reader_consume(rk, &o, &st, deadline);

@@ -6,9 +6,9 @@
  * other protocol, HTTP errors are errors, and the image is capped in size
  * while it downloads rather than after. */
 #include "firmware.h"
+#include "digest.h"
 
 #include <curl/curl.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,24 +25,6 @@ static CURLcode firmware_curl_rc;
 static void firmware_curl_init(void)
 {
     firmware_curl_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-void firmware_sha256_hex(const void *data, size_t len, char out[65])
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int md_len = 0;
-    /* Fails only when OpenSSL cannot allocate; an empty digest then matches
-     * nothing, so the image is refused rather than trusted. */
-    if (EVP_Digest(data, len, md, &md_len, EVP_sha256(), NULL) != 1 || md_len != 32) {
-        out[0] = '\0';
-        return;
-    }
-    static const char hex[] = "0123456789abcdef";
-    for (unsigned i = 0; i < 32; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
-    }
-    out[64] = '\0';
 }
 
 typedef struct firmware_buf {
@@ -145,7 +127,7 @@ int firmware_fetch(const char *url, const char *sha256_hex, const firmware_fetch
         return -1;
     }
     char actual[65];
-    firmware_sha256_hex(b.data, b.len, actual);
+    digest_sha256_hex(b.data, b.len, actual);
     if (strcasecmp(sha256_hex, actual) != 0) {
         snprintf(reason, reason_len, "sha256 mismatch: order says %s, image at %s is %s", sha256_hex, url, actual);
         free(b.data);

@@ -8,22 +8,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "adapter.h"
+#include "kv.h"
+
 #define CONFIG_MAX_STATIONS 128
-
-typedef struct config_kv {
-    char *key;
-    char *value;
-} config_kv;
-
-typedef struct config_station {
-    char *name;
-    char *adapter;
-    uint32_t steps_mask;  /* bit (1 << Step) per step this station performs */
-    config_kv *keys;      /* the "<adapter>.*" keys, verbatim */
-    size_t n_keys;
-    uint32_t sites;       /* fixture sites run in parallel (gang programming); 1 by default */
-    uint32_t site;        /* set per site when the station opens its adapter, 0-based */
-} config_station;
 
 typedef struct config {
     /* [agent] */
@@ -49,14 +37,14 @@ typedef struct config {
     char *kafka_topic;
     int kafka_queue_high_water;
     int64_t kafka_stall_alarm_ms; /* 0: never */
-    config_kv *kafka_props; /* handed to librdkafka as is */
+    kv_pair *kafka_props; /* handed to librdkafka as is */
     size_t n_kafka_props;
     /* [provisioning]: the provisioning server (provisiond); url NULL = none */
     char *prov_url, *prov_ca_file, *prov_cert_file, *prov_key_file;
     long prov_timeout_ms;
     int prov_retries;
     /* [station NAME], in file order */
-    config_station *stations;
+    station_config *stations;
     size_t n_stations;
 } config;
 
@@ -66,8 +54,6 @@ int config_load(config *c, const char *path, char *err, size_t err_len);
 void config_free(config *c);
 /* Writes the effective configuration as INI, secrets masked. */
 void config_print(const config *c, FILE *out);
-/* The value of a station's key (full name, e.g. "sim.fail_rate"), or NULL. */
-const char *config_station_get(const config_station *st, const char *key);
 /* The Kafka property's value, or NULL. */
 const char *config_kafka_get(const config *c, const char *key);
 /* 1 when a key names a secret whose value must never be shown. */

@@ -9,9 +9,8 @@
 #include <string.h>
 #include <sys/statvfs.h>
 
-#include "event.h"
+#include "clock.h"
 #include "log.h"
-#include "mono_time.h"
 
 #define GUARD_PRUNE_BATCH 1000
 #define GUARD_PRUNE_BATCHES 5 /* per tick: at most 5000 rows a second */
@@ -36,10 +35,10 @@ static int64_t spool_guard_free_bytes(const char *spool_path)
 
 int spool_guard_tick(spool_guard *g, spool *sp)
 {
-    int64_t now = mono_now_ms();
+    int64_t now = clock_mono_ms();
     if (now < g->next_ms) return 0;
     g->next_ms = now + 1000;
-    int64_t before = event_now_ms() - g->cfg->spool_retention_ms;
+    int64_t before = clock_wall_ms() - g->cfg->spool_retention_ms;
     for (int i = 0; i < GUARD_PRUNE_BATCHES; i++) {
         int n = spool_prune_delivered(sp, before, GUARD_PRUNE_BATCH);
         if (n < 0) {

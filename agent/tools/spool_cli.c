@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "config.h"
 #include "event.h"
 #include "kafka_record.h"
@@ -70,7 +71,7 @@ static int64_t spool_cli_time(const char *s)
     if (!*end) return x * 1000; /* Unix seconds */
     long long unit = *end == 'd' ? 86400 : *end == 'h' ? 3600 : *end == 'm' ? 60 : *end == 's' ? 1 : 0;
     if (!unit || end[1]) return -1;
-    int64_t now = event_now_ms(), ago = x * unit * 1000;
+    int64_t now = clock_wall_ms(), ago = x * unit * 1000;
     return ago > now ? 0 : now - ago;
 }
 
@@ -173,9 +174,9 @@ static int spool_cli_stats(spool *sp, const config *cfg)
     char walpath[4096], oldest[32], last[32];
     snprintf(walpath, sizeof walpath, "%s-wal", cfg->spool_path);
     if (stat(walpath, &sb) == 0) wal = (int64_t)sb.st_size;
-    event_format_utc(s.oldest_pending_ms, oldest, sizeof oldest);
-    event_format_utc(s.last_delivered_ms, last, sizeof last);
-    int64_t age_s = s.oldest_pending_ms ? (event_now_ms() - s.oldest_pending_ms) / 1000 : 0;
+    clock_format_utc(s.oldest_pending_ms, oldest, sizeof oldest);
+    clock_format_utc(s.last_delivered_ms, last, sizeof last);
+    int64_t age_s = s.oldest_pending_ms ? (clock_wall_ms() - s.oldest_pending_ms) / 1000 : 0;
     printf("spool: %s\n", cfg->spool_path);
     printf("pending: %lld\n", (long long)s.pending);
     printf("oldest_pending: %s (age %llds)\n", oldest, (long long)age_s);
@@ -306,7 +307,7 @@ static rd_kafka_t *replay_producer(const config *cfg, const spool_cli_opts *o, r
     }
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     for (size_t i = 0; i < cfg->n_kafka_props; i++) {
-        const config_kv *kv = &cfg->kafka_props[i];
+        const kv_pair *kv = &cfg->kafka_props[i];
         const char *v = strcmp(kv->key, "bootstrap.servers") == 0 ? bs : kv->value;
         if (rd_kafka_conf_set(conf, kv->key, v, err, sizeof err) != RD_KAFKA_CONF_OK) goto fail;
     }

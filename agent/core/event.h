@@ -14,11 +14,6 @@ typedef Lineagent__V1__TraceEvent TraceEvent;
 /* Time-ordered (version 7) UUID for an event stamped at now_ms (Unix ms),
  * as 36 lowercase characters + NUL; one thread's ids strictly increase. */
 void event_uuid7(char out[37], int64_t now_ms);
-/* Wall-clock time in Unix milliseconds. */
-int64_t event_now_ms(void);
-/* An event time (Unix ms) as UTC to the second, "2026-11-25T02:31:00Z";
- * "-" for 0 (none). n: 21 or more. */
-void event_format_utc(int64_t ms, char *buf, size_t n);
 /* The name of the event's body ("unit_written", ...), "unknown" if unset. */
 const char *event_type(const TraceEvent *ev);
 

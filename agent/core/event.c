@@ -7,6 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
+
 /* RAND_bytes costs a provider lookup per call, more than the 16 bytes
  * themselves: draw randomness in blocks, one pool per thread. */
 #define EVENT_RAND_POOL 4096
@@ -51,25 +53,6 @@ void event_uuid7(char out[37], int64_t now_ms)
     *o = 0;
 }
 
-int64_t event_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void event_format_utc(int64_t ms, char *buf, size_t n)
-{
-    if (!ms) {
-        snprintf(buf, n, "-");
-        return;
-    }
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 const char *event_type(const TraceEvent *ev)
 {
     const ProtobufCFieldDescriptor *f =
@@ -81,7 +64,7 @@ int event_commit(spool *sp, const char *site, const char *line, TraceEvent *ev)
 {
     char id[37];
     uint8_t stack_buf[1024];
-    ev->time_ms = event_now_ms();
+    ev->time_ms = clock_wall_ms();
     event_uuid7(id, ev->time_ms); /* the id's time is the event's */
     ev->event_id = id;
     ev->seq = spool_next_seq(sp);

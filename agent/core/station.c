@@ -286,7 +286,7 @@ static void *station_main(void *arg)
     return NULL;
 }
 
-station *station_start(const config_station *cfg, station_post_fn post, void *ud, char *err, size_t err_len)
+station *station_start(const station_config *cfg, station_post_fn post, void *ud, char *err, size_t err_len)
 {
     const adapter *ad = adapter_find(cfg->adapter);
     if (!ad) {
@@ -307,7 +307,7 @@ station *station_start(const config_station *cfg, station_post_fn post, void *ud
         station_site *ss = &st->sites[k];
         ss->st = st;
         ss->site = k;
-        config_station site_cfg = *cfg;
+        station_config site_cfg = *cfg;
         site_cfg.site = k; /* each site opens its own probe / fixture channel */
         if (ad->open(&ss->ad_state, &site_cfg, err, err_len) != 0) {
             ss->ad_state = NULL;

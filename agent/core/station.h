@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "adapter.h"
+#include "config.h"
 #include "latency.h"
 #include "order.h"
 
@@ -57,7 +58,7 @@ typedef struct station_result {
 typedef void (*station_post_fn)(void *ud, station_result *first, station_result *last);
 
 /* Opens the adapter and starts the worker. NULL with err on failure. */
-station *station_start(const config_station *cfg, station_post_fn post, void *ud, char *err, size_t err_len);
+station *station_start(const station_config *cfg, station_post_fn post, void *ud, char *err, size_t err_len);
 /* Gives each of the station's sites its own client of the provisioning
  * server (one keep-alive connection per site thread); call before submitting
  * jobs.

@@ -7,7 +7,7 @@
 
 #include <stdio.h>
 
-#include "event.h"
+#include "clock.h"
 
 void delivery_watch_init(delivery_watch *w, int64_t stall_ms)
 {
@@ -40,7 +40,7 @@ int delivery_watch_tick(delivery_watch *w, spool *sp, int64_t now_ms)
         w->first_seq = f.seq;
         w->first_time_ms = f.time_ms;
         w->since_ms = now_ms;
-        w->since_wall_ms = event_now_ms();
+        w->since_wall_ms = clock_wall_ms();
         w->stalled = 0;
     } else if (f.seq && w->stall_ms && now_ms - w->since_ms >= w->stall_ms) {
         w->stalled = 1;
@@ -51,8 +51,8 @@ int delivery_watch_tick(delivery_watch *w, spool *sp, int64_t now_ms)
 void delivery_watch_describe(const delivery_watch *w, char *buf, size_t len)
 {
     char when[32], since[32];
-    event_format_utc(w->first_time_ms, when, sizeof when);
-    event_format_utc(w->since_wall_ms, since, sizeof since);
+    clock_format_utc(w->first_time_ms, when, sizeof when);
+    clock_format_utc(w->since_wall_ms, since, sizeof since);
     snprintf(buf, len, "no delivery to Kafka has moved past seq %llu (event time %s) since %s; it and every later"
              " event wait in the spool",
              (unsigned long long)w->first_seq, when, since);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "event.h"
 #include "firmware.h"
 #include "log.h"
@@ -27,7 +28,7 @@ struct intake {
 
 int intake_accept_payload(spool *sp, const void *payload, size_t len)
 {
-    int64_t now = event_now_ms();
+    int64_t now = clock_wall_ms();
     if (len > ORDER_MAX_PAYLOAD) return spool_inbox_put(sp, now, NULL, 0, len);
     return spool_inbox_put(sp, now, payload, len, len);
 }

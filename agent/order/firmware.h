@@ -18,7 +18,4 @@ typedef struct firmware_fetch_opts {
 int firmware_fetch(const char *url, const char *sha256_hex, const firmware_fetch_opts *opts,
                    uint8_t **image, size_t *len, char *reason, size_t reason_len);
 
-/* Lowercase hex SHA-256 of data into out (65 bytes with the NUL). */
-void firmware_sha256_hex(const void *data, size_t len, char out[65]);
-
 #endif

@@ -18,7 +18,6 @@
 
 #include <errno.h>
 #include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -30,7 +29,8 @@
 #include <unistd.h>
 
 #include "ack_window.h"
-#include "event.h"
+#include "clock.h"
+#include "kafka_embedded.h"
 #include "kafka_record.h"
 #include "log.h"
 #include "spool.h"
@@ -54,7 +54,6 @@
  * inherit the nice value of the thread that creates the producer) run this
  * much nicer than the rest of the agent. */
 #define KAFKA_NICE 5
-#define KAFKA_EMBEDDED_PARTITIONS 4
 /* Seqs produced ahead of the oldest unacknowledged one, at most: bounds the
  * bitmap (128 KiB) and what a crash may send twice. */
 #define KAFKA_WINDOW (1u << 20)
@@ -64,8 +63,7 @@ struct kafka_out {
     spool *sp;
     rd_kafka_t *rk;
     rd_kafka_topic_t *rkt; /* looked up once, not by name per message */
-    rd_kafka_t *mock_host; /* owns the embedded mock cluster */
-    rd_kafka_mock_cluster_t *mock;
+    kafka_embedded *embedded; /* bootstrap.servers = embedded */
     char *bootstrap;
     pthread_t thread;
     pthread_mutex_t lock;
@@ -177,7 +175,7 @@ static int ko_producer_open(kafka_out *ko, char *err, size_t err_len)
         ko_set(conf, "linger.ms", "5", err, err_len))
         goto fail;
     for (size_t i = 0; i < ko->cfg->n_kafka_props; i++) {
-        const config_kv *kv = &ko->cfg->kafka_props[i];
+        const kv_pair *kv = &ko->cfg->kafka_props[i];
         const char *v = strcmp(kv->key, "bootstrap.servers") == 0 ? ko->bootstrap : kv->value;
         if (strcmp(kv->key, "enable.idempotence") == 0 && strcmp(kv->value, "true") != 0) {
             snprintf(err, err_len, "[kafka] enable.idempotence may not be turned off");
@@ -209,26 +207,6 @@ static void ko_producer_close(kafka_out *ko)
     rd_kafka_destroy(ko->rk);
     ko->rkt = NULL;
     ko->rk = NULL;
-}
-
-static int ko_start_embedded(kafka_out *ko, char *err, size_t err_len)
-{
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set_log_cb(conf, ko_log_cb);
-    ko->mock_host = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, err_len);
-    if (!ko->mock_host) { /* conf is still ours on failure */
-        rd_kafka_conf_destroy(conf);
-        return -1;
-    }
-    ko->mock = rd_kafka_mock_cluster_new(ko->mock_host, 1);
-    if (!ko->mock) {
-        snprintf(err, err_len, "cannot start the embedded Kafka mock cluster");
-        return -1;
-    }
-    rd_kafka_mock_topic_create(ko->mock, ko->cfg->kafka_topic, KAFKA_EMBEDDED_PARTITIONS, 1);
-    ko->bootstrap = strdup(rd_kafka_mock_cluster_bootstraps(ko->mock));
-    log_info("kafka: embedded mock cluster at %s (NOT durable: for demos and tests only)", ko->bootstrap);
-    return 0;
 }
 
 /* An event read from the spool and not yet produced; its strings and
@@ -351,7 +329,7 @@ static int ko_batch_add(void *ud, const spool_event *ev)
 static void ko_mark(kafka_out *ko, int force)
 {
     uint64_t upto = ack_window_base(ko->acks) - 1;
-    int64_t now = event_now_ms();
+    int64_t now = clock_wall_ms();
     if (upto == ko->marked) return;
     if (!force && ko->in_flight && now - ko->marked_ms < KAFKA_MARK_MS) return;
     ko->marked_ms = now;
@@ -481,7 +459,8 @@ kafka_out *kafka_out_start(const config *cfg, char *err, size_t err_len)
     pthread_cond_init(&ko->marked_cond, NULL);
     const char *bs = config_kafka_get(cfg, "bootstrap.servers");
     if (strcmp(bs, "embedded") == 0) {
-        if (ko_start_embedded(ko, err, err_len)) goto fail;
+        if (!(ko->embedded = kafka_embedded_start(cfg->kafka_topic, err, err_len))) goto fail;
+        ko->bootstrap = strdup(kafka_embedded_bootstrap(ko->embedded));
     } else {
         ko->bootstrap = strdup(bs);
     }
@@ -516,8 +495,7 @@ kafka_out *kafka_out_start(const config *cfg, char *err, size_t err_len)
 fail:
     if (ko->sp) spool_close(ko->sp);
     ack_window_free(ko->acks);
-    if (ko->mock) rd_kafka_mock_cluster_destroy(ko->mock);
-    if (ko->mock_host) rd_kafka_destroy(ko->mock_host);
+    kafka_embedded_stop(ko->embedded);
     free(ko->bootstrap);
     free(ko);
     return NULL;
@@ -551,7 +529,7 @@ int64_t kafka_out_drain(kafka_out *ko, spool *sp, int timeout_ms)
     }
 }
 
-const char *kafka_out_embedded_bootstrap(const kafka_out *ko) { return ko->mock ? ko->bootstrap : NULL; }
+const char *kafka_out_embedded_bootstrap(const kafka_out *ko) { return ko->embedded ? ko->bootstrap : NULL; }
 
 void kafka_out_stop(kafka_out *ko)
 {
@@ -568,8 +546,7 @@ void kafka_out_stop(kafka_out *ko)
     ko_mark(ko, 1);
     ko_producer_close(ko);
     spool_close(ko->sp);
-    if (ko->mock) rd_kafka_mock_cluster_destroy(ko->mock);
-    if (ko->mock_host) rd_kafka_destroy(ko->mock_host);
+    kafka_embedded_stop(ko->embedded);
     free(ko->bootstrap);
     ack_window_free(ko->acks);
     free(ko->held);

@@ -72,7 +72,7 @@ static int parse_bytes(const char *v, int64_t *out)
     return 0;
 }
 
-static void kv_add(config_kv **arr, size_t *n, const char *k, const char *v)
+static void kv_add(kv_pair **arr, size_t *n, const char *k, const char *v)
 {
     for (size_t i = 0; i < *n; i++)
         if (strcmp((*arr)[i].key, k) == 0) {
@@ -85,13 +85,13 @@ static void kv_add(config_kv **arr, size_t *n, const char *k, const char *v)
     (*n)++;
 }
 
-static config_station *station_get(config *c, const char *name)
+static station_config *station_get(config *c, const char *name)
 {
     for (size_t i = 0; i < c->n_stations; i++)
         if (strcmp(c->stations[i].name, name) == 0) return &c->stations[i];
     if (c->n_stations == CONFIG_MAX_STATIONS) return NULL;
     c->stations = realloc(c->stations, (c->n_stations + 1) * sizeof *c->stations);
-    config_station *st = &c->stations[c->n_stations++];
+    station_config *st = &c->stations[c->n_stations++];
     memset(st, 0, sizeof *st);
     st->name = strdup(name);
     return st;
@@ -119,7 +119,7 @@ static int parse_steps(const char *v, uint32_t *mask, char *bad, size_t bad_len)
 
 static int on_station(config_parse *p, const char *name, const char *key, const char *v)
 {
-    config_station *st = station_get(p->c, name);
+    station_config *st = station_get(p->c, name);
     if (!st) return BAD("more than %d stations", CONFIG_MAX_STATIONS);
     if (strcmp(key, "adapter") == 0) {
         if (!adapter_find(v)) return BAD("unknown adapter \"%s\" (known: %s)", v, adapter_names());
@@ -321,7 +321,7 @@ static int finish(config *c, char *err, size_t err_len)
                                       "use https:// with ca_file, cert_file and key_file"), -1;
     if (c->n_stations == 0) return snprintf(err, err_len, "no [station NAME] section: the line needs at least one station"), -1;
     for (size_t i = 0; i < c->n_stations; i++) {
-        config_station *st = &c->stations[i];
+        station_config *st = &c->stations[i];
         if (!st->adapter) return snprintf(err, err_len, "[station %s] adapter is required", st->name), -1;
         if (!st->steps_mask) return snprintf(err, err_len, "[station %s] steps is required", st->name), -1;
         const adapter *ad = adapter_find(st->adapter);
@@ -366,7 +366,7 @@ int config_load(config *c, const char *path, char *err, size_t err_len)
     return 0;
 }
 
-static void kv_free(config_kv *kv, size_t n)
+static void kv_free(kv_pair *kv, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         free(kv[i].key);
@@ -405,19 +405,7 @@ int config_is_secret(const char *key)
     return 0;
 }
 
-const char *config_station_get(const config_station *st, const char *key)
-{
-    for (size_t i = 0; i < st->n_keys; i++)
-        if (strcmp(st->keys[i].key, key) == 0) return st->keys[i].value;
-    return NULL;
-}
-
-const char *config_kafka_get(const config *c, const char *key)
-{
-    for (size_t i = 0; i < c->n_kafka_props; i++)
-        if (strcmp(c->kafka_props[i].key, key) == 0) return c->kafka_props[i].value;
-    return NULL;
-}
+const char *config_kafka_get(const config *c, const char *key) { return kv_find(c->kafka_props, c->n_kafka_props, key); }
 
 static void print_kv(FILE *out, const char *k, const char *v)
 {
@@ -453,7 +441,7 @@ void config_print(const config *c, FILE *out)
         print_kv(out, "key_file", c->prov_key_file);
     }
     for (size_t i = 0; i < c->n_stations; i++) {
-        const config_station *st = &c->stations[i];
+        const station_config *st = &c->stations[i];
         fprintf(out, "\n[station %s]\nadapter = %s\nsteps =", st->name, st->adapter);
         int first = 1;
         for (int s = LINEAGENT__V1__STEP__WRITE; s <= LINEAGENT__V1__STEP__LOCK; s++)

@@ -12,13 +12,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "delivery_watch.h"
 #include "event.h"
 #include "intake.h"
 #include "kafka_out.h"
 #include "line.h"
 #include "log.h"
-#include "mono_time.h"
 #include "mqtt_link.h"
 #include "mqtt_persist.h"
 #include "spool.h"
@@ -157,7 +157,7 @@ static void agent_apply_guard(agent *a)
 static void agent_guard(agent *a)
 {
     if (spool_guard_tick(&a->guard, a->sp)) agent_apply_guard(a);
-    if (delivery_watch_tick(&a->watch, a->sp, mono_now_ms())) {
+    if (delivery_watch_tick(&a->watch, a->sp, clock_mono_ms())) {
         char detail[300];
         delivery_watch_describe(&a->watch, detail, sizeof detail);
         if (a->watch.stalled)
@@ -176,7 +176,7 @@ static void agent_guard(agent *a)
  * 0 when running again, -1 when stopped or on another spool error. */
 static int agent_ride_out_full(agent *a)
 {
-    int64_t t0 = mono_now_ms();
+    int64_t t0 = clock_mono_ms();
     char err[512];
     snprintf(a->full_detail, sizeof a->full_detail, "%s", spool_errmsg(a->sp));
     log_error("ALARM spool_full: %s; no new boards until space returns; nothing committed is lost", a->full_detail);
@@ -215,7 +215,7 @@ static int agent_ride_out_full(agent *a)
     a->in = in;
     pthread_mutex_unlock(&a->mu);
     log_info("the spool has space again after %ld ms; resuming from the last commit",
-             (long)(mono_now_ms() - t0));
+             (long)(clock_mono_ms() - t0));
     a->full_detail[0] = 0;
     a->guard.next_ms = 0;
     spool_guard_tick(&a->guard, a->sp);
@@ -225,12 +225,12 @@ static int agent_ride_out_full(agent *a)
 
 static int agent_shutdown(agent *a)
 {
-    int64_t t0 = mono_now_ms();
+    int64_t t0 = clock_mono_ms();
     long budget = a->cfg->shutdown_timeout_ms;
     int rc = 0;
     log_info("stopping: no new boards; %d on the line finish", line_in_flight(a->ln));
     line_stop_feeding(a->ln);
-    while (line_in_flight(a->ln) > 0 && mono_now_ms() - t0 < budget && rc == 0) rc = line_step(a->ln, 50);
+    while (line_in_flight(a->ln) > 0 && clock_mono_ms() - t0 < budget && rc == 0) rc = line_step(a->ln, 50);
     if (line_in_flight(a->ln) > 0)
         log_warn("%d boards still on the line after %ld ms; they resume at the next start", line_in_flight(a->ln),
                  budget);
@@ -238,7 +238,7 @@ static int agent_shutdown(agent *a)
      * kicks it); decisions it makes after this step are not committed, so
      * their inbox rows are simply decided again at the next start. */
     if (rc == 0) rc = line_step(a->ln, 0);
-    long left = budget - (long)(mono_now_ms() - t0);
+    long left = budget - (long)(clock_mono_ms() - t0);
     int64_t pending = kafka_out_drain(a->ko, a->sp, left > 0 ? (int)left : 0);
     if (pending) log_warn("%lld events not yet acknowledged by Kafka; kept in the spool", (long long)pending);
     else log_info("spool flushed: every event acknowledged by Kafka");
