@@ -44,6 +44,7 @@ void provision_step_run(provision_client *pc, const adapter *ad, void *ad_state,
                                                  ctx->lot_id, order_id, ctx->station, csr[0] ? csr : NULL, &id,
                                                  reason, sizeof reason);
     if (st != PROVISION_OK) {
+        if (csr[0] && ad->provision_abort) ad->provision_abort(ad_state); /* no identity will come for that CSR */
         log_warn("board %s: provisioning %s: %s", ctx->board_id,
                  st == PROVISION_REFUSED ? "refused" : "unavailable", reason);
         prov_fail(res, st == PROVISION_REFUSED ? "provision_refused" : "provision_unavailable", reason);

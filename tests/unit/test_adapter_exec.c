@@ -258,6 +258,9 @@ static void test_verify_and_lock_reports(void **state)
     ctx.image = &wrong;
     memset(&r, 0, sizeof r);
     ad->verify(s, &ctx, &r);
+    assert_true(r.passed); /* the program's read-back, not a verdict: the agent compares */
+    assert_string_equal(r.readback_sha256, img_sha);
+    assert_int_equal(station_check_readback(&wrong, &r), -1);
     assert_false(r.passed);
     assert_string_equal(r.failure_mode, "verify_mismatch");
     ctx.image = &img;
