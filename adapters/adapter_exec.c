@@ -21,7 +21,7 @@
  *   phases' measurements become measurements with limits from validators
  *   such as "4.75 <= x <= 5.25".
  * PROVISION hands the identity to the program as one JSON document on its
- * standard input, never in argv or a file (adapters/README-exec-provisioning.md).
+ * standard input, never in argv or a file (adapters/README.md, "PROVISION through a program").
  * With exec.board_id_program the board id is what that program prints. */
 #include <errno.h>
 #include <fcntl.h>
@@ -63,7 +63,7 @@ typedef struct exec_state {
 } exec_state;
 
 /* Failure modes a program may report ({"failure_mode":..}); the stable
- * vocabulary documented in adapters/README-exec-provisioning.md. Any other
+ * vocabulary documented in adapters/README.md. Any other
  * reported mode becomes unknown_failure_mode, so consumers of the events
  * see only these. */
 static const char *const exec_failure_modes[] = {

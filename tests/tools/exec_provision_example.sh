@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
 # exec_provision_example.sh - a complete PROVISION program for the exec
-# adapter, the contract in adapters/README-exec-provisioning.md. The "board"
+# adapter, the contract in adapters/README.md. The "board"
 # is a directory, BOARDS/<board id>/, standing in for the device's identity
 # area and its secure element; a real program talks to the board through the
 # fixture instead, and must never print or log the private key.
