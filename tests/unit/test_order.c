@@ -452,8 +452,10 @@ static void test_validate_flow(void **state)
     fixture f;
     fixture_init(&f);
 
-    set_flow(&f, 2, (Step[]){W, V});
+    set_flow(&f, 3, (Step[]){W, V, L});
     expect_valid(&f);
+    set_flow(&f, 2, (Step[]){W, V}); /* rule R5: a production unit cannot pass with an open debug port */
+    expect_invalid(&f, "no LOCK", "PRODUCTION");
     set_flow(&f, 6, (Step[]){P, T, C, W, V, L});
     expect_valid(&f);
     set_flow(&f, 6, (Step[]){W, V, L, P, T, C}); /* PROVISION has no place rule */
