@@ -19,8 +19,9 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_INBOX_NEXT] = "SELECT id, received_ms, payload, original_len FROM inbox"
                       " WHERE id > ?1 ORDER BY id LIMIT 1",
     [ST_INBOX_DEL] = "DELETE FROM inbox WHERE id = ?1",
-    /* Content-addressed: an image already stored under its hash is the same. */
-    [ST_FW_PUT] = "INSERT OR IGNORE INTO firmware(sha256, image) VALUES(?1, ?2)",
+    /* Content-addressed, and put only after the caller checked the digest:
+     * the new row replaces one that no longer re-hashes to its key. */
+    [ST_FW_PUT] = "INSERT OR REPLACE INTO firmware(sha256, image) VALUES(?1, ?2)",
     [ST_FW_GET] = "SELECT image FROM firmware WHERE sha256 = ?1",
     [ST_ORDER_PUT] = "INSERT INTO orders(order_id, revision, lot_id, encoded, updated_ms)"
                      " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(order_id) DO UPDATE SET"

@@ -21,6 +21,7 @@ typedef struct config {
     size_t firmware_max_bytes;
     long firmware_timeout_ms;
     char *firmware_ca_file;
+    char *firmware_release_keys; /* [firmware] release_keys: PEM public key files, comma-separated */
     /* [spool] */
     char *spool_synchronous;
     int spool_batch_max;

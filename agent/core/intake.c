@@ -1,4 +1,5 @@
-/* intake.c - order intake thread: inbox -> decode -> validate -> fetch and
+/* intake.c - order intake thread: inbox -> decode -> validate -> release
+ * signature and version rules -> fetch (or re-hash the cached image) and
  * check firmware -> decision for the line coordinator. The inbox row stays
  * until the coordinator commits the decision, so a crash at any point means
  * the payload is simply decided again after restart. */
@@ -10,16 +11,22 @@
 #include <string.h>
 
 #include "clock.h"
+#include "digest.h"
 #include "event.h"
 #include "firmware.h"
 #include "log.h"
+#include "release_sig.h"
 #include "spool.h"
+
+/* spool kv namespace: "<product> <version>" -> the SHA-256 first seen for it. */
+#define INTAKE_RELEASES_NS "releases"
 
 struct intake {
     const config *cfg;
     spool *sp;
     intake_post_fn post;
     void *ud;
+    release_keys *keys; /* [firmware] release_keys; NULL: releases need no signature */
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -58,6 +65,44 @@ static int intake_stale_revision(intake *in, const JobOrder *o, char *reason, si
     return 0;
 }
 
+/* A version names one image per product (rule R1): a version seen before
+ * with another digest is refused, naming both. */
+static int intake_version_conflict(intake *in, const JobOrder *o, char *reason, size_t n)
+{
+    char key[2 * ORDER_ID_MAX + 2];
+    snprintf(key, sizeof key, "%s %s", o->product, o->firmware->version);
+    uint8_t *seen = NULL;
+    size_t len = 0;
+    int found = spool_kv_get(in->sp, INTAKE_RELEASES_NS, key, &seen, &len);
+    int conflict = found == 1 && (len != 64 || memcmp(seen, o->firmware->sha256, 64) != 0);
+    if (conflict)
+        snprintf(reason, n, "firmware %s %s was released as sha256 %.*s; this order names sha256 %s: one version is "
+                 "one image", o->product, o->firmware->version, (int)(len < 64 ? len : 64), (const char *)seen,
+                 o->firmware->sha256);
+    free(seen);
+    return conflict;
+}
+
+/* The cached image, re-hashed: a spool row that no longer matches its
+ * digest (disk, tampering) is not written to a board; it is fetched again. */
+static int intake_cached_image(intake *in, const char *sha256, intake_decision *d)
+{
+    uint8_t *img = NULL;
+    size_t len = 0;
+    if (spool_firmware_get(in->sp, sha256, &img, &len) != 1) return 0;
+    char now[65];
+    digest_sha256_hex(img, len, now);
+    if (strcmp(now, sha256) != 0) {
+        log_warn("firmware %.16s... in the spool re-hashes to %.16s...: cached image discarded, fetching again", sha256,
+                 now);
+        free(img);
+        return 0;
+    }
+    d->image = img;
+    d->image_len = len;
+    return 1;
+}
+
 static intake_decision *intake_decide(intake *in, const spool_inbox_row *row)
 {
     intake_decision *d = calloc(1, sizeof *d);
@@ -72,20 +117,19 @@ static intake_decision *intake_decide(intake *in, const spool_inbox_row *row)
     order_limits lim = {.max_quantity = in->cfg->max_quantity};
     if (order_validate(d->order, &lim, d->reason, sizeof d->reason) != 0) return d;
     if (intake_stale_revision(in, d->order, d->reason, sizeof d->reason)) return d;
+    if (in->keys && release_sig_check(in->keys, d->order, d->reason, sizeof d->reason) != 0) return d;
+    if (intake_version_conflict(in, d->order, d->reason, sizeof d->reason)) return d;
     const Lineagent__V1__FirmwareRelease *fw = d->order->firmware;
-    uint8_t *cached = NULL;
-    size_t cached_len = 0;
-    if (spool_firmware_get(in->sp, fw->sha256, &cached, &cached_len) == 1) {
-        d->image = cached;
-        d->image_len = cached_len;
-        return d;
-    }
+    if (intake_cached_image(in, fw->sha256, d)) return d;
     firmware_fetch_opts fo = {in->cfg->firmware_max_bytes, in->cfg->firmware_timeout_ms, in->cfg->firmware_ca_file};
     if (firmware_fetch(fw->url, fw->sha256, &fo, &d->image, &d->image_len, d->reason, sizeof d->reason) != 0)
         return d;
     /* Cached by digest so a restarted agent resumes the lot even if the
      * release server is gone by then. */
-    if (spool_firmware_put(in->sp, fw->sha256, d->image, d->image_len) != 0) {
+    char key[2 * ORDER_ID_MAX + 2];
+    snprintf(key, sizeof key, "%s %s", d->order->product, fw->version);
+    if (spool_firmware_put(in->sp, fw->sha256, d->image, d->image_len) != 0 ||
+        spool_kv_put(in->sp, INTAKE_RELEASES_NS, key, fw->sha256, 64) != 0) {
         snprintf(d->reason, sizeof d->reason, "cannot store firmware in the spool: %s", spool_errmsg(in->sp));
         free(d->image);
         d->image = NULL;
@@ -126,8 +170,13 @@ intake *intake_start(const config *cfg, intake_post_fn post, void *ud, char *err
     in->cfg = cfg;
     in->post = post;
     in->ud = ud;
+    if (cfg->firmware_release_keys && !(in->keys = release_keys_load(cfg->firmware_release_keys, err, err_len))) {
+        free(in);
+        return NULL;
+    }
     spool_options so = {cfg->spool_synchronous, 0};
     if (spool_open(&in->sp, cfg->spool_path, &so, err, err_len) != 0) {
+        release_keys_free(in->keys);
         free(in);
         return NULL;
     }
@@ -154,6 +203,7 @@ void intake_stop(intake *in)
     pthread_mutex_unlock(&in->lock);
     pthread_join(in->thread, NULL);
     spool_close(in->sp);
+    release_keys_free(in->keys);
     pthread_mutex_destroy(&in->lock);
     pthread_cond_destroy(&in->cond);
     free(in);
