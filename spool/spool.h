@@ -139,6 +139,9 @@ int spool_inbox_delete(spool *sp, int64_t id); /* inside the caller's transactio
 int spool_firmware_put(spool *sp, const char *sha256_hex, const uint8_t *image, size_t len);
 /* 1 found (malloc'ed copy), 0 absent, -1 error. */
 int spool_firmware_get(spool *sp, const char *sha256_hex, uint8_t **image, size_t *len);
+/* Removes the image stored under that hash (one that no longer re-hashes to
+ * it); 0 also when there was none. */
+int spool_firmware_delete(spool *sp, const char *sha256_hex);
 
 /* ---- orders: the latest accepted revision of each order ---------------- */
 int spool_order_put(spool *sp, const char *order_id, uint32_t revision, const char *lot_id,

@@ -28,6 +28,7 @@ enum spool_stmt {
     ST_INBOX_DEL,
     ST_FW_PUT,
     ST_FW_GET,
+    ST_FW_DEL,
     ST_ORDER_PUT,
     ST_ORDER_GET,
     ST_LOT_PUT,

@@ -19,9 +19,9 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_INBOX_NEXT] = "SELECT id, received_ms, payload, original_len FROM inbox"
                       " WHERE id > ?1 ORDER BY id LIMIT 1",
     [ST_INBOX_DEL] = "DELETE FROM inbox WHERE id = ?1",
-    /* Content-addressed, and put only after the caller checked the digest:
-     * the new row replaces one that no longer re-hashes to its key. */
-    [ST_FW_PUT] = "INSERT OR REPLACE INTO firmware(sha256, image) VALUES(?1, ?2)",
+    /* Content-addressed: an image already stored under its hash is the same. */
+    [ST_FW_PUT] = "INSERT OR IGNORE INTO firmware(sha256, image) VALUES(?1, ?2)",
+    [ST_FW_DEL] = "DELETE FROM firmware WHERE sha256 = ?1",
     [ST_FW_GET] = "SELECT image FROM firmware WHERE sha256 = ?1",
     [ST_ORDER_PUT] = "INSERT INTO orders(order_id, revision, lot_id, encoded, updated_ms)"
                      " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(order_id) DO UPDATE SET"
@@ -172,6 +172,16 @@ int spool_firmware_get(spool *sp, const char *sha256_hex, uint8_t **image, size_
         ret = spool_fail(sp, "firmware_get");
     sqlite3_reset(st);
     return ret;
+}
+
+int spool_firmware_delete(spool *sp, const char *sha256_hex)
+{
+    char key[65];
+    if (sha256_key(sha256_hex, key) < 0) return 0;
+    sqlite3_stmt *st = prep(sp, ST_FW_DEL);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, key, 64, SQLITE_STATIC);
+    return spool_step_done(sp, st, "firmware_delete");
 }
 
 /* ---- orders ---------------------------------------------------------- */

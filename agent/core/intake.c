@@ -96,6 +96,7 @@ static int intake_cached_image(intake *in, const char *sha256, intake_decision *
         log_warn("firmware %.16s... in the spool re-hashes to %.16s...: cached image discarded, fetching again", sha256,
                  now);
         free(img);
+        if (spool_firmware_delete(in->sp, sha256) != 0) log_error("spool: %s", spool_errmsg(in->sp));
         return 0;
     }
     d->image = img;
