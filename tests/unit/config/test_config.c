@@ -12,13 +12,14 @@
 
 #include "config.h"
 #include "order.h"
+#include "tmpdir.h"
 
-static char dir[] = "/tmp/test_config_XXXXXX";
+static tmpdir tmp;
 
 static const char *write_file(const char *name, const char *text)
 {
     static char path[256];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(path, sizeof path, "%s/%s", tmp.path, name);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     fputs(text, f);
@@ -152,7 +153,7 @@ static void test_secrets_never_printed(void **state)
     snprintf(text, sizeof text,
              "%s[mqtt]\nusername = line2\npassword_file = %s/pw\n[kafka]\nsasl.password = kafka-s3cret\n"
              "security.protocol = SASL_SSL\n[station a]\nadapter = sim\nsteps = test\n",
-             BASE, dir);
+             BASE, tmp.path);
     assert_int_equal(config_load(&c, write_file("s.conf", text), err, sizeof err), 0);
     assert_string_equal(c.mqtt_password, "hunter2-mqtt");
     char *buf = NULL;
@@ -168,13 +169,8 @@ static void test_secrets_never_printed(void **state)
     config_free(&c);
 }
 
-static int setup(void **state) { return mkdtemp(dir) ? 0 : -1; }
-static int teardown(void **state)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd);
-}
+static int setup(void **state) { return tmpdir_make(&tmp, "test_config"); }
+static int teardown(void **state) { return tmpdir_remove(&tmp); }
 
 /* [provisioning]: defaults, https with pinned CA and client certificate,
  * plain http only to loopback, cert and key together, url required. */

@@ -1,33 +1,36 @@
-/* test_fct.c - FCT, calibration and the test-first flow at the station:
- * the order's test items judged by the agent (limits replace the station's,
- * a missing item fails), the least-squares calibration fit and residual
- * limit with write-back verified, and a board failing TEST in a test-first
- * flow never written. Stations run the exec adapter with small scripts. */
+/* test_station.c - the station (core/station.c): its judgement of what an
+ * adapter measured (the adapter's own limits, and the order's test items,
+ * which replace the station's; a missing item fails), the least-squares
+ * calibration fit and residual limit with write-back verified, the route
+ * interlock, and its worker thread running a board's steps: no step after a
+ * failure (rule W2, so a board failing TEST in a test-first flow is never
+ * written), a board that skipped steps refused, gang sites independent.
+ * Stations run the sim adapter, or the exec adapter with small scripts. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "digest.h"
-#include "eol.h"
-#include "firmware.h"
-#include "order.h"
 #include "station.h"
+#include "station_sink.h"
+#include "tmpdir.h"
 
 #define W LINEAGENT__V1__STEP__WRITE
 #define V LINEAGENT__V1__STEP__VERIFY
 #define T LINEAGENT__V1__STEP__TEST
 #define C LINEAGENT__V1__STEP__CALIBRATE
+#define L LINEAGENT__V1__STEP__LOCK
 
-static char dir[64];
+#define WAIT_MS 60000 /* for a station's boards to be done, under sanitizers on a busy machine */
+
+static tmpdir tmp;
 
 static adapter_measurement item(const char *name, double low, double high, const char *unit)
 {
@@ -42,6 +45,76 @@ static void measure(adapter_result *r, const char *name, double v, const char *u
     adapter_measurement *m = &r->measurements[r->n_measurements++];
     *m = item(name, -1e9, 1e9, unit); /* the station's own wide limits */
     m->value = v;
+}
+
+/* The keys of a sim station that fails every step (fail_rate "1") or none ("0"). */
+static void sim_keys(kv_pair kv[2], const char *fail_rate)
+{
+    kv[0] = (kv_pair){"sim.fail_rate", (char *)fail_rate};
+    kv[1] = (kv_pair){"sim.boards_per_second", "1000"};
+}
+
+/* The adapter of station s1, opened directly (no worker thread). */
+static void *adapter_open_with(const char *name, uint32_t steps, kv_pair *kv, size_t n)
+{
+    station_config st = {.name = "s1", .adapter = (char *)name, .steps_mask = steps, .keys = kv, .n_keys = n};
+    const adapter *ad = adapter_find(name);
+    void *state = NULL;
+    char err[256];
+    assert_non_null(ad);
+    assert_int_equal(ad->open(&state, &st, err, sizeof err), 0);
+    return state;
+}
+
+static void *sim_open(const char *fail_rate)
+{
+    kv_pair kv[2];
+    sim_keys(kv, fail_rate);
+    return adapter_open_with("sim", 0, kv, 2);
+}
+
+/* ---- judging measurements ---------------------------------------------- */
+
+static void test_measurements_are_judged_against_limits(void **state)
+{
+    const adapter *ad = adapter_find("sim");
+    void *s = sim_open("1");
+    adapter_step_ctx ctx = {.station = "s1", .lot_id = "LOT", .board_id = "LOT-B-t", .image = NULL, NULL, NULL};
+    adapter_result r = {0};
+    ad->test(s, &ctx, &r);
+    assert_int_equal(station_judge(&r), -1);
+    assert_false(r.passed);
+    assert_string_equal(r.failure_mode, "limit_exceeded");
+    assert_non_null(strstr(r.detail, "vbus"));
+    ad->close(s);
+    s = sim_open("0");
+    memset(&r, 0, sizeof r);
+    ad->test(s, &ctx, &r);
+    assert_int_equal(station_judge(&r), 0);
+    assert_true(r.passed);
+    assert_int_equal(r.n_measurements, 2);
+    ad->close(s);
+}
+
+/* The limits the exec adapter read from a program's JSON lines
+ * (adapters/test_adapter_exec.c) are the ones the station judges against. */
+static void test_exec_measurements_are_judged_against_their_limits(void **state)
+{
+    const char *prog = tmpdir_script(&tmp, "fct.sh",
+                                     "echo '{\"name\":\"vbus\",\"value\":5.02,\"unit\":\"V\",\"low\":4.75,\"high\":5.25}'\n"
+                                     "echo '{\"name\":\"i_idle\",\"value\":0.031,\"unit\":\"A\"}'");
+    assert_non_null(prog);
+    kv_pair kv[] = {{"exec.program", (char *)prog}};
+    void *s = adapter_open_with("exec", 1u << T, kv, 1);
+    adapter_step_ctx ctx = {.station = "s1", .lot_id = "LOT", .board_id = "B1", .image = NULL};
+    adapter_result r = {0};
+    adapter_find("exec")->test(s, &ctx, &r);
+    assert_int_equal(r.n_measurements, 2);
+    assert_int_equal(station_judge(&r), 0);
+    r.measurements[0].value = 4.5;
+    assert_int_equal(station_judge(&r), -1);
+    assert_string_equal(r.failure_mode, "limit_exceeded");
+    adapter_find("exec")->close(s);
 }
 
 static void test_order_items_judged_by_agent(void **state)
@@ -97,145 +170,99 @@ static void test_least_squares_fit(void **state)
     assert_int_equal(station_fit(exact, 1, &off, &gain, &res), -1);
 }
 
-static void test_end_of_line_check(void **state)
+static void test_interlock(void **state)
 {
-    char buf[256];
-    eol_def all = {1, 1, 1};
-    eol_unit good = {"1.1.0", "ab12", "1.1.0", "ab12", 1, 1, 1};
-    assert_null(eol_check(&all, &good, buf, sizeof buf));
-    eol_unit u = good;
-    u.verified_version = "1.0.0"; /* an old image verified in it */
-    assert_non_null(strstr(eol_check(&all, &u, buf, sizeof buf), "firmware_version: verified \"1.0.0\", release \"1.1.0\""));
-    u = good;
-    u.verified_sha256 = "";
-    assert_true(strncmp(eol_check(&all, &u, buf, sizeof buf), "firmware_sha256:", 16) == 0);
-    u = good;
-    u.release_version = NULL; /* never bound to a release */
-    assert_true(strncmp(eol_check(&all, &u, buf, sizeof buf), "firmware_version:", 17) == 0);
-    u = good;
-    u.provisioned = 0;
-    assert_string_equal(eol_check(&all, &u, buf, sizeof buf), "provisioning: not present");
-    u = good;
-    u.calibrated = 0;
-    assert_string_equal(eol_check(&all, &u, buf, sizeof buf), "calibration: not present");
-    u = good;
-    u.lock_verified = 0; /* every test passed, the debug port is open */
-    assert_string_equal(eol_check(&all, &u, buf, sizeof buf), "lock: debug port lock not verified");
-    eol_def none = {0, 0, 0}; /* what the flow does not promise is not asked */
-    eol_unit bare = {"1.1.0", "ab12", "1.1.0", "ab12", 0, 0, 0};
-    assert_null(eol_check(&none, &bare, buf, sizeof buf));
+    Step flow[] = {T, W, V, L};
+    uint32_t t = 1u << T, tw = t | 1u << W, twv = tw | 1u << V;
+    assert_true(station_interlock_ok(flow, 4, 0, 0));
+    assert_false(station_interlock_ok(flow, 4, 1, 0));   /* untested board may not be written */
+    assert_true(station_interlock_ok(flow, 4, 1, t));
+    assert_false(station_interlock_ok(flow, 4, 3, tw));  /* unverified board may not be locked */
+    assert_true(station_interlock_ok(flow, 4, 3, twv));
 }
 
-/* ---- the order's test items ------------------------------------------ */
-
-#define ORDER_HEAD "{\"orderId\":\"WO-1\",\"revision\":1,\"lotId\":\"L1\",\"product\":\"P\",\"quantity\":2," \
-    "\"firmware\":{\"version\":\"1.0.0\",\"sha256\":\"" \
-    "0000000000000000000000000000000000000000000000000000000000000000\",\"url\":\"file:///x\",\"build\":\"PRODUCTION\"}," \
-    "\"flow\":[\"WRITE\",\"VERIFY\",\"TEST\"]"
-
-static const char *order_reason(const char *tail)
-{
-    static char reason[256];
-    char buf[2048];
-    snprintf(buf, sizeof buf, "%s%s}", ORDER_HEAD, tail);
-    order_limits lim = {.max_quantity = 100};
-    JobOrder *o = order_parse(buf, strlen(buf), reason, sizeof reason);
-    if (o && order_validate(o, &lim, reason, sizeof reason) == 0) snprintf(reason, sizeof reason, "valid");
-    order_free(o);
-    return reason;
-}
-
-static void test_order_test_items_json(void **state)
-{
-    const char *j = ORDER_HEAD ",\"testItems\":[{\"name\":\"vbus\",\"low\":4.75,\"high\":5.25,\"unit\":\"V\"},"
-                    "{\"name\":\"i_idle\",\"low\":\"-Infinity\",\"high\":0.05,\"unit\":\"A\"}],"
-                    "\"testPlan\":{\"version\":\"FCT-3.2\",\"sha256\":\"" 
-                    "abababababababababababababababababababababababababababababababab\"},\"calibrationMaxResidual\":0.02}";
-    char reason[256];
-    JobOrder *o = order_parse(j, strlen(j), reason, sizeof reason);
-    assert_non_null(o);
-    assert_int_equal(o->n_test_items, 2);
-    assert_string_equal(o->test_items[0]->name, "vbus");
-    assert_true(o->test_items[0]->low == 4.75 && o->test_items[0]->high == 5.25);
-    assert_true(isinf(o->test_items[1]->low) && o->test_items[1]->low < 0);
-    assert_string_equal(o->test_plan->version, "FCT-3.2");
-    assert_true(o->calibration_max_residual == 0.02);
-    order_limits lim = {.max_quantity = 100};
-    assert_int_equal(order_validate(o, &lim, reason, sizeof reason), 0);
-    order_free(o);
-
-    assert_string_equal(order_reason(",\"testItems\":[{\"name\":\"vbus\",\"low\":5}]"),
-                        "test_items[0] (vbus): low 5 must not exceed high 0");
-    assert_non_null(strstr(order_reason(",\"testItems\":[{\"name\":\"a\",\"high\":1},{\"name\":\"a\",\"high\":2}]"),
-                           "lists a twice"));
-    assert_non_null(strstr(order_reason(",\"testItems\":[{\"name\":\"bad name\",\"high\":1}]"), "test_items[0].name"));
-    assert_non_null(strstr(order_reason(",\"testItems\":[{\"name\":\"a\",\"high\":\"lots\"}]"), "testItems[0].high"));
-    assert_non_null(strstr(order_reason(",\"testItems\":[{\"nmae\":\"a\"}]"), "nmae"));
-    assert_non_null(strstr(order_reason(",\"testPlan\":{\"version\":\"1\",\"sha256\":\"ABC\"}"), "test_plan.sha256"));
-    assert_non_null(strstr(order_reason(",\"calibrationMaxResidual\":-1"), "calibration_max_residual"));
-    assert_string_equal(order_reason(",\"testItems\":[{\"name\":\"a\",\"low\":-1,\"high\":1}]"), "valid");
-}
-
-/* ---- a station running the exec adapter ------------------------------ */
-
-typedef struct sink {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    station_result *r[64];
-    int n, done;
-} sink;
-
-static void sink_post(void *ud, station_result *first, station_result *last)
-{
-    sink *k = ud;
-    pthread_mutex_lock(&k->mu);
-    for (station_result *r = first, *next; r; r = next) {
-        next = r->chain;
-        if (k->n < 64) k->r[k->n++] = r;
-        else free(r);
-    }
-    if (last->kind == STATION_DONE) k->done++;
-    pthread_cond_broadcast(&k->cv);
-    pthread_mutex_unlock(&k->mu);
-}
-
-static void sink_wait(sink *k, int done)
-{
-    pthread_mutex_lock(&k->mu);
-    while (k->done < done) pthread_cond_wait(&k->cv, &k->mu);
-    pthread_mutex_unlock(&k->mu);
-}
-
-static void sink_free(sink *k)
-{
-    for (int i = 0; i < k->n; i++) free(k->r[i]);
-}
-
-/* The step result for a board, or NULL. */
-static const station_result *sink_step(sink *k, const char *board, Step s)
-{
-    for (int i = 0; i < k->n; i++)
-        if (k->r[i]->kind == STATION_STEP && k->r[i]->step == s && !strcmp(k->r[i]->board_id, board)) return k->r[i];
-    return NULL;
-}
-
-static const char *prog;
-
-static station *start_exec(sink *k, uint32_t steps)
-{
-    kv_pair kv[] = {{"exec.program", (char *)prog}, {"exec.args", "{step} {board_id} {image} {offset} {gain}"}};
-    station_config cfg = {.name = "fct1", .adapter = "exec", .steps_mask = steps, .keys = kv, .n_keys = 2};
-    pthread_mutex_init(&k->mu, NULL);
-    pthread_cond_init(&k->cv, NULL);
-    char err[256];
-    station *st = station_start(&cfg, sink_post, k, err, sizeof err);
-    assert_non_null(st);
-    return st;
-}
+/* ---- through the station worker thread: sim ---------------------------- */
 
 static const uint8_t img_data[] = "image";
 static char img_sha[65];
 static adapter_image img;
+
+static void run_job(const char *fail_rate, station_job *job, station_sink *c)
+{
+    kv_pair kv[2];
+    sim_keys(kv, fail_rate);
+    station_config cs = {.name = "st", .adapter = "sim", .steps_mask = 1u << W | 1u << V | 1u << T | 1u << L,
+                         .keys = kv, .n_keys = 2};
+    char err[256];
+    station_sink_init(c);
+    station *st = station_start(&cs, station_sink_post, c, err, sizeof err);
+    assert_non_null(st);
+    station_submit(st, job);
+    station_sink_wait(c, 1, 5000);
+    station_stop(st, NULL);
+    assert_int_equal(c->done, 1);
+}
+
+static void test_station_loads_and_runs_its_steps(void **state)
+{
+    station_job job = {.load = 1, .lot_id = "LOT-9", .idx = 2, .flow = {W, V, T}, .n_flow = 3, .image = &img};
+    station_sink c;
+    run_job("0", &job, &c);
+    assert_int_equal(c.n, 5); /* loaded, 3 steps, done */
+    assert_int_equal(c.r[0]->kind, STATION_LOADED);
+    assert_string_equal(c.r[0]->board_id, "LOT-9-B00003");
+    assert_int_equal(c.r[1]->step, W);
+    assert_int_equal(c.r[2]->step, V);
+    assert_true(c.r[2]->res.passed);
+    assert_int_equal(c.r[3]->step, T);
+    assert_int_equal(c.r[4]->kind, STATION_DONE);
+    assert_int_equal(c.r[4]->next, 3);
+    assert_false(c.r[4]->failed);
+    station_sink_free(&c);
+}
+
+static void test_station_stops_at_first_failure(void **state)
+{
+    /* test-first: a board failing TEST is never written */
+    station_job job = {.board_id = "LOT-9-B00001", .lot_id = "LOT-9", .flow = {T, W, V}, .n_flow = 3, .image = &img};
+    station_sink c;
+    run_job("1", &job, &c);
+    assert_int_equal(c.n, 2);
+    assert_int_equal(c.r[0]->step, T);
+    assert_false(c.r[0]->res.passed);
+    assert_int_equal(c.r[1]->kind, STATION_DONE);
+    assert_true(c.r[1]->failed);
+    assert_int_equal(c.r[1]->next, 0);
+    station_sink_free(&c);
+}
+
+static void test_station_refuses_board_that_skipped_steps(void **state)
+{
+    station_job job = {.board_id = "LOT-9-B00002", .lot_id = "LOT-9", .flow = {W, V, L}, .n_flow = 3, .from = 2,
+                       .steps_done = 1u << W, .image = &img};
+    station_sink c;
+    run_job("0", &job, &c);
+    assert_int_equal(c.n, 2);
+    assert_int_equal(c.r[0]->step, L);
+    assert_string_equal(c.r[0]->res.failure_mode, "route_interlock");
+    assert_true(c.r[1]->failed);
+    station_sink_free(&c);
+}
+
+/* ---- through the station worker thread: exec --------------------------- */
+
+static char prog[128];
+
+static station *start_exec(station_sink *k, uint32_t steps)
+{
+    kv_pair kv[] = {{"exec.program", prog}, {"exec.args", "{step} {board_id} {image} {offset} {gain}"}};
+    station_config cfg = {.name = "fct1", .adapter = "exec", .steps_mask = steps, .keys = kv, .n_keys = 2};
+    station_sink_init(k);
+    char err[256];
+    station *st = station_start(&cfg, station_sink_post, k, err, sizeof err);
+    assert_non_null(st);
+    return st;
+}
 
 static station_job job(const char *board, const Step *flow, int n)
 {
@@ -249,7 +276,7 @@ static station_job job(const char *board, const Step *flow, int n)
 static int lines(const char *name)
 {
     char p[128];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
+    snprintf(p, sizeof p, "%s/%s", tmp.path, name);
     FILE *f = fopen(p, "r");
     if (!f) return 0;
     int n = 0, c;
@@ -260,65 +287,57 @@ static int lines(const char *name)
 
 static int setup(void **state)
 {
-    snprintf(dir, sizeof dir, "/tmp/test-fct-XXXXXX");
-    assert_non_null(mkdtemp(dir));
+    if (tmpdir_make(&tmp, "test-station") != 0) return -1;
     digest_sha256_hex(img_data, sizeof img_data, img_sha);
     img = (adapter_image){"1.0.0", img_sha, img_data, sizeof img_data, 0};
-    static char path[128];
-    snprintf(path, sizeof path, "%s/station.sh", dir);
-    FILE *f = fopen(path, "w");
     /* test: B-bad fails; write: counted; calibrate: y = 2x + 1 (one point off
      * by 0.5 for B-noisy); calibrate_write: echoes what it was given, except for
      * B-stuck whose memory keeps the old gain. */
-    fprintf(f, "#!/bin/bash\n"
-               "case $1 in\n"
-               " test) [ \"$2\" = B-bad ] && { echo '{\"name\":\"vbus\",\"value\":4.1,\"unit\":\"V\"}'; exit 1; }\n"
-               "       echo '{\"name\":\"vbus\",\"value\":5.0,\"unit\":\"V\"}';;\n"
-               " write) echo \"$2\" >> %s/writes;;\n"
-               " verify) ;;\n"
-               " calibrate) ys='1 3 5 7'; [ \"$2\" = B-noisy ] && ys='1 3 5.5 7'; x=0\n"
-               "   for y in $ys; do echo \"{\\\"reference\\\":$y,\\\"raw\\\":$x}\"; x=$((x+1)); done;;\n"
-               " calibrate_write) g=$5; [ \"$2\" = B-stuck ] && g=1; echo \"{\\\"offset\\\":$4,\\\"gain\\\":$g}\"; echo \"$2\" >> %s/calwrites;;\n"
-               "esac; exit 0\n",
-            dir, dir);
-    fclose(f);
-    chmod(path, 0700);
-    prog = path;
+    char body[1024];
+    snprintf(body, sizeof body,
+             "case $1 in\n"
+             " test) [ \"$2\" = B-bad ] && { echo '{\"name\":\"vbus\",\"value\":4.1,\"unit\":\"V\"}'; exit 1; }\n"
+             "       echo '{\"name\":\"vbus\",\"value\":5.0,\"unit\":\"V\"}';;\n"
+             " write) echo \"$2\" >> %s/writes;;\n"
+             " verify) ;;\n"
+             " calibrate) ys='1 3 5 7'; [ \"$2\" = B-noisy ] && ys='1 3 5.5 7'; x=0\n"
+             "   for y in $ys; do echo \"{\\\"reference\\\":$y,\\\"raw\\\":$x}\"; x=$((x+1)); done;;\n"
+             " calibrate_write) g=$5; [ \"$2\" = B-stuck ] && g=1; echo \"{\\\"offset\\\":$4,\\\"gain\\\":$g}\"; echo \"$2\" >> %s/calwrites;;\n"
+             "esac; exit 0",
+             tmp.path, tmp.path);
+    const char *path = tmpdir_script(&tmp, "station.sh", body);
+    if (!path) return -1;
+    snprintf(prog, sizeof prog, "%s", path);
     return 0;
 }
 
-static int teardown(void **state)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
+static int teardown(void **state) { return tmpdir_remove(&tmp); }
 
 static void test_test_first_never_writes_failed_board(void **state)
 {
-    sink k = {0};
+    station_sink k;
     station *st = start_exec(&k, 1u << T | 1u << W | 1u << V);
     Step flow[] = {T, W, V};
     station_job a = job("B-good", flow, 3), b = job("B-bad", flow, 3), c = job("B-good2", flow, 3);
     station_submit(st, &a);
     station_submit(st, &b);
     station_submit(st, &c);
-    sink_wait(&k, 3);
+    assert_int_equal(station_sink_wait(&k, 3, WAIT_MS), 3);
     station_stop(st, NULL);
     assert_int_equal(lines("writes"), 2); /* B-good and B-good2 only */
-    const station_result *t = sink_step(&k, "B-bad", T);
+    const station_result *t = station_sink_step(&k, "B-bad", T);
     assert_non_null(t);
     assert_false(t->res.passed);
     assert_string_equal(t->res.failure_mode, "exit_status");
     assert_int_equal(t->res.n_measurements, 1); /* the failing record is kept */
-    assert_null(sink_step(&k, "B-bad", W));
-    assert_true(sink_step(&k, "B-good2", V)->res.passed);
-    sink_free(&k);
+    assert_null(station_sink_step(&k, "B-bad", W));
+    assert_true(station_sink_step(&k, "B-good2", V)->res.passed);
+    station_sink_free(&k);
 }
 
 static void test_order_limits_at_station(void **state)
 {
-    sink k = {0};
+    station_sink k;
     station *st = start_exec(&k, 1u << T | 1u << W | 1u << V);
     Step flow[] = {T, W, V};
     station_job a = job("B-lim", flow, 3);
@@ -326,18 +345,18 @@ static void test_order_limits_at_station(void **state)
     a.limits[1] = item("vref", 3.2, 3.4, "V");
     a.n_limits = 2;
     station_submit(st, &a);
-    sink_wait(&k, 1);
+    assert_int_equal(station_sink_wait(&k, 1, WAIT_MS), 1);
     station_stop(st, NULL);
-    const station_result *t = sink_step(&k, "B-lim", T);
+    const station_result *t = station_sink_step(&k, "B-lim", T);
     assert_false(t->res.passed);
     assert_string_equal(t->res.failure_mode, "measurement_missing");
-    assert_null(sink_step(&k, "B-lim", W)); /* not written after a failed test */
-    sink_free(&k);
+    assert_null(station_sink_step(&k, "B-lim", W)); /* not written after a failed test */
+    station_sink_free(&k);
 }
 
 static void test_calibration_fit_write_readback(void **state)
 {
-    sink k = {0};
+    station_sink k;
     station *st = start_exec(&k, 1u << C);
     Step flow[] = {C};
     station_job a = job("B-cal", flow, 1), b = job("B-noisy", flow, 1), c = job("B-stuck", flow, 1);
@@ -345,39 +364,35 @@ static void test_calibration_fit_write_readback(void **state)
     station_submit(st, &a);
     station_submit(st, &b);
     station_submit(st, &c);
-    sink_wait(&k, 3);
+    assert_int_equal(station_sink_wait(&k, 3, WAIT_MS), 3);
     station_stop(st, NULL);
-    const station_result *r = sink_step(&k, "B-cal", C);
+    const station_result *r = station_sink_step(&k, "B-cal", C);
     assert_true(r->res.passed);
     assert_true(fabs(r->res.cal_gain - 2) < 1e-9 && fabs(r->res.cal_offset - 1) < 1e-9);
     assert_int_equal(r->res.n_cal_points, 4);
-    r = sink_step(&k, "B-noisy", C);
+    r = station_sink_step(&k, "B-noisy", C);
     assert_false(r->res.passed);
     assert_string_equal(r->res.failure_mode, "calibration_residual");
-    r = sink_step(&k, "B-stuck", C);
+    r = station_sink_step(&k, "B-stuck", C);
     assert_false(r->res.passed);
     assert_string_equal(r->res.failure_mode, "calibration_readback_mismatch");
     assert_int_equal(lines("calwrites"), 2); /* not for a failed fit */
-    sink_free(&k);
+    station_sink_free(&k);
 }
 
 /* Two sites: one board hangs on site 0 while site 1 runs the rest. */
 static void test_gang_sites_run_independently(void **state)
 {
-    char path[128];
-    snprintf(path, sizeof path, "%s/gang.sh", dir);
-    FILE *f = fopen(path, "w");
-    fprintf(f, "#!/bin/bash\n[ \"$2\" = B-slow ] && sleep 1.5\necho \"$2 $3\" >> %s/order\n", dir);
-    fclose(f);
-    chmod(path, 0700);
+    char body[256], path[128];
+    snprintf(body, sizeof body, "[ \"$2\" = B-slow ] && sleep 1.5\necho \"$2 $3\" >> %s/order", tmp.path);
+    snprintf(path, sizeof path, "%s", tmpdir_script(&tmp, "gang.sh", body));
     kv_pair kv[] = {{"exec.program", path}, {"exec.args", "{step} {board_id} {site}"}};
     station_config cfg = {.name = "gang", .adapter = "exec", .steps_mask = 1u << T, .keys = kv, .n_keys = 2,
                           .sites = 2};
-    sink k = {0};
-    pthread_mutex_init(&k.mu, NULL);
-    pthread_cond_init(&k.cv, NULL);
+    station_sink k;
+    station_sink_init(&k);
     char err[256];
-    station *st = station_start(&cfg, sink_post, &k, err, sizeof err);
+    station *st = station_start(&cfg, station_sink_post, &k, err, sizeof err);
     assert_non_null(st);
     Step flow[] = {T};
     const char *boards[] = {"B-slow", "B-2", "B-3", "B-4"};
@@ -386,32 +401,36 @@ static void test_gang_sites_run_independently(void **state)
         station_submit(st, &j);
         usleep(50000); /* B-slow is taken first */
     }
-    sink_wait(&k, 4);
+    assert_int_equal(station_sink_wait(&k, 4, WAIT_MS), 4);
     station_stop(st, NULL);
-    snprintf(path, sizeof path, "%s/order", dir);
+    snprintf(path, sizeof path, "%s/order", tmp.path);
     FILE *o = fopen(path, "r");
     char line[4][64];
     for (int i = 0; i < 4; i++) assert_non_null(fgets(line[i], sizeof line[i], o));
     fclose(o);
-    uint32_t slow = sink_step(&k, "B-slow", T)->site;
+    uint32_t slow = station_sink_step(&k, "B-slow", T)->site;
     char want[32];
     for (int i = 0; i < 3; i++) { /* the other site went on meanwhile */
         snprintf(want, sizeof want, "%s %u\n", boards[i + 1], 1 - slow);
         assert_string_equal(line[i], want);
-        assert_int_equal(sink_step(&k, boards[i + 1], T)->site, 1 - slow);
+        assert_int_equal(station_sink_step(&k, boards[i + 1], T)->site, 1 - slow);
     }
     snprintf(want, sizeof want, "B-slow %u\n", slow);
     assert_string_equal(line[3], want);
-    sink_free(&k);
+    station_sink_free(&k);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_measurements_are_judged_against_limits),
+        cmocka_unit_test(test_exec_measurements_are_judged_against_their_limits),
         cmocka_unit_test(test_order_items_judged_by_agent),
         cmocka_unit_test(test_least_squares_fit),
-        cmocka_unit_test(test_end_of_line_check),
-        cmocka_unit_test(test_order_test_items_json),
+        cmocka_unit_test(test_interlock),
+        cmocka_unit_test(test_station_loads_and_runs_its_steps),
+        cmocka_unit_test(test_station_stops_at_first_failure),
+        cmocka_unit_test(test_station_refuses_board_that_skipped_steps),
         cmocka_unit_test(test_test_first_never_writes_failed_board),
         cmocka_unit_test(test_order_limits_at_station),
         cmocka_unit_test(test_calibration_fit_write_readback),

@@ -15,6 +15,7 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "config.h"
@@ -57,7 +58,7 @@ typedef struct capture {
 
 static void capture_begin(capture *c, const fixture *f)
 {
-    snprintf(c->path, sizeof c->path, "%s/stderr.log", f->dir);
+    snprintf(c->path, sizeof c->path, "%s/stderr.log", f->tmp.path);
     fflush(stderr);
     c->saved_fd = dup(2);
     int fd = open(c->path, O_WRONLY | O_CREAT | O_TRUNC, 0600);

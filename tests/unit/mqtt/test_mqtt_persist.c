@@ -12,8 +12,9 @@
 #include <unistd.h>
 
 #include "mqtt_persist.h"
+#include "tmpdir.h"
 
-static char dir[] = "/tmp/test_mqtt_persist_XXXXXX";
+static tmpdir tmp;
 static char path[128];
 
 static void free_keys(char **keys, int n)
@@ -69,7 +70,7 @@ static void test_store_survives_reopen(void **state)
 static void test_open_fails_on_foreign_file(void **state)
 {
     char foreign[160];
-    snprintf(foreign, sizeof foreign, "%s/foreign.db", dir);
+    snprintf(foreign, sizeof foreign, "%s/foreign.db", tmp.path);
     FILE *f = fopen(foreign, "w");
     fputs("this is not a database, and must stay as it is", f);
     fclose(f);
@@ -82,17 +83,12 @@ static void test_open_fails_on_foreign_file(void **state)
 
 static int setup(void **state)
 {
-    if (!mkdtemp(dir)) return -1;
-    snprintf(path, sizeof path, "%s/spool.db", dir);
+    if (tmpdir_make(&tmp, "test_mqtt_persist") != 0) return -1;
+    snprintf(path, sizeof path, "%s/spool.db", tmp.path);
     return 0;
 }
 
-static int teardown(void **state)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd);
-}
+static int teardown(void **state) { return tmpdir_remove(&tmp); }
 
 int main(void)
 {

@@ -18,10 +18,11 @@
 
 #include "digest.h"
 #include "firmware.h"
+#include "tmpdir.h"
 
 #define IMAGE_LEN 3000000 /* several write callbacks and buffer growths */
 
-static char dir[] = "/tmp/test_firmware.XXXXXX";
+static tmpdir tmp;
 static uint8_t *image_bytes;
 static char image_sha[65];
 static int http_fd = -1;
@@ -39,7 +40,7 @@ static void expect_in(const char *haystack, const char *needle)
 static void write_file(const char *name, const void *data, size_t len, char *url, size_t url_len)
 {
     char path[256];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(path, sizeof path, "%s/%s", tmp.path, name);
     FILE *f = fopen(path, "wb");
     assert_non_null(f);
     assert_int_equal(fwrite(data, 1, len, f), len);
@@ -116,7 +117,7 @@ static void *http_main(void *arg)
 static int setup(void **state)
 {
     (void)state;
-    if (!mkdtemp(dir)) return -1;
+    if (tmpdir_make(&tmp, "test_firmware") != 0) return -1;
     image_bytes = malloc(IMAGE_LEN);
     if (!image_bytes) return -1;
     for (size_t i = 0; i < IMAGE_LEN; i++) image_bytes[i] = (uint8_t)((i * 131 + i / 977) % 251);
@@ -138,10 +139,8 @@ static int teardown(void **state)
     shutdown(http_fd, SHUT_RDWR);
     pthread_join(http_thread, NULL);
     close(http_fd);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     free(image_bytes);
-    return system(cmd) == 0 ? 0 : -1;
+    return tmpdir_remove(&tmp);
 }
 
 /* ---- tests ------------------------------------------------------------- */
@@ -198,7 +197,7 @@ static void test_file_missing(void **state)
 {
     (void)state;
     char url[300];
-    snprintf(url, sizeof url, "file://%s/no-such-image.bin", dir);
+    snprintf(url, sizeof url, "file://%s/no-such-image.bin", tmp.path);
     expect_fetch_error(url, image_sha, default_opts.max_bytes, url, "cannot fetch");
 }
 
