@@ -25,6 +25,7 @@
 #include "tmpdir.h"
 
 static tmpdir tmp;
+static const char *dir = tmp.path; /* the directory; "" outside setup..teardown */
 
 static const char *script(const char *name, const char *body) { return tmpdir_script(&tmp, name, body); }
 
@@ -72,10 +73,10 @@ static void test_argv_substituted_without_shell(void **state)
 {
     char body[256];
     snprintf(body, sizeof body, "printf '%%s\\n' \"$@\" > %s/args; cmp -s \"$2\" %s/ref && echo same >> %s/args",
-             tmp.path, tmp.path, tmp.path);
+             dir, dir, dir);
     const char *prog = script("argv.sh", body);
     char ref[128];
-    snprintf(ref, sizeof ref, "%s/ref", tmp.path);
+    snprintf(ref, sizeof ref, "%s/ref", dir);
     FILE *f = fopen(ref, "w");
     fwrite(img_data, 1, sizeof img_data, f);
     fclose(f);
@@ -87,7 +88,7 @@ static void test_argv_substituted_without_shell(void **state)
     adapter_find("exec")->write(s, &ctx, &r);
     assert_true(r.passed);
     char path[128];
-    snprintf(path, sizeof path, "%s/args", tmp.path);
+    snprintf(path, sizeof path, "%s/args", dir);
     char *args = slurp(path);
     assert_non_null(args);
     assert_non_null(strstr(args, "--step=write\n"));
@@ -119,7 +120,7 @@ static void test_exit_status_and_stderr(void **state)
 static void test_timeout_kills_process_group(void **state)
 {
     char body[256];
-    snprintf(body, sizeof body, "sleep 30 & echo $! > %s/child; trap '' TERM; sleep 30", tmp.path);
+    snprintf(body, sizeof body, "sleep 30 & echo $! > %s/child; trap '' TERM; sleep 30", dir);
     const char *prog = script("hang.sh", body);
     void *s = open_exec(prog, NULL, "300", NULL, NULL);
     adapter_step_ctx ctx = {.station = "x1", .lot_id = "LOT", .board_id = "B1", .image = &img};
@@ -131,7 +132,7 @@ static void test_timeout_kills_process_group(void **state)
     assert_string_equal(r.failure_mode, "timeout");
     assert_true(ms < 3000); /* TERM ignored: SIGKILL after the grace second */
     char path[128];
-    snprintf(path, sizeof path, "%s/child", tmp.path);
+    snprintf(path, sizeof path, "%s/child", dir);
     pid_t child = (pid_t)atoi(slurp(path));
     assert_true(child > 0);
     int gone = 0;
@@ -221,7 +222,7 @@ static void test_verify_and_lock_reports(void **state)
              "case $1 in\n"
              " verify) [ \"$(stat -c %%a \"$2\")\" = 600 ] || exit 9; echo \"{\\\"readback_sha256\\\":\\\"$(sha256sum < \"$2\" | cut -c1-64)\\\"}\";;\n"
              " lock) [ -e %s/lock_ok ] && echo '{\"lock_verified\":true}';;\n"
-             "esac; exit 0", tmp.path);
+             "esac; exit 0", dir);
     const char *prog = script("prog.sh", body);
     void *s = open_exec(prog, "{step} {image}", NULL, NULL, NULL);
     const adapter *ad = adapter_find("exec");
@@ -247,7 +248,7 @@ static void test_verify_and_lock_reports(void **state)
     assert_false(r.lock_verified);
     assert_string_equal(r.failure_mode, "lock_unverified");
     char p[128];
-    snprintf(p, sizeof p, "%s/lock_ok", tmp.path);
+    snprintf(p, sizeof p, "%s/lock_ok", dir);
     fclose(fopen(p, "w"));
     memset(&r, 0, sizeof r);
     ad->lock(s, &ctx, &r);

@@ -15,11 +15,12 @@
 #include "tmpdir.h"
 
 static tmpdir tmp;
+static const char *dir = tmp.path; /* the directory; "" outside setup..teardown */
 
 static const char *write_file(const char *name, const char *text)
 {
     static char path[256];
-    snprintf(path, sizeof path, "%s/%s", tmp.path, name);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     fputs(text, f);
@@ -153,7 +154,7 @@ static void test_secrets_never_printed(void **state)
     snprintf(text, sizeof text,
              "%s[mqtt]\nusername = line2\npassword_file = %s/pw\n[kafka]\nsasl.password = kafka-s3cret\n"
              "security.protocol = SASL_SSL\n[station a]\nadapter = sim\nsteps = test\n",
-             BASE, tmp.path);
+             BASE, dir);
     assert_int_equal(config_load(&c, write_file("s.conf", text), err, sizeof err), 0);
     assert_string_equal(c.mqtt_password, "hunter2-mqtt");
     char *buf = NULL;

@@ -31,6 +31,7 @@
 #define WAIT_MS 60000 /* for a station's boards to be done, under sanitizers on a busy machine */
 
 static tmpdir tmp;
+static const char *dir = tmp.path; /* the directory; "" outside setup..teardown */
 
 static adapter_measurement item(const char *name, double low, double high, const char *unit)
 {
@@ -276,7 +277,7 @@ static station_job job(const char *board, const Step *flow, int n)
 static int lines(const char *name)
 {
     char p[128];
-    snprintf(p, sizeof p, "%s/%s", tmp.path, name);
+    snprintf(p, sizeof p, "%s/%s", dir, name);
     FILE *f = fopen(p, "r");
     if (!f) return 0;
     int n = 0, c;
@@ -304,7 +305,7 @@ static int setup(void **state)
              "   for y in $ys; do echo \"{\\\"reference\\\":$y,\\\"raw\\\":$x}\"; x=$((x+1)); done;;\n"
              " calibrate_write) g=$5; [ \"$2\" = B-stuck ] && g=1; echo \"{\\\"offset\\\":$4,\\\"gain\\\":$g}\"; echo \"$2\" >> %s/calwrites;;\n"
              "esac; exit 0",
-             tmp.path, tmp.path);
+             dir, dir);
     const char *path = tmpdir_script(&tmp, "station.sh", body);
     if (!path) return -1;
     snprintf(prog, sizeof prog, "%s", path);
@@ -384,7 +385,7 @@ static void test_calibration_fit_write_readback(void **state)
 static void test_gang_sites_run_independently(void **state)
 {
     char body[256], path[128];
-    snprintf(body, sizeof body, "[ \"$2\" = B-slow ] && sleep 1.5\necho \"$2 $3\" >> %s/order", tmp.path);
+    snprintf(body, sizeof body, "[ \"$2\" = B-slow ] && sleep 1.5\necho \"$2 $3\" >> %s/order", dir);
     snprintf(path, sizeof path, "%s", tmpdir_script(&tmp, "gang.sh", body));
     kv_pair kv[] = {{"exec.program", path}, {"exec.args", "{step} {board_id} {site}"}};
     station_config cfg = {.name = "gang", .adapter = "exec", .steps_mask = 1u << T, .keys = kv, .n_keys = 2,
@@ -403,7 +404,7 @@ static void test_gang_sites_run_independently(void **state)
     }
     assert_int_equal(station_sink_wait(&k, 4, WAIT_MS), 4);
     station_stop(st, NULL);
-    snprintf(path, sizeof path, "%s/order", tmp.path);
+    snprintf(path, sizeof path, "%s/order", dir);
     FILE *o = fopen(path, "r");
     char line[4][64];
     for (int i = 0; i < 4; i++) assert_non_null(fgets(line[i], sizeof line[i], o));

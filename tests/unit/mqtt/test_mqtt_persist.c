@@ -15,6 +15,7 @@
 #include "tmpdir.h"
 
 static tmpdir tmp;
+static const char *dir = tmp.path; /* the directory; "" outside setup..teardown */
 static char path[128];
 
 static void free_keys(char **keys, int n)
@@ -70,7 +71,7 @@ static void test_store_survives_reopen(void **state)
 static void test_open_fails_on_foreign_file(void **state)
 {
     char foreign[160];
-    snprintf(foreign, sizeof foreign, "%s/foreign.db", tmp.path);
+    snprintf(foreign, sizeof foreign, "%s/foreign.db", dir);
     FILE *f = fopen(foreign, "w");
     fputs("this is not a database, and must stay as it is", f);
     fclose(f);
@@ -84,7 +85,7 @@ static void test_open_fails_on_foreign_file(void **state)
 static int setup(void **state)
 {
     if (tmpdir_make(&tmp, "test_mqtt_persist") != 0) return -1;
-    snprintf(path, sizeof path, "%s/spool.db", tmp.path);
+    snprintf(path, sizeof path, "%s/spool.db", dir);
     return 0;
 }
 

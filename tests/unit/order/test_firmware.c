@@ -23,6 +23,7 @@
 #define IMAGE_LEN 3000000 /* several write callbacks and buffer growths */
 
 static tmpdir tmp;
+static const char *dir = tmp.path; /* the directory; "" outside setup..teardown */
 static uint8_t *image_bytes;
 static char image_sha[65];
 static int http_fd = -1;
@@ -40,7 +41,7 @@ static void expect_in(const char *haystack, const char *needle)
 static void write_file(const char *name, const void *data, size_t len, char *url, size_t url_len)
 {
     char path[256];
-    snprintf(path, sizeof path, "%s/%s", tmp.path, name);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
     FILE *f = fopen(path, "wb");
     assert_non_null(f);
     assert_int_equal(fwrite(data, 1, len, f), len);
@@ -197,7 +198,7 @@ static void test_file_missing(void **state)
 {
     (void)state;
     char url[300];
-    snprintf(url, sizeof url, "file://%s/no-such-image.bin", tmp.path);
+    snprintf(url, sizeof url, "file://%s/no-such-image.bin", dir);
     expect_fetch_error(url, image_sha, default_opts.max_bytes, url, "cannot fetch");
 }
 
