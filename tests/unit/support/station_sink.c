@@ -4,13 +4,14 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
 
 void station_sink_init(station_sink *k)
 {
     memset(k, 0, sizeof *k);
     pthread_mutex_init(&k->mu, NULL);
-    pthread_cond_init(&k->cv, NULL);
 }
 
 void station_sink_post(void *ud, station_result *first, station_result *last)
@@ -23,22 +24,17 @@ void station_sink_post(void *ud, station_result *first, station_result *last)
         else free(r);
     }
     if (last->kind == STATION_DONE) k->done++;
-    pthread_cond_broadcast(&k->cv);
     pthread_mutex_unlock(&k->mu);
 }
 
 int station_sink_wait(station_sink *k, int done, int timeout_ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    int64_t until = clock_mono_ms() + timeout_ms;
     pthread_mutex_lock(&k->mu);
-    while (k->done < done && pthread_cond_timedwait(&k->cv, &k->mu, &until) == 0) {
+    while (k->done < done && clock_mono_ms() < until) {
+        pthread_mutex_unlock(&k->mu);
+        usleep(2000);
+        pthread_mutex_lock(&k->mu);
     }
     int got = k->done;
     pthread_mutex_unlock(&k->mu);
@@ -55,6 +51,5 @@ const station_result *station_sink_step(const station_sink *k, const char *board
 void station_sink_free(station_sink *k)
 {
     for (int i = 0; i < k->n; i++) free(k->r[i]);
-    pthread_cond_destroy(&k->cv);
     pthread_mutex_destroy(&k->mu);
 }

@@ -12,7 +12,6 @@
 
 typedef struct station_sink {
     pthread_mutex_t mu;
-    pthread_cond_t cv;
     station_result *r[STATION_SINK_MAX];
     int n;    /* results kept in r */
     int done; /* STATION_DONE results seen */
@@ -23,8 +22,8 @@ void station_sink_init(station_sink *k);
 /* The post callback: station_start(cfg, station_sink_post, k, ...). */
 void station_sink_post(void *ud, station_result *first, station_result *last);
 
-/* Waits until done boards are done or timeout_ms has passed; the number of
- * boards done then. */
+/* Waits (polling) until done boards are done or timeout_ms has passed on the
+ * monotonic clock; the number of boards done then. */
 int station_sink_wait(station_sink *k, int done, int timeout_ms);
 
 /* The STATION_STEP result of step s for board, or NULL. */
