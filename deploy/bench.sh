@@ -30,7 +30,7 @@ RAW=$OUT/raw.jsonl
 
 # The integration harness gives us mosquitto, kafka_mock, agents and cleanup;
 # it and bench_provision.sh find the binaries by name.
-export LINEAGENT_BIN=$B/lineagent KAFKA_MOCK_BIN=$B/tests/kafka_mock
+export LINEAGENT_BIN=$B/agent/lineagent KAFKA_MOCK_BIN=$B/tests/kafka_mock
 export PROVISIOND_BIN=$B/services/provisiond/provisiond PV_LOAD_BIN=$B/tests/pv_load
 source "$ROOT/tests/integration/lib.sh"
 now() { date +%s.%N; }
@@ -118,7 +118,7 @@ for r in $(seq "$REPEAT"); do
   rm -f "$T"/spool.db*
   write_config "$T/idle.conf"
   t0=$(now)
-  "$B/lineagent" run -c "$T/idle.conf" >"$T/idle.log" 2>&1 & apid=$!
+  "$LINEAGENT_BIN" run -c "$T/idle.conf" >"$T/idle.log" 2>&1 & apid=$!
   PIDS+=("$apid")
   until grep -q "subscribed to" "$T/idle.log"; do sleep 0.002; done
   t1=$(now)
