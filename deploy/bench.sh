@@ -30,7 +30,7 @@ RAW=$OUT/raw.jsonl
 
 # The integration harness gives us mosquitto, kafka_mock, agents and cleanup;
 # it and bench_provision.sh find the binaries by name.
-export LINEAGENT_BIN=$B/agent/lineagent KAFKA_MOCK_BIN=$B/tests/kafka_mock
+export LINEAGENT_BIN=$B/lineagent KAFKA_MOCK_BIN=$B/tests/kafka_mock
 export PROVISIOND_BIN=$B/services/provisiond/provisiond PV_LOAD_BIN=$B/tests/pv_load
 source "$ROOT/tests/integration/lib.sh"
 now() { date +%s.%N; }
