@@ -278,6 +278,27 @@ static spool_lot lt_lot(lt *t, const char *lot_id)
 
 #define EV(x) LINEAGENT__V1__TRACE_EVENT__BODY_##x
 
+/* The lot ended as it should: every board of it loaded and counted once,
+ * one lot_completed as the last event with those counts, and the spool's
+ * lot inactive with the same counts and no unit left in progress. */
+static void lt_assert_lot_end(lt *t, const lt_events *e, const char *lot_id, uint32_t passed, uint32_t failed)
+{
+    const TraceEvent *last = e->ev[e->n - 1];
+    assert_int_equal(last->body_case, EV(LOT_COMPLETED));
+    assert_string_equal(last->lot_id, lot_id);
+    assert_int_equal(lt_count(e, EV(LOT_COMPLETED)), 1);
+    assert_int_equal(lt_count(e, EV(UNIT_COMPLETED)), passed + failed);
+    assert_int_equal(last->lot_completed->quantity, passed + failed);
+    assert_int_equal(last->lot_completed->passed, passed);
+    assert_int_equal(last->lot_completed->failed, failed);
+    spool_lot l = lt_lot(t, lot_id);
+    assert_int_equal(l.active, 0);
+    assert_int_equal(l.loaded, passed + failed);
+    assert_int_equal(l.passed, passed);
+    assert_int_equal(l.failed, failed);
+    assert_int_equal(lt_in_progress(t, lot_id), 0);
+}
+
 /* ---- the transitions ------------------------------------------------- */
 
 /* A board's whole flow over four stations: every step's event in flow
@@ -301,14 +322,8 @@ static void test_board_flow_in_order(void **state)
     assert_int_equal(e->ev[0]->body_case, EV(ORDER_ACCEPTED));
     assert_int_equal(e->ev[1]->body_case, EV(LOT_STARTED));
     assert_int_equal(lt_count(e, EV(LOT_STARTED)), 1);
-    assert_int_equal(lt_count(e, EV(UNIT_COMPLETED)), 3);
     assert_int_equal(lt_count(e, EV(UNIT_FAILED)), 0);
-    const TraceEvent *last = e->ev[e->n - 1];
-    assert_int_equal(last->body_case, EV(LOT_COMPLETED));
-    assert_int_equal(lt_count(e, EV(LOT_COMPLETED)), 1);
-    assert_int_equal(last->lot_completed->quantity, 3);
-    assert_int_equal(last->lot_completed->passed, 3);
-    assert_int_equal(last->lot_completed->failed, 0);
+    lt_assert_lot_end(t, e, "FLOW", 3, 0);
     const char *sha = e->ev[1]->lot_started->firmware->sha256;
 
     static const int want[] = {EV(UNIT_TESTED), EV(UNIT_WRITTEN), EV(UNIT_CALIBRATED), EV(UNIT_LOCKED),
@@ -334,13 +349,7 @@ static void test_board_flow_in_order(void **state)
         assert_string_equal(c->unit_completed->firmware_sha256, sha);
     }
 
-    spool_lot l = lt_lot(t, "FLOW");
-    assert_int_equal(l.active, 0);
-    assert_int_equal(l.loaded, 3);
-    assert_int_equal(l.passed, 3);
-    assert_int_equal(l.failed, 0);
-    assert_string_equal(l.written_version, "1.0.0");
-    assert_int_equal(lt_in_progress(t, "FLOW"), 0);
+    assert_string_equal(lt_lot(t, "FLOW").written_version, "1.0.0");
     assert_true(t->wakeups > 0);
 }
 
@@ -375,15 +384,7 @@ static void test_step_failure_ends_unit(void **state)
         assert_false(c->unit_completed->passed);
         assert_string_equal(c->unit_completed->firmware_version, "");
     }
-    const TraceEvent *last = e->ev[e->n - 1];
-    assert_int_equal(last->body_case, EV(LOT_COMPLETED));
-    assert_int_equal(last->lot_completed->passed, 0);
-    assert_int_equal(last->lot_completed->failed, 2);
-    spool_lot l = lt_lot(t, "FAIL");
-    assert_int_equal(l.active, 0);
-    assert_int_equal(l.passed, 0);
-    assert_int_equal(l.failed, 2);
-    assert_int_equal(lt_in_progress(t, "FAIL"), 0);
+    lt_assert_lot_end(t, e, "FAIL", 0, 2);
 }
 
 /* A revision with another firmware mid-lot (rule R4): boards written before
@@ -434,8 +435,8 @@ static void test_changeover_binds_boards(void **state)
     assert_int_equal(c->to_revision, 2);
     assert_string_equal(c->last_board_old, old_last);
     assert_string_equal(c->first_board_new, e->ev[first_new]->board_id);
+    lt_assert_lot_end(t, e, "CHG", 4, 0);
     spool_lot l = lt_lot(t, "CHG");
-    assert_int_equal(l.passed, 4);
     assert_string_equal(l.written_version, "2.0.0");
     assert_int_equal(l.written_revision, 2);
 }
@@ -470,8 +471,6 @@ static void test_resume_after_restart(void **state)
 
     lt_events *e = lt_events_read(t);
     assert_int_equal(lt_count(e, EV(LOT_STARTED)), 1);
-    assert_int_equal(lt_count(e, EV(UNIT_COMPLETED)), 4);
-    assert_int_equal(lt_count(e, EV(LOT_COMPLETED)), 1);
     for (long i = -1; (i = lt_find(e, (size_t)(i + 1), EV(UNIT_COMPLETED), NULL)) >= 0;) {
         assert_true(e->ev[i]->unit_completed->passed);
         for (long j = i + 1; (j = lt_find(e, (size_t)j, EV(UNIT_COMPLETED), NULL)) >= 0; j++)
@@ -479,16 +478,7 @@ static void test_resume_after_restart(void **state)
     }
     /* the board that was mid-flow ran again and completed, under its own id */
     assert_true(lt_find(e, before, EV(UNIT_COMPLETED), mid) >= 0);
-    const TraceEvent *last = e->ev[e->n - 1];
-    assert_int_equal(last->body_case, EV(LOT_COMPLETED));
-    assert_int_equal(last->lot_completed->passed, 4);
-    assert_int_equal(last->lot_completed->failed, 0);
-    l = lt_lot(t, "RES");
-    assert_int_equal(l.active, 0);
-    assert_int_equal(l.loaded, 4);
-    assert_int_equal(l.passed, 4);
-    assert_int_equal(l.failed, 0);
-    assert_int_equal(lt_in_progress(t, "RES"), 0);
+    lt_assert_lot_end(t, e, "RES", 4, 0);
 }
 
 /* The end-of-line check (rule E2) judges a unit that passed every step.
@@ -518,10 +508,7 @@ static void test_end_of_line_mismatch_fails_unit(void **state)
     assert_string_equal(f->failure_mode, "end_of_line_mismatch");
     assert_non_null(strstr(f->detail, "firmware_version"));
     assert_false(e->ev[lt_find(e, 0, EV(UNIT_COMPLETED), board)]->unit_completed->passed);
-    assert_int_equal(e->ev[e->n - 1]->lot_completed->failed, 1);
-    spool_lot l = lt_lot(t, "EOL");
-    assert_int_equal(l.passed, 0);
-    assert_int_equal(l.failed, 1);
+    lt_assert_lot_end(t, e, "EOL", 0, 1);
 }
 
 int main(void)
