@@ -1,9 +1,10 @@
 /* line.c - the line coordinator. Stations and the intake post results into
  * one queue; line_step() takes everything queued, applies it to the lots and
  * units, appends the trace events (built in line_events.c), and commits it
- * all in one transaction (group commit). Only after the commit does anything leave: boards move to
- * their next station, the MES gets its answer, the forwarder is woken. A
- * crash before the commit loses nothing that anyone was told. */
+ * all in one transaction (group commit). Only after the commit does anything
+ * leave: boards move to their next station, the MES gets its answer, the
+ * forwarder is woken. A crash before the commit loses nothing that anyone
+ * was told. */
 #include "line.h"
 
 #include <jansson.h>
