@@ -58,7 +58,7 @@ typedef struct capture {
 
 static void capture_begin(capture *c, const fixture *f)
 {
-    snprintf(c->path, sizeof c->path, "%s/stderr.log", f->tmp.path);
+    snprintf(c->path, sizeof c->path, "%s/stderr.log", f->dir);
     fflush(stderr);
     c->saved_fd = dup(2);
     int fd = open(c->path, O_WRONLY | O_CREAT | O_TRUNC, 0600);

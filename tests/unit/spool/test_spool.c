@@ -243,7 +243,7 @@ static void test_open_missing_dir_fails(void **state)
 {
     fixture *f = *state;
     char path[200];
-    snprintf(path, sizeof path, "%s/no/such/dir/spool.db", f->tmp.path);
+    snprintf(path, sizeof path, "%s/no/such/dir/spool.db", f->dir);
     spool *sp = NULL;
     char err[256] = "";
     assert_int_equal(spool_open(&sp, path, NULL, err, sizeof err), -1);
@@ -440,7 +440,7 @@ static void test_concurrent_open_of_new_file(void **state)
     fixture *f = *state;
     for (int round = 0; round < 50; round++) {
         char path[160];
-        snprintf(path, sizeof path, "%s/race-%d.db", f->tmp.path, round);
+        snprintf(path, sizeof path, "%s/race-%d.db", f->dir, round);
         pthread_t th[4];
         void *r[4];
         for (int i = 0; i < 4; i++) assert_int_equal(pthread_create(&th[i], NULL, opener_main, path), 0);

@@ -16,8 +16,9 @@
 
 typedef struct fixture {
     tmpdir tmp;
-    char path[128]; /* <tmp>/spool.db */
-    spool *sp;      /* opened there by setup_open; NULL after setup */
+    const char *dir; /* tmp.path */
+    char path[128];  /* <dir>/spool.db */
+    spool *sp;       /* opened there by setup_open; NULL after setup */
 } fixture;
 
 static inline int setup(void **state)
@@ -28,7 +29,8 @@ static inline int setup(void **state)
         free(f);
         return -1;
     }
-    snprintf(f->path, sizeof f->path, "%s/spool.db", f->tmp.path);
+    f->dir = f->tmp.path;
+    snprintf(f->path, sizeof f->path, "%s/spool.db", f->dir);
     *state = f;
     return 0;
 }
