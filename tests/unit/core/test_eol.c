@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_eol.c - the end-of-line check (core/eol.c): a unit passes only with
  * the release's version and digest verified in it, and provisioning,
  * calibration and a verified debug-port lock when its flow promises them;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* station_sink.c - the unit tests' collector of station results
  * (station_sink.h). */
 #include "station_sink.h"

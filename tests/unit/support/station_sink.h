@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* station_sink.h - a station's post callback for unit tests: collects every
  * result a station posts (station_start's post), in arrival order, so a
  * test can wait for boards to be done and then look at their steps. */

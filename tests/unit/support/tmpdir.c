@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tmpdir.c - the unit tests' temporary directory (tmpdir.h): mkdtemp to
  * make it, nftw depth-first to remove it, no shell involved. */
 #include "tmpdir.h"

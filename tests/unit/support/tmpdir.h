@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tmpdir.h - a private temporary directory for a unit test: made with
  * mkdtemp (mode 0700), removed with everything in it by nftw without a
  * shell, and helpers that name or write files in it. */
