@@ -12,8 +12,10 @@
 
 #include "config.h"
 #include "order.h"
+#include "tmpdir.h"
 
-static char dir[] = "/tmp/test_config_XXXXXX";
+static tmpdir tmp;
+static const char *dir = tmp.path; /* the directory; "" outside setup..teardown */
 
 static const char *write_file(const char *name, const char *text)
 {
@@ -168,13 +170,8 @@ static void test_secrets_never_printed(void **state)
     config_free(&c);
 }
 
-static int setup(void **state) { return mkdtemp(dir) ? 0 : -1; }
-static int teardown(void **state)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd);
-}
+static int setup(void **state) { return tmpdir_make(&tmp, "test_config"); }
+static int teardown(void **state) { return tmpdir_remove(&tmp); }
 
 /* [provisioning]: defaults, https with pinned CA and client certificate,
  * plain http only to loopback, cert and key together, url required. */
