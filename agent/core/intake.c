@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "clock.h"
 #include "digest.h"
@@ -20,6 +21,7 @@
 
 /* spool kv namespace: "<product> <version>" -> the SHA-256 first seen for it. */
 #define INTAKE_RELEASES_NS "releases"
+#define INTAKE_BUSY_RETRY_MS 1000
 
 struct intake {
     const config *cfg;
@@ -65,6 +67,24 @@ static int intake_stale_revision(intake *in, const JobOrder *o, char *reason, si
     return 0;
 }
 
+/* Sleeps up to ms unless stopped; 1 when stopping. */
+static int intake_wait(intake *in, int ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&in->lock);
+    if (!in->stopping) pthread_cond_timedwait(&in->cond, &in->lock, &ts);
+    int stop = in->stopping;
+    pthread_mutex_unlock(&in->lock);
+    return stop;
+}
+
 /* A version names one image per product (rule R1): a version seen before
  * with another digest is refused, naming both. */
 static int intake_version_conflict(intake *in, const JobOrder *o, char *reason, size_t n)
@@ -83,8 +103,40 @@ static int intake_version_conflict(intake *in, const JobOrder *o, char *reason, 
     return conflict;
 }
 
+/* Runs op until it succeeds or fails for another reason than a busy spool
+ * (another connection holds the write lock), waiting out the busy spool;
+ * 0 done, -1 failed (spool_errmsg says why), 1 stopped meanwhile. */
+static int intake_ride_busy(intake *in, int (*op)(intake *, void *), void *arg, const char *what, int64_t inbox_id)
+{
+    int64_t t0 = clock_mono_ms();
+    for (;;) {
+        if (op(in, arg) == 0) return 0;
+        if (!spool_error_is_busy(in->sp)) return -1;
+        log_warn("order payload #%lld: %s not done yet, the spool is busy for %lld ms: %s", (long long)inbox_id, what,
+                 (long long)(clock_mono_ms() - t0), spool_errmsg(in->sp));
+        if (intake_wait(in, INTAKE_BUSY_RETRY_MS)) return 1;
+    }
+}
+
+static int intake_op_delete(intake *in, void *sha256)
+{
+    return spool_firmware_delete(in->sp, sha256);
+}
+
+/* The image and the version it is released as, stored together. */
+static int intake_op_store(intake *in, void *arg)
+{
+    const intake_decision *d = arg;
+    const Lineagent__V1__FirmwareRelease *fw = d->order->firmware;
+    char key[2 * ORDER_ID_MAX + 2];
+    snprintf(key, sizeof key, "%s %s", d->order->product, fw->version);
+    if (spool_firmware_put(in->sp, fw->sha256, d->image, d->image_len) != 0) return -1;
+    return spool_kv_put(in->sp, INTAKE_RELEASES_NS, key, fw->sha256, 64);
+}
+
 /* The cached image, re-hashed: a spool row that no longer matches its
- * digest (disk, tampering) is not written to a board; it is fetched again. */
+ * digest (disk, tampering) is not written to a board; it is deleted (image
+ * and chunks) and fetched again. 1 cached image used, 0 none, -1 stopped. */
 static int intake_cached_image(intake *in, const char *sha256, intake_decision *d)
 {
     uint8_t *img = NULL;
@@ -96,14 +148,16 @@ static int intake_cached_image(intake *in, const char *sha256, intake_decision *
         log_warn("firmware %.16s... in the spool re-hashes to %.16s...: cached image discarded, fetching again", sha256,
                  now);
         free(img);
-        if (spool_firmware_delete(in->sp, sha256) != 0) log_error("spool: %s", spool_errmsg(in->sp));
-        return 0;
+        int rc = intake_ride_busy(in, intake_op_delete, (void *)sha256, "deleting a corrupt image", d->inbox_id);
+        if (rc < 0) log_error("spool: %s", spool_errmsg(in->sp));
+        return rc > 0 ? -1 : 0;
     }
     d->image = img;
     d->image_len = len;
     return 1;
 }
 
+/* NULL when stopped while waiting for a busy spool: no decision. */
 static intake_decision *intake_decide(intake *in, const spool_inbox_row *row)
 {
     intake_decision *d = calloc(1, sizeof *d);
@@ -121,16 +175,27 @@ static intake_decision *intake_decide(intake *in, const spool_inbox_row *row)
     if (in->keys && release_sig_check(in->keys, d->order, d->reason, sizeof d->reason) != 0) return d;
     if (intake_version_conflict(in, d->order, d->reason, sizeof d->reason)) return d;
     const Lineagent__V1__FirmwareRelease *fw = d->order->firmware;
-    if (intake_cached_image(in, fw->sha256, d)) return d;
+    int cached = intake_cached_image(in, fw->sha256, d);
+    if (cached < 0) {
+        intake_decision_free(d);
+        return NULL;
+    }
     firmware_fetch_opts fo = {in->cfg->firmware_max_bytes, in->cfg->firmware_timeout_ms, in->cfg->firmware_ca_file};
-    if (firmware_fetch(fw->url, fw->sha256, &fo, &d->image, &d->image_len, d->reason, sizeof d->reason) != 0)
+    if (!cached &&
+        firmware_fetch(fw->url, fw->sha256, &fo, &d->image, &d->image_len, d->reason, sizeof d->reason) != 0)
         return d;
     /* Cached by digest so a restarted agent resumes the lot even if the
-     * release server is gone by then. */
-    char key[2 * ORDER_ID_MAX + 2];
-    snprintf(key, sizeof key, "%s %s", d->order->product, fw->version);
-    if (spool_firmware_put(in->sp, fw->sha256, d->image, d->image_len) != 0 ||
-        spool_kv_put(in->sp, INTAKE_RELEASES_NS, key, fw->sha256, 64) != 0) {
+     * release server is gone by then (a cached image is kept as it is; the
+     * version is recorded either way, as another version may name the same
+     * image). A busy spool (another connection holds the write lock) is
+     * waited out, not taken for a reason to reject the order; stopping
+     * meanwhile leaves the payload to be decided again at the next start. */
+    int put = intake_ride_busy(in, intake_op_store, d, "storing the firmware", d->inbox_id);
+    if (put > 0) {
+        intake_decision_free(d);
+        return NULL;
+    }
+    if (put != 0) {
         snprintf(d->reason, sizeof d->reason, "cannot store firmware in the spool: %s", spool_errmsg(in->sp));
         free(d->image);
         d->image = NULL;
@@ -149,6 +214,7 @@ static void *intake_main(void *arg)
             after = row.id;
             intake_decision *d = intake_decide(in, &row);
             spool_inbox_row_free(&row);
+            if (!d) break; /* stopping */
             if (d->reason[0])
                 log_warn("order payload #%lld rejected: %s", (long long)d->inbox_id, d->reason);
             in->post(in->ud, d);

@@ -59,13 +59,15 @@ wait_log "lot LOT-G completed" 30
 make_firmware other 1.0.0
 publish -m "$(order_json WO-O 1 LOT-O 1 1.0.0 "$FW_SHA" "$FW_PATH" '["WRITE","VERIFY","TEST","LOCK"]')"; n=$((n+1))
 expect_reject $n "released as sha256 $GOOD_SHA; this order names sha256 $FW_SHA"
-# a cached image that no longer re-hashes to its digest is fetched again, never written
-sqlite3 "$T/spool.db" "PRAGMA busy_timeout = 5000; UPDATE firmware SET image = zeroblob(64) WHERE sha256 = '$GOOD_SHA'"
+# a cached image that no longer re-hashes to its digest is fetched again, never
+# written: its first chunk is zeroed; afterwards the chunks are the image again
+sqlite3 "$T/spool.db" "PRAGMA busy_timeout = 5000; UPDATE firmware_chunk SET data = zeroblob(length(data))
+  WHERE sha256 = '$GOOD_SHA' AND idx = 0" >/dev/null
 publish -m "$(order_json WO-C 1 LOT-C 1 1.0.0 "$GOOD_SHA" "$GOOD" '["WRITE","VERIFY","TEST","LOCK"]')"; n=$((n+1))
 wait_log "lot LOT-C completed" 30
 grep -q "firmware ${GOOD_SHA:0:16}... in the spool re-hashes to" "$AGENT_LOG" || fail "corrupted cached image not noticed"
-[ "$(sqlite3 "$T/spool.db" "SELECT length(image) FROM firmware WHERE sha256 = '$GOOD_SHA'")" = "$(stat -c %s "$GOOD")" ] \
-  || fail "cached image not replaced by the fetched one"
+[ "$(sqlite3 "$T/spool.db" "SELECT hex(data) FROM firmware_chunk WHERE sha256 = '$GOOD_SHA' ORDER BY idx" | tr -d '\n')" \
+  = "$(od -An -v -tx1 "$GOOD" | tr -d ' \n' | tr a-f A-F)" ] || fail "cached image not replaced by the fetched one"
 pass "cached image re-hashed, found corrupt, fetched again; LOT-C ran"
 kill -0 "$AGENT_PID" || fail "agent died"
 stop_agent

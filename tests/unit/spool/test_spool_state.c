@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <sqlite3.h>
+
 #include "spool_fixture.h"
 
 /* ---- inbox, firmware, orders ------------------------------------------- */
@@ -78,6 +80,22 @@ static const char sha_a[] = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15
 static const char sha_a_upper[] = "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08";
 static const char sha_b[] = "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752";
 
+/* Rows of firmware_chunk under a digest, counted by a connection of its own. */
+static int chunk_rows(const char *path, const char *sha)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM firmware_chunk WHERE sha256 = ?1", -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(st, 1, sha, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
 static void test_firmware(void **state)
 {
     fixture *f = *state;
@@ -119,6 +137,17 @@ static void test_firmware(void **state)
     assert_int_equal(spool_firmware_get(sp, sha_b, &img, &len), 1);
     assert_int_equal(len, 10);
     assert_memory_equal(img, data, 10);
+    free(img);
+
+    /* Deleting an image removes its row and every chunk, and no other's. */
+    assert_int_equal(spool_firmware_delete(sp, sha_a_upper), 0);
+    assert_int_equal(spool_firmware_get(sp, sha_a, &img, &len), 0);
+    assert_int_equal(chunk_rows(f->path, sha_a), 0);
+    assert_int_equal(chunk_rows(f->path, sha_b), 1);
+    assert_int_equal(spool_firmware_put(sp, sha_a, data, big), 0); /* stored again, whole */
+    assert_int_equal(spool_firmware_get(sp, sha_a, &img, &len), 1);
+    assert_int_equal(len, big);
+    assert_memory_equal(img, data, big);
     free(img);
     free(data);
     spool_close(sp);
