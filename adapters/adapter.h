@@ -92,6 +92,11 @@ typedef struct adapter_result {
     char macs[ADAPTER_MAX_MACS][18];
     int n_macs;
     char cert_sha256[65];  /* SHA-256 of the certificate's DER, lowercase hex */
+    /* PROVISION, set by the agent from the server's answer (not read back). */
+    char factory_code[24];
+    char issued_at[40];
+    char cert_serial[64];
+    int identity_reused;
 } adapter_result;
 
 /* A unit's identity as issued by the provisioning server, for PROVISION to

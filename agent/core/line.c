@@ -248,7 +248,7 @@ static int on_step_passed(line *ln, unit *u, const char *st_name, Step s, const 
     case LINEAGENT__V1__STEP__VERIFY: {
         snprintf(u->verified_version, sizeof u->verified_version, "%s", u->rel->version);
         snprintf(u->verified_sha256, sizeof u->verified_sha256, "%s", u->rel->sha256);
-        if (line_ev_unit_written(&ln->em, u, st_name, res->readback_sha256)) return -1;
+        if (line_ev_unit_written(&ln->em, u, st_name, res)) return -1;
         changeover co;
         l->dirty = 1;
         if (!changeover_note_write(&l->st, u->rel->revision, u->rel->version, u->st.board_id, &co)) return 0;
@@ -273,6 +273,7 @@ static int on_step(line *ln, unit *u, const station_result *r)
     const char *st_name = station_name(r->st);
     if (u->finished) return 0;
     u->site = r->site;
+    u->step_ms = r->duration_ms;
     if (r->step == LINEAGENT__V1__STEP__TEST && r->res.n_measurements &&
         line_ev_unit_tested(&ln->em, u, st_name, &r->res))
         return -1;

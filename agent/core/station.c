@@ -12,6 +12,7 @@
 
 #include <zlib.h>
 
+#include "clock.h"
 #include "digest.h"
 #include "provision_step.h"
 
@@ -272,6 +273,7 @@ static void station_run(station_site *ss, station_job *job)
         r->step = s;
         adapter_step_ctx ctx = {st->name,     job->lot_id, job->board_id, job->image,
                                 job->product, NULL,         job->serial[0] ? job->serial : NULL};
+        int64_t t0 = clock_mono_ms();
         if (s == LINEAGENT__V1__STEP__PROVISION && ss->prov)
             provision_step_run(ss->prov, st->ad, ss->ad_state, &ctx, job->order_id, &r->res);
         else
@@ -282,6 +284,7 @@ static void station_run(station_site *ss, station_job *job)
             station_judge_items(&r->res, job->limits, s == LINEAGENT__V1__STEP__TEST ? job->n_limits : 0);
         if (!r->res.passed && !r->res.failure_mode[0])
             snprintf(r->res.failure_mode, sizeof r->res.failure_mode, "%s_failed", order_step_name(s));
+        r->duration_ms = (uint32_t)(clock_mono_ms() - t0);
         if ((failed = !r->res.passed)) break;
         if (s == LINEAGENT__V1__STEP__PROVISION) /* later steps of this job see the new serial */
             snprintf(job->serial, sizeof job->serial, "%s", r->res.serial);

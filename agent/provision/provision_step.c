@@ -64,6 +64,12 @@ void provision_step_run(provision_client *pc, const adapter *ad, void *ad_state,
         snprintf(d, sizeof d, "%s read back from the board differs from the one issued (serial %.64s)", bad, id.serial);
         prov_fail(res, "provision_mismatch", d);
     }
+    if (res->passed) {
+        snprintf(res->factory_code, sizeof res->factory_code, "%s", id.factory_code);
+        snprintf(res->issued_at, sizeof res->issued_at, "%s", id.issued_at);
+        snprintf(res->cert_serial, sizeof res->cert_serial, "%s", id.cert_serial);
+        res->identity_reused = id.reused;
+    }
     if (res->passed)
         log_info("board %s: provisioned serial %s%s", ctx->board_id, id.serial, id.reused ? " (issued before; reused)" : "");
     provision_identity_clear(&id);

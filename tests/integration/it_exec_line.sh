@@ -66,6 +66,13 @@ stop_agent
 consume $((2 * (3 + 4 * 6)))
 check_integrity
 E=$T/events.jsonl
+# one agent instance id, a UUID, on every event
+inst=$(jq -r .agentInstanceId "$E" | sort -u)
+[ "$(wc -l <<<"$inst")" = 1 ] && [ "${#inst}" = 36 ] || fail "agent instance ids: $inst"
+# lot_completed: counts per firmware version and the first-pass yield
+jq -e -s --arg h "$FW_SHA" '[.[] | select(.type == "lot_completed" and .lotId == "LOT-E1")][0].lotCompleted
+  | .versions == [{"version":"3.0.0","sha256":$h,"passed":4,"failed":0}] and .firstPassYield == 1' "$E" >/dev/null \
+  || fail "LOT-E1 lot_completed: $(jq -c 'select(.type == "lot_completed")' "$E")"
 for lot in LOT-E1 LOT-E2; do
   for n in 1 2 3 4; do
     b=$(printf 'PHY-%04d' $n)
@@ -81,6 +88,18 @@ for lot in LOT-E1 LOT-E2; do
       [ "$(jq -r .unitProvisioned.certificateSha256 <<<"$p")" = "$cert" ] || fail "$lot $b certificate: $p"
     fi
     [ "$(jq -r '.unitProvisioned.macs | length' <<<"$p")" = 2 ] || fail "$lot $b MACs: $p"
+    # the server's facts about the identity: factory code, issue time, certificate serial, and
+    # whether it was issued before (the rework)
+    reused=false; [ "$lot" = LOT-E2 ] && reused=true
+    row=$(sqlite3 -separator ' ' "$T/ledger.db" "SELECT factory_code FROM units WHERE board_id='$b'")
+    jq -e --arg fc "$row" --argjson r $reused '.unitProvisioned.factoryCode == $fc and (.unitProvisioned.issuedAt | test("^[0-9]{4}-"))
+      and (.unitProvisioned.certificateSerial | length > 0) and ((.unitProvisioned.reused // false) == $r)' <<<"$p" >/dev/null \
+      || fail "$lot $b unit_provisioned facts (factory code $row, reused $reused): $p"
+    jq -e '.unitWritten.verifyMethod == "sha256"' <<<"$w" >/dev/null || fail "$lot $b verify method: $w"
+    # every unit event: the fixture site and the step's duration (a program run takes some ms)
+    for ev in "$w" "$p" "$t" "$k"; do
+      jq -e '(.stationSite // 0) == 0 and .stepDurationMs > 0' <<<"$ev" >/dev/null || fail "$lot $b site/duration: $ev"
+    done
     [ "$(openssl x509 -in "$T/boards/$b/cert.pem" -noout -pubkey)" = "$(openssl pkey -in "$T/boards/$b/key.pem" -pubout)" ] \
       || fail "$lot $b: the certificate is not for the board's own key"
     jq -e '.unitTested.passed and (.unitTested.measurements | length == 2)' <<<"$t" >/dev/null || fail "$lot $b tested: $t"
