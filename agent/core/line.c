@@ -304,6 +304,10 @@ static int on_station_result(line *ln, station_result *r)
     switch (r->kind) {
     case STATION_LOADED:
         snprintf(u->st.board_id, sizeof u->st.board_id, "%s", r->board_id);
+        /* A board id seen in earlier lots is a rework: its n-th attempt. */
+        int earlier = spool_unit_earlier_lots(ln->sp, u->st.board_id, l->st.lot_id);
+        if (earlier < 0) return -1;
+        u->st.attempt = 1 + (uint32_t)earlier;
         l->loading--;
         l->taken++;
         if (l->st.loaded < u->st.idx + 1) l->st.loaded = u->st.idx + 1;

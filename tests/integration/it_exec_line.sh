@@ -73,6 +73,10 @@ inst=$(jq -r .agentInstanceId "$E" | sort -u)
 jq -e -s --arg h "$FW_SHA" '[.[] | select(.type == "lot_completed" and .lotId == "LOT-E1")][0].lotCompleted
   | .versions == [{"version":"3.0.0","sha256":$h,"passed":4,"failed":0}] and .firstPassYield == 1' "$E" >/dev/null \
   || fail "LOT-E1 lot_completed: $(jq -c 'select(.type == "lot_completed")' "$E")"
+# every board of LOT-E2 is a rework: none passed at its first attempt
+jq -e -s '[.[] | select(.type == "lot_completed" and .lotId == "LOT-E2")][0].lotCompleted
+  | .versions[0].passed == 4 and .firstPassYield == 0' "$E" >/dev/null \
+  || fail "LOT-E2 lot_completed: $(jq -c 'select(.type == "lot_completed")' "$E")"
 for lot in LOT-E1 LOT-E2; do
   for n in 1 2 3 4; do
     b=$(printf 'PHY-%04d' $n)
@@ -99,6 +103,11 @@ for lot in LOT-E1 LOT-E2; do
     # every unit event: the fixture site and the step's duration (a program run takes some ms)
     for ev in "$w" "$p" "$t" "$k"; do
       jq -e '(.stationSite // 0) == 0 and .stepDurationMs > 0' <<<"$ev" >/dev/null || fail "$lot $b site/duration: $ev"
+    done
+    # the rework is the board's second attempt, on every one of its events
+    attempt=1; [ "$lot" = LOT-E2 ] && attempt=2
+    for ev in "$w" "$p" "$t" "$c" "$k" "$d"; do
+      [ "$(jq -r .attempt <<<"$ev")" = $attempt ] || fail "$lot $b attempt is not $attempt: $ev"
     done
     [ "$(openssl x509 -in "$T/boards/$b/cert.pem" -noout -pubkey)" = "$(openssl pkey -in "$T/boards/$b/key.pem" -pubout)" ] \
       || fail "$lot $b: the certificate is not for the board's own key"
