@@ -167,6 +167,7 @@ static int on_key(void *user, const char *section, const char *key, const char *
             if (parse_long(v, 100, 3600000, &x)) return BAD("firmware_timeout_ms must be 100..3600000");
             c->firmware_timeout_ms = x;
         } else if (strcmp(key, "firmware_ca_file") == 0) set_str(&c->firmware_ca_file, v);
+        else if (strcmp(key, "user") == 0) set_str(&c->agent_user, v);
         else return BAD("unknown key \"%s\" in [agent]", key);
     } else if (strcmp(section, "spool") == 0) {
         if (strcmp(key, "synchronous") == 0) {
@@ -210,6 +211,12 @@ static int on_key(void *user, const char *section, const char *key, const char *
             if (parse_duration_ms(v, &c->kafka_stall_alarm_ms))
                 return BAD("stall_alarm must be a duration, e.g. 60s, 5m, or 0 for never");
         } else kv_add(&c->kafka_props, &c->n_kafka_props, key, v);
+    } else if (strcmp(section, "http") == 0) {
+        const char *port = strrchr(v, ':');
+        if (strcmp(key, "listen") != 0) return BAD("unknown key \"%s\" in [http]", key);
+        if (!port || port == v || parse_long(port + 1, 0, 65535, &x))
+            return BAD("listen must be host:port, e.g. 127.0.0.1:9464 or [::1]:9464");
+        set_str(&c->http_listen, v);
     } else if (strcmp(section, "provisioning") == 0) {
         if (strcmp(key, "url") == 0) {
             if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8))
@@ -381,7 +388,7 @@ void config_free(config *c)
                      &c->spool_synchronous, &c->mqtt_uri, &c->mqtt_client_id, &c->mqtt_username,
                      &c->mqtt_password_file, &c->mqtt_ca_file, &c->mqtt_cert_file, &c->mqtt_key_file,
                      &c->topic_prefix, &c->kafka_topic, &c->prov_url, &c->prov_ca_file,
-                     &c->prov_cert_file, &c->prov_key_file};
+                     &c->prov_cert_file, &c->prov_key_file, &c->agent_user, &c->http_listen};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) free(*strs[i]);
     if (c->mqtt_password) {
         explicit_bzero(c->mqtt_password, strlen(c->mqtt_password));
@@ -420,6 +427,7 @@ void config_print(const config *c, FILE *out)
                  "firmware_timeout_ms = %ld\n",
             c->max_quantity, c->shutdown_timeout_ms, c->firmware_max_bytes, c->firmware_timeout_ms);
     print_kv(out, "firmware_ca_file", c->firmware_ca_file);
+    print_kv(out, "user", c->agent_user);
     fprintf(out, "\n[spool]\nsynchronous = %s\nbatch_max = %d\nretention = %llds\nmax_bytes = %lld\nmin_free_bytes = %lld\n",
             c->spool_synchronous, c->spool_batch_max, (long long)(c->spool_retention_ms / 1000),
             (long long)c->spool_max_bytes, (long long)c->spool_min_free_bytes);
@@ -433,6 +441,7 @@ void config_print(const config *c, FILE *out)
     fprintf(out, "\n[kafka]\ntopic = %s\nqueue_high_water = %d\nstall_alarm = %llds\n", c->kafka_topic,
             c->kafka_queue_high_water, (long long)(c->kafka_stall_alarm_ms / 1000));
     for (size_t i = 0; i < c->n_kafka_props; i++) print_kv(out, c->kafka_props[i].key, c->kafka_props[i].value);
+    if (c->http_listen) fprintf(out, "\n[http]\nlisten = %s\n", c->http_listen);
     if (c->prov_url) {
         fprintf(out, "\n[provisioning]\nurl = %s\ntimeout_ms = %ld\nretries = %d\n", c->prov_url,
                 c->prov_timeout_ms, c->prov_retries);

@@ -21,6 +21,9 @@ typedef struct config {
     size_t firmware_max_bytes;
     long firmware_timeout_ms;
     char *firmware_ca_file;
+    char *agent_user; /* started as root: drop to this user; NULL: stay */
+    /* [http]: the optional listener for /metrics, /healthz, /readyz */
+    char *http_listen; /* host:port; NULL: none */
     /* [spool] */
     char *spool_synchronous;
     int spool_batch_max;

@@ -15,12 +15,16 @@
 #include "clock.h"
 #include "delivery_watch.h"
 #include "event.h"
+#include "http_listen.h"
 #include "intake.h"
 #include "kafka_out.h"
 #include "line.h"
+#include "live.h"
 #include "log.h"
+#include "metrics.h"
 #include "mqtt_link.h"
 #include "mqtt_persist.h"
+#include "service.h"
 #include "spool.h"
 #include "spool_guard.h"
 
@@ -40,12 +44,16 @@ typedef struct agent {
     line *ln;
     intake *in;
     mqtt_link *ml;
+    live *lv;
+    http_listen *http;
+    service_notify notify;
     /* ln and in are replaced while riding out a full disk; other threads
      * reach them only under mu. */
     pthread_mutex_t mu;
     spool_guard guard;
     delivery_watch watch;
     char full_detail[600]; /* the error, while riding out a full disk */
+    char not_ready[640];   /* under mu: why /readyz says no; empty when ready */
 } agent;
 
 static void agent_publish_result(void *ud, const char *json)
@@ -54,7 +62,12 @@ static void agent_publish_result(void *ud, const char *json)
     if (a->ml && mqtt_link_publish_result(a->ml, json) != 0) log_warn("order result not published: %s", json);
 }
 
-static void agent_events_committed(void *ud) { kafka_out_kick(((agent *)ud)->ko); }
+static void agent_events_committed(void *ud)
+{
+    agent *a = ud;
+    kafka_out_kick(a->ko);
+    live_kick(a->lv);
+}
 
 /* With no line (riding out a full disk) the decision is dropped: its inbox
  * row stays, and the intake started with the new line decides it again. */
@@ -100,6 +113,10 @@ static void agent_over_limit_detail(const agent *a, char *buf, size_t len)
  * that shows one). */
 static void agent_publish_status(agent *a)
 {
+    metrics_set_alarm(METRICS_ALARM_SPOOL_FULL, a->full_detail[0] != 0);
+    metrics_set_alarm(METRICS_ALARM_SPOOL_LOW_SPACE, a->guard.low_space);
+    metrics_set_alarm(METRICS_ALARM_SPOOL_OVER_LIMIT, a->guard.over_limit);
+    metrics_set_alarm(METRICS_ALARM_KAFKA_STALLED, a->watch.stalled);
     if (!a->ml) return;
     json_t *alarms = json_array();
     char detail[600];
@@ -168,6 +185,41 @@ static void agent_guard(agent *a)
     }
 }
 
+/* /readyz, on the listener's thread. */
+static int agent_ready(void *ud, char *why, size_t why_len)
+{
+    agent *a = ud;
+    pthread_mutex_lock(&a->mu);
+    snprintf(why, why_len, "%s", a->not_ready);
+    pthread_mutex_unlock(&a->mu);
+    return why[0] == 0;
+}
+
+/* Each turn of the main loop (and while riding out a full disk): what
+ * /readyz answers, the backlog gauges, and systemd's STATUS and watchdog.
+ * The heartbeat goes out only while this loop turns (the coordinator runs
+ * on it) and the forwarder's loop turns too. */
+static void agent_tick(agent *a)
+{
+    char why[sizeof a->not_ready] = "";
+    if (a->full_detail[0]) snprintf(why, sizeof why, "spool full: %s", a->full_detail);
+    else if (a->guard.low_space || a->guard.over_limit)
+        snprintf(why, sizeof why, "paused: the spool is %s", a->guard.low_space ? "short of free space" : "over max_bytes");
+    else if (!mqtt_link_ready(a->ml)) snprintf(why, sizeof why, "MQTT not subscribed to %s/orders", a->cfg->topic_prefix);
+    pthread_mutex_lock(&a->mu);
+    memcpy(a->not_ready, why, sizeof why);
+    pthread_mutex_unlock(&a->mu);
+    uint64_t last = live_seq(a->lv);
+    int64_t pending = a->watch.first_seq && last >= a->watch.first_seq ? (int64_t)(last - a->watch.first_seq + 1) : 0;
+    metrics_set(METRICS_EVENTS_PENDING, pending);
+    metrics_set(METRICS_OLDEST_PENDING_MS, a->watch.first_seq ? clock_wall_ms() - a->watch.first_time_ms : 0);
+    int64_t now = clock_mono_ms();
+    char status[sizeof why + 300], lot[200];
+    live_describe(a->lv, lot, sizeof lot);
+    snprintf(status, sizeof status, "%s; backlog %lld events%s%s", lot, (long long)pending, why[0] ? "; " : "", why);
+    service_tick(&a->notify, now, kafka_out_alive(a->ko, now, 10000), status);
+}
+
 /* A commit failed with the disk full. What was committed is intact; the
  * batch that failed is treated as a crash treats it: the line and the intake
  * are restarted from the spool once space returns (boards that were mid-flow
@@ -193,6 +245,7 @@ static int agent_ride_out_full(agent *a)
     while ((probe = spool_guard_probe(a->sp)) == 0 && !agent_stop_requested) {
         a->guard.next_ms = 0; /* prune now: it may free room */
         spool_guard_tick(&a->guard, a->sp);
+        agent_tick(a);
         nanosleep(&(struct timespec){.tv_sec = 1}, NULL);
     }
     if (probe < 0) log_error("spool: %s", spool_errmsg(a->sp));
@@ -228,6 +281,7 @@ static int agent_shutdown(agent *a)
     int64_t t0 = clock_mono_ms();
     long budget = a->cfg->shutdown_timeout_ms;
     int rc = 0;
+    service_stopping();
     log_info("stopping: no new boards; %d on the line finish", line_in_flight(a->ln));
     line_stop_feeding(a->ln);
     while (line_in_flight(a->ln) > 0 && clock_mono_ms() - t0 < budget && rc == 0) rc = line_step(a->ln, 50);
@@ -261,6 +315,20 @@ int agent_run(const config *cfg)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
+    /* What may need root is opened first (a listener on a low port), then
+     * the agent becomes [agent] user before it creates any file. */
+    if (cfg->http_listen) {
+        if (!(a.http = http_listen_start(cfg->http_listen, agent_ready, &a, err, sizeof err))) {
+            log_error("%s", err);
+            goto out;
+        }
+        log_info("http: /metrics, /healthz, /readyz on %s (port %d)", cfg->http_listen, http_listen_port(a.http));
+    }
+    if (service_drop_privileges(cfg->agent_user, err, sizeof err) != 0) {
+        log_error("%s", err);
+        goto out;
+    }
+    snprintf(a.not_ready, sizeof a.not_ready, "starting");
     spool_options so = {cfg->spool_synchronous, 0};
     if (spool_open(&a.sp, cfg->spool_path, &so, err, sizeof err) ||
         spool_open(&a.sp_mqtt, cfg->spool_path, &so, err, sizeof err)) {
@@ -275,6 +343,10 @@ int agent_run(const config *cfg)
     }
     if (!(a.ko = kafka_out_start(cfg, err, sizeof err))) {
         log_error("kafka: %s", err);
+        goto out;
+    }
+    if (!(a.lv = live_start(cfg, &so, err, sizeof err))) {
+        log_error("%s", err);
         goto out;
     }
     line_hooks hooks = {agent_publish_result, agent_events_committed, &a};
@@ -297,17 +369,24 @@ int agent_run(const config *cfg)
         log_error("mqtt: %s", err);
         goto out;
     }
+    live_attach(a.lv, a.ml);
     log_info("lineagent %s running: site %s line %s, %zu stations, orders on %s/orders", LINEAGENT_VERSION,
              cfg->site, cfg->line, cfg->n_stations, cfg->topic_prefix);
+    service_ready(&a.notify, "running");
     rc = 0;
     while (!agent_stop_requested && rc == 0) {
         rc = line_step(a.ln, 100);
         if (rc != 0 && spool_error_is_full(a.sp)) rc = agent_ride_out_full(&a);
-        if (rc == 0) agent_guard(&a);
+        if (rc == 0) {
+            agent_guard(&a);
+            agent_tick(&a);
+        }
     }
     if (rc == 0) rc = agent_shutdown(&a);
     else log_error("stopping after a spool failure; a restart resumes from the last commit");
 out:
+    http_listen_stop(a.http);
+    live_stop(a.lv); /* publishes the last yield while the link is up */
     mqtt_link_stop(a.ml, 2000);
     intake_stop(a.in);
     line_stop(a.ln);

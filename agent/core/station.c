@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "metrics.h"
 #include "provision_step.h"
 
 typedef struct station_node {
@@ -43,6 +44,7 @@ struct station {
     station_node *head, *tail;
     int queued; /* including the running job */
     int stopping;
+    int metrics; /* index in the metric registry */
 };
 
 int station_interlock_ok(const Step *flow, int n_flow, int from, uint32_t steps_done)
@@ -244,11 +246,13 @@ static void station_run(station_site *ss, station_job *job)
         r->step = s;
         adapter_step_ctx ctx = {st->name,     job->lot_id, job->board_id, job->image,
                                 job->product, NULL,         job->serial[0] ? job->serial : NULL};
+        int64_t t0 = latency_now_ns();
         if (s == LINEAGENT__V1__STEP__PROVISION && ss->prov)
             provision_step_run(ss->prov, st->ad, ss->ad_state, &ctx, job->order_id, &r->res);
         else
             fn(ss->ad_state, &ctx, &r->res);
         if (s == LINEAGENT__V1__STEP__CALIBRATE) station_calibrate(ss, job, &ctx, &r->res);
+        metrics_step_time(st->metrics, (int)s, latency_now_ns() - t0);
         if (r->res.passed || s == LINEAGENT__V1__STEP__TEST)
             station_judge_items(&r->res, job->limits, s == LINEAGENT__V1__STEP__TEST ? job->n_limits : 0);
         if (!r->res.passed && !r->res.failure_mode[0])
@@ -302,6 +306,9 @@ station *station_start(const station_config *cfg, station_post_fn post, void *ud
     pthread_mutex_init(&st->lock, NULL);
     pthread_cond_init(&st->cond, NULL);
     st->n_sites = cfg->sites ? cfg->sites : 1;
+    st->metrics = metrics_station(cfg->name, st->n_sites);
+    for (int s = LINEAGENT__V1__STEP__WRITE; s <= LINEAGENT__V1__STEP__LOCK; s++)
+        if (st->steps & (1u << s)) metrics_name_step(s, order_step_name((Step)s));
     st->sites = calloc(st->n_sites, sizeof *st->sites);
     for (uint32_t k = 0; k < st->n_sites; k++) {
         station_site *ss = &st->sites[k];

@@ -7,6 +7,7 @@
 #include "mqtt_link.h"
 
 #include "log.h"
+#include "metrics.h"
 
 #include <MQTTAsync.h>
 
@@ -45,6 +46,7 @@ struct mqtt_link {
     char *orders_topic;
     char *result_topic;
     char *status_topic;
+    char *prefix;
     char *online_json;
     char *status_json;   /* under mu: replaces online_json while set (alarms) */
 
@@ -161,6 +163,7 @@ static void free_link(mqtt_link *ml)
     free(ml->orders_topic);
     free(ml->result_topic);
     free(ml->status_topic);
+    free(ml->prefix);
     free(ml->online_json);
     free(ml->status_json);
     pthread_cond_destroy(&ml->cv);
@@ -317,6 +320,20 @@ int mqtt_link_set_status(mqtt_link *ml, const char *json)
     return MQTTAsync_sendMessage(ml->client, ml->status_topic, &msg, &ropts) == MQTTASYNC_SUCCESS ? 0 : -1;
 }
 
+int mqtt_link_publish_live(mqtt_link *ml, const char *subtopic, const char *json)
+{
+    if (!mqtt_link_ready(ml)) return -1;
+    char topic[512];
+    if (snprintf(topic, sizeof topic, "%s/%s", ml->prefix, subtopic) >= (int)sizeof topic) return -1;
+    MQTTAsync_message msg = MQTTAsync_message_initializer;
+    msg.payload = (void *)json;
+    msg.payloadlen = (int)strlen(json);
+    msg.qos = 0;
+    msg.retained = 1;
+    MQTTAsync_responseOptions ropts = MQTTAsync_responseOptions_initializer;
+    return MQTTAsync_sendMessage(ml->client, topic, &msg, &ropts) == MQTTASYNC_SUCCESS ? 0 : -1;
+}
+
 int mqtt_link_ready(mqtt_link *ml)
 {
     return ml && atomic_load(&ml->connected) && atomic_load(&ml->subscribed);
@@ -375,6 +392,7 @@ static void on_connected(void *ctx, char *cause)
     int again = atomic_exchange(&ml->ever_connected, 1);
     atomic_store(&ml->subscribed, 0);
     atomic_store(&ml->connected, 1);
+    metrics_set(METRICS_MQTT_CONNECTED, 1);
     reset_backoff(ml);
     log_info("mqtt: %s to %s as %s", again ? "reconnected" : "connected", ml->uri, ml->client_id);
     /* Subscribe every time: the broker may have lost the persistent
@@ -387,6 +405,7 @@ static void on_connection_lost(void *ctx, char *cause)
     mqtt_link *ml = ctx;
     atomic_store(&ml->connected, 0);
     atomic_store(&ml->subscribed, 0);
+    metrics_set(METRICS_MQTT_CONNECTED, 0);
     log_warn("mqtt: connection to %s lost: %s; reconnecting", ml->uri,
              cause ? cause : "no cause given");
 }
@@ -460,6 +479,7 @@ static int copy_config(mqtt_link *ml, const mqtt_link_config *cfg)
     ml->orders_topic = concat(cfg->topic_prefix, "/orders", &oom);
     ml->result_topic = concat(cfg->topic_prefix, "/orders/result", &oom);
     ml->status_topic = concat(cfg->topic_prefix, "/status", &oom);
+    ml->prefix = concat(cfg->topic_prefix, "", &oom);
     ml->online_json = online_json(cfg->client_id, &oom);
     return oom ? -1 : 0;
 }
@@ -692,6 +712,7 @@ void mqtt_link_stop(mqtt_link *ml, int timeout_ms)
     atomic_store(&ml->subscribed, 0);
     if (MQTTAsync_isConnected(ml->client)) disconnect(ml, timeout_ms < 0 ? 0 : timeout_ms);
     atomic_store(&ml->connected, 0);
+    metrics_set(METRICS_MQTT_CONNECTED, 0);
     /* Stops Paho's threads for this client: no callback runs after this. */
     MQTTAsync_destroy(&ml->client);
     free_link(ml);

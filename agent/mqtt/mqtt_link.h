@@ -42,6 +42,10 @@ int mqtt_link_publish_result(mqtt_link *ml, const char *json);
 /* Replaces the retained status announced on every (re)subscribe, e.g. with
  * an alarm, and publishes it now; NULL goes back to the plain online status. */
 int mqtt_link_set_status(mqtt_link *ml, const char *json);
+/* Live data for dashboards: a retained QoS 0 publish to <prefix>/<subtopic>
+ * (not persisted: the next document replaces a lost one). Only while
+ * ready; -1 otherwise, and the caller publishes again later. */
+int mqtt_link_publish_live(mqtt_link *ml, const char *subtopic, const char *json);
 /* 1 while connected and subscribed. */
 int mqtt_link_ready(mqtt_link *ml);
 /* Publishes {"state":"offline"} retained, disconnects (waiting up to
