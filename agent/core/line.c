@@ -1,9 +1,10 @@
 /* line.c - the line coordinator. Stations and the intake post results into
  * one queue; line_step() takes everything queued, applies it to the lots and
- * units, appends the trace events, and commits it all in one transaction
- * (group commit). Only after the commit does anything leave: boards move to
- * their next station, the MES gets its answer, the forwarder is woken. A
- * crash before the commit loses nothing that anyone was told. */
+ * units, appends the trace events (built in line_events.c), and commits it
+ * all in one transaction (group commit). Only after the commit does anything
+ * leave: boards move to their next station, the MES gets its answer, the
+ * forwarder is woken. A crash before the commit loses nothing that anyone
+ * was told. */
 #include "line.h"
 
 #include <jansson.h>
@@ -13,54 +14,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "changeover.h"
 #include "eol.h"
-#include "event.h"
+#include "line_int.h"
 #include "log.h"
-#include "station.h"
-
-/* A firmware release as bound to boards: shared by the lot and every unit
- * written with it, freed when the last one lets go (coordinator thread only). */
-typedef struct release {
-    int refs;
-    uint32_t revision;
-    char version[SPOOL_ID_MAX];
-    char sha256[65];
-    uint8_t *data;
-    adapter_image img;
-} release;
-
-typedef struct lot {
-    spool_lot st;
-    JobOrder *order; /* the revision in effect */
-    release *rel;    /* its firmware, for boards not yet written */
-    Step flow[STATION_MAX_FLOW];
-    int n_flow;
-    uint32_t next_idx; /* arrival index of the next board to load */
-    uint32_t taken;    /* boards taken onto the line (loaded, durable or not) */
-    uint32_t loading;  /* loads outstanding */
-    int dirty;         /* st changed in this transaction; written before commit */
-    int units;         /* units still referring to this lot */
-    int completed;     /* off the lot list; freed with its last unit */
-    struct lot *next;
-} lot;
-
-typedef struct unit {
-    lot *lt;
-    spool_unit st;
-    release *rel; /* bound when the job containing WRITE is dispatched */
-    char write_station[SPOOL_ID_MAX];
-    char verified_version[SPOOL_ID_MAX];
-    char verified_sha256[65];
-    int flow_pos;
-    int finished; /* outcome committed; waiting for the station to let go */
-    int calibrated, lock_verified; /* for the end-of-line check */
-    uint32_t site;                 /* fixture site of the latest step result */
-    /* Issued at PROVISION. Not in the spool: a board resumed after a restart
-     * runs its flow again and the server returns the same identity. */
-    char serial[128];
-    struct unit *prev, *next; /* every live unit, so stop can free them */
-} unit;
 
 typedef struct line_msg {
     station_result *sr; /* a station job's results, chained */
@@ -74,12 +30,12 @@ typedef struct line_after {
     size_t n_dispatch, cap_dispatch;
     char **results;
     size_t n_results, cap_results;
-    int events;
 } line_after;
 
 struct line {
     const config *cfg;
     spool *sp;
+    line_emitter em;
     line_hooks hooks;
     station **stations;
     size_t n_stations;
@@ -229,87 +185,17 @@ static void unit_free(line *ln, unit *u)
     free(u);
 }
 
-/* ---- events ---------------------------------------------------------- */
-
-static void ev_init(TraceEvent *ev, const lot *l, const char *st_name, const char *board)
-{
-    lineagent__v1__trace_event__init(ev);
-    ev->order_id = (char *)l->st.order_id;
-    ev->lot_id = (char *)l->st.lot_id;
-    if (st_name) ev->station = (char *)st_name;
-    if (board) ev->board_id = (char *)board;
-}
-
-static int ev_commit(line *ln, TraceEvent *ev)
-{
-    ln->after.events++;
-    /* Every event of a provisioned unit carries its serial. The units on the
-     * line are few, so a walk is cheap and keeps every emitter unchanged. */
-    if (ev->board_id && (!ev->serial || !*ev->serial))
-        for (const unit *u = ln->units; u; u = u->next)
-            if (u->serial[0] && strcmp(u->st.board_id, ev->board_id) == 0 &&
-                strcmp(u->st.lot_id, ev->lot_id ? ev->lot_id : "") == 0) {
-                ev->serial = (char *)u->serial;
-                break;
-            }
-    return event_commit(ln->sp, ln->cfg->site, ln->cfg->line, ev);
-}
-
-static int emit_lot_started(line *ln, lot *l)
-{
-    TraceEvent ev;
-    Lineagent__V1__LotStarted b = LINEAGENT__V1__LOT_STARTED__INIT;
-    ev_init(&ev, l, NULL, NULL);
-    b.product = l->order->product;
-    b.quantity = l->order->quantity;
-    b.firmware = l->order->firmware;
-    b.n_flow = l->order->n_flow;
-    b.flow = l->order->flow;
-    b.order_revision = l->order->revision;
-    ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_LOT_STARTED;
-    ev.lot_started = &b;
-    log_info("lot %s started: order %s rev %u, %u x %s, firmware %s", l->st.lot_id, l->st.order_id,
-             l->order->revision, l->order->quantity, l->order->product, l->rel->version);
-    return ev_commit(ln, &ev);
-}
-
-static int emit_unit_failed(line *ln, unit *u, const char *st_name, Step step, const char *mode,
-                            const char *detail)
-{
-    TraceEvent ev;
-    Lineagent__V1__UnitFailed b = LINEAGENT__V1__UNIT_FAILED__INIT;
-    ev_init(&ev, u->lt, st_name, u->st.board_id);
-    b.step = step;
-    b.failure_mode = (char *)mode;
-    b.detail = (char *)detail;
-    b.station_site = u->site;
-    ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_UNIT_FAILED;
-    ev.unit_failed = &b;
-    log_info("unit %s failed %s at %s: %s (%s)", u->st.board_id, order_step_name(step), st_name, mode, detail);
-    return ev_commit(ln, &ev);
-}
-
 /* The next lot in line becomes the running one. */
 static int line_start_next_lot(line *ln)
 {
-    return ln->lots ? emit_lot_started(ln, ln->lots) : 0;
+    return ln->lots ? line_ev_lot_started(&ln->em, ln->lots) : 0;
 }
 
 static int lot_complete(line *ln, lot *l)
 {
-    TraceEvent ev;
-    Lineagent__V1__LotCompleted b = LINEAGENT__V1__LOT_COMPLETED__INIT;
-    ev_init(&ev, l, NULL, NULL);
-    b.quantity = l->order->quantity;
-    b.passed = l->st.passed;
-    b.failed = l->st.failed;
-    ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_LOT_COMPLETED;
-    ev.lot_completed = &b;
     l->st.active = 0;
     l->dirty = 0; /* written here: it leaves the lot list */
-    log_info("lot %s completed: %u passed, %u failed of %u", l->st.lot_id, l->st.passed, l->st.failed,
-             l->order->quantity);
-    if (ev_commit(ln, &ev) || spool_lot_put(ln->sp, &l->st)) return -1;
+    if (line_ev_lot_completed(&ln->em, l) || spool_lot_put(ln->sp, &l->st)) return -1;
     lot **pp = &ln->lots;
     while (*pp != l) pp = &(*pp)->next;
     *pp = l->next;
@@ -321,20 +207,12 @@ static int lot_complete(line *ln, lot *l)
 static int unit_finish(line *ln, unit *u, int passed, const char *st_name)
 {
     lot *l = u->lt;
-    TraceEvent ev;
-    Lineagent__V1__UnitCompleted b = LINEAGENT__V1__UNIT_COMPLETED__INIT;
-    ev_init(&ev, l, st_name, u->st.board_id);
-    b.passed = passed;
-    b.firmware_version = u->verified_version;
-    b.firmware_sha256 = u->verified_sha256;
-    ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_UNIT_COMPLETED;
-    ev.unit_completed = &b;
     u->st.state = passed ? SPOOL_UNIT_PASSED : SPOOL_UNIT_FAILED;
     u->finished = 1;
     if (passed) l->st.passed++;
     else l->st.failed++;
     l->dirty = 1;
-    if (ev_commit(ln, &ev) || spool_unit_put(ln->sp, &u->st)) return -1;
+    if (line_ev_unit_completed(&ln->em, u, st_name, passed) || spool_unit_put(ln->sp, &u->st)) return -1;
     if (l->st.passed + l->st.failed >= l->order->quantity) return lot_complete(ln, l);
     return 0;
 }
@@ -363,105 +241,31 @@ static const char *unit_eol(const unit *u, char *buf, size_t n)
 static int on_step_passed(line *ln, unit *u, const char *st_name, Step s, const adapter_result *res)
 {
     lot *l = u->lt;
-    TraceEvent ev;
-    ev_init(&ev, l, st_name, u->st.board_id);
     switch (s) {
     case LINEAGENT__V1__STEP__WRITE:
         snprintf(u->write_station, sizeof u->write_station, "%s", st_name);
         return 0;
     case LINEAGENT__V1__STEP__VERIFY: {
-        Lineagent__V1__UnitWritten b = LINEAGENT__V1__UNIT_WRITTEN__INIT;
-        b.version = u->rel->version;
-        b.sha256 = u->rel->sha256;
-        b.readback_sha256 = (char *)res->readback_sha256;
-        b.order_revision = u->rel->revision;
-        b.write_station = u->write_station;
-        b.image_size = u->rel->img.len;
-        ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_UNIT_WRITTEN;
-        ev.unit_written = &b;
         snprintf(u->verified_version, sizeof u->verified_version, "%s", u->rel->version);
         snprintf(u->verified_sha256, sizeof u->verified_sha256, "%s", u->rel->sha256);
-        if (ev_commit(ln, &ev)) return -1;
+        if (line_ev_unit_written(&ln->em, u, st_name, res->readback_sha256)) return -1;
         changeover co;
         l->dirty = 1;
         if (!changeover_note_write(&l->st, u->rel->revision, u->rel->version, u->st.board_id, &co)) return 0;
-        Lineagent__V1__VersionChangeover c = LINEAGENT__V1__VERSION_CHANGEOVER__INIT;
-        c.from_version = co.from_version;
-        c.to_version = co.to_version;
-        c.last_board_old = co.last_board_old;
-        c.first_board_new = co.first_board_new;
-        c.from_revision = co.from_revision;
-        c.to_revision = co.to_revision;
-        ev_init(&ev, l, st_name, u->st.board_id);
-        ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_VERSION_CHANGEOVER;
-        ev.version_changeover = &c;
-        log_info("lot %s: firmware changeover %s -> %s after board %s, first new board %s", l->st.lot_id,
-                 co.from_version, co.to_version, co.last_board_old, co.first_board_new);
-        return ev_commit(ln, &ev);
+        return line_ev_changeover(&ln->em, u, st_name, &co);
     }
-    case LINEAGENT__V1__STEP__PROVISION: {
-        Lineagent__V1__UnitProvisioned b = LINEAGENT__V1__UNIT_PROVISIONED__INIT;
-        char *macs[ADAPTER_MAX_MACS];
+    case LINEAGENT__V1__STEP__PROVISION:
         snprintf(u->serial, sizeof u->serial, "%s", res->serial);
-        b.serial = u->serial;
-        b.device_id = (char *)res->device_id;
-        b.certificate_sha256 = (char *)res->cert_sha256;
-        for (int i = 0; i < res->n_macs && i < ADAPTER_MAX_MACS; i++) macs[i] = (char *)res->macs[i];
-        b.n_macs = (size_t)(res->n_macs < ADAPTER_MAX_MACS ? res->n_macs : ADAPTER_MAX_MACS);
-        b.macs = macs;
-        ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_UNIT_PROVISIONED;
-        ev.unit_provisioned = &b;
-        return ev_commit(ln, &ev);
-    }
-    case LINEAGENT__V1__STEP__CALIBRATE: {
-        Lineagent__V1__UnitCalibrated b = LINEAGENT__V1__UNIT_CALIBRATED__INIT;
-        b.offset = res->cal_offset;
-        b.gain = res->cal_gain;
-        b.residual = res->cal_residual;
-        b.points = (uint32_t)res->n_cal_points;
+        return line_ev_unit_provisioned(&ln->em, u, st_name, res);
+    case LINEAGENT__V1__STEP__CALIBRATE:
         u->calibrated = 1;
-        ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_UNIT_CALIBRATED;
-        ev.unit_calibrated = &b;
-        return ev_commit(ln, &ev);
-    }
-    case LINEAGENT__V1__STEP__LOCK: {
-        Lineagent__V1__UnitLocked b = LINEAGENT__V1__UNIT_LOCKED__INIT;
-        b.verified = res->lock_verified;
+        return line_ev_unit_calibrated(&ln->em, u, st_name, res);
+    case LINEAGENT__V1__STEP__LOCK:
         u->lock_verified = res->lock_verified;
-        ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_UNIT_LOCKED;
-        ev.unit_locked = &b;
-        return ev_commit(ln, &ev);
-    }
+        return line_ev_unit_locked(&ln->em, u, st_name, res);
     default:
         return 0;
     }
-}
-
-/* Every test record is kept, passed or not (rule T1). */
-static int emit_unit_tested(line *ln, unit *u, const char *st_name, const adapter_result *res)
-{
-    Lineagent__V1__Measurement ms[ADAPTER_MAX_MEASUREMENTS], *mp[ADAPTER_MAX_MEASUREMENTS];
-    for (int i = 0; i < res->n_measurements; i++) {
-        const adapter_measurement *m = &res->measurements[i];
-        lineagent__v1__measurement__init(&ms[i]);
-        ms[i].name = (char *)m->name;
-        ms[i].value = m->value;
-        ms[i].low = m->low;
-        ms[i].high = m->high;
-        ms[i].unit = (char *)m->unit;
-        ms[i].passed = m->value >= m->low && m->value <= m->high;
-        mp[i] = &ms[i];
-    }
-    Lineagent__V1__UnitTested b = LINEAGENT__V1__UNIT_TESTED__INIT;
-    b.passed = res->passed;
-    b.n_measurements = (size_t)res->n_measurements;
-    b.measurements = mp;
-    b.test_plan = u->lt->order->test_plan;
-    TraceEvent ev;
-    ev_init(&ev, u->lt, st_name, u->st.board_id);
-    ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_UNIT_TESTED;
-    ev.unit_tested = &b;
-    return ev_commit(ln, &ev);
 }
 
 static int on_step(line *ln, unit *u, const station_result *r)
@@ -469,7 +273,8 @@ static int on_step(line *ln, unit *u, const station_result *r)
     const char *st_name = station_name(r->st);
     if (u->finished) return 0;
     u->site = r->site;
-    if (r->step == LINEAGENT__V1__STEP__TEST && r->res.n_measurements && emit_unit_tested(ln, u, st_name, &r->res))
+    if (r->step == LINEAGENT__V1__STEP__TEST && r->res.n_measurements &&
+        line_ev_unit_tested(&ln->em, u, st_name, &r->res))
         return -1;
     if (r->res.passed) {
         u->st.steps_done |= 1u << r->step;
@@ -477,7 +282,7 @@ static int on_step(line *ln, unit *u, const station_result *r)
          * board's flow again from its first step. */
         return on_step_passed(ln, u, st_name, r->step, &r->res);
     }
-    if (emit_unit_failed(ln, u, st_name, r->step, r->res.failure_mode, r->res.detail)) return -1;
+    if (line_ev_unit_failed(&ln->em, u, st_name, r->step, r->res.failure_mode, r->res.detail)) return -1;
     return unit_finish(ln, u, 0, st_name);
 }
 
@@ -512,15 +317,15 @@ static int on_station_result(line *ln, station_result *r)
         } else if (r->failed) {
             /* refused without a step result: cannot happen with station.c, but a
              * board must never vanish without an outcome */
-            if (emit_unit_failed(ln, u, station_name(r->st), LINEAGENT__V1__STEP__STEP_UNSPECIFIED, "station_error",
-                                 "station gave up on the board") ||
+            if (line_ev_unit_failed(&ln->em, u, station_name(r->st), LINEAGENT__V1__STEP__STEP_UNSPECIFIED,
+                                    "station_error", "station gave up on the board") ||
                 unit_finish(ln, u, 0, station_name(r->st)))
                 return -1;
         } else if (r->next >= l->n_flow) {
             char why[256];
             const char *eol = unit_eol(u, why, sizeof why);
-            if (eol && emit_unit_failed(ln, u, station_name(r->st), LINEAGENT__V1__STEP__STEP_UNSPECIFIED,
-                                        "end_of_line_mismatch", eol))
+            if (eol && line_ev_unit_failed(&ln->em, u, station_name(r->st), LINEAGENT__V1__STEP__STEP_UNSPECIFIED,
+                                           "end_of_line_mismatch", eol))
                 return -1;
             if (unit_finish(ln, u, !eol, station_name(r->st))) return -1;
         } else {
@@ -552,20 +357,8 @@ static void after_result(line *ln, const JobOrder *o, int accepted, const char *
 
 static int reject_order(line *ln, intake_decision *d, const char *reason)
 {
-    const JobOrder *o = d->order;
-    TraceEvent ev;
-    Lineagent__V1__OrderRejected b = LINEAGENT__V1__ORDER_REJECTED__INIT;
-    lineagent__v1__trace_event__init(&ev);
-    if (o) {
-        ev.order_id = o->order_id;
-        ev.lot_id = o->lot_id;
-        b.revision = o->revision;
-    }
-    b.reason = (char *)reason;
-    ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_ORDER_REJECTED;
-    ev.order_rejected = &b;
-    after_result(ln, o, 0, reason);
-    return ev_commit(ln, &ev);
+    after_result(ln, d->order, 0, reason);
+    return line_ev_order_rejected(&ln->em, d->order, reason);
 }
 
 /* Why the line cannot take this order (revision rules, routing), or NULL. */
@@ -636,24 +429,13 @@ static int on_decision(line *ln, intake_decision *d)
             line_append_lot(ln, l);
         }
         lot_set_order(l, o, rel);
-        TraceEvent ev;
-        Lineagent__V1__OrderAccepted b = LINEAGENT__V1__ORDER_ACCEPTED__INIT;
-        ev_init(&ev, l, NULL, NULL);
-        b.revision = o->revision;
-        b.product = o->product;
-        b.quantity = o->quantity;
-        b.firmware = o->firmware;
-        b.n_flow = o->n_flow;
-        b.flow = o->flow;
-        ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_ORDER_ACCEPTED;
-        ev.order_accepted = &b;
         char msg[256];
         snprintf(msg, sizeof msg, "%s: lot %s, %u boards, firmware %s", is_new ? "accepted" : "revision accepted",
                  o->lot_id, o->quantity, o->firmware->version);
         log_info("order %s rev %u %s", o->order_id, o->revision, msg);
         after_result(ln, o, 1, msg);
-        rc = rc || ev_commit(ln, &ev) || spool_lot_put(ln->sp, &l->st);
-        if (!rc && is_new && ln->lots == l) rc = emit_lot_started(ln, l);
+        rc = rc || line_ev_order_accepted(&ln->em, l) || spool_lot_put(ln->sp, &l->st);
+        if (!rc && is_new && ln->lots == l) rc = line_ev_lot_started(&ln->em, l);
     }
     return rc || spool_inbox_delete(ln->sp, d->inbox_id) ? -1 : 0;
 }
@@ -741,9 +523,9 @@ static void line_after_commit(line *ln)
         if (ln->hooks.publish_result) ln->hooks.publish_result(ln->hooks.ud, a->results[i]);
         free(a->results[i]);
     }
-    if (a->events && ln->hooks.events_committed) ln->hooks.events_committed(ln->hooks.ud);
+    if (ln->em.committed && ln->hooks.events_committed) ln->hooks.events_committed(ln->hooks.ud);
     a->n_dispatch = a->n_results = 0;
-    a->events = 0;
+    ln->em.committed = 0;
     line_feed(ln);
 }
 
@@ -837,6 +619,7 @@ line *line_start(const config *cfg, spool *sp, const line_hooks *hooks, char *er
     line *ln = calloc(1, sizeof *ln);
     ln->cfg = cfg;
     ln->sp = sp;
+    ln->em = (line_emitter){sp, cfg->site, cfg->line, 0};
     ln->hooks = *hooks;
     ln->feeding = 1;
     pthread_mutex_init(&ln->lock, NULL);
