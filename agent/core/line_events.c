@@ -222,6 +222,7 @@ int line_ev_unit_completed(line_emitter *em, const unit *u, const char *st_name,
     b.passed = passed;
     b.firmware_version = (char *)u->verified_version;
     b.firmware_sha256 = (char *)u->verified_sha256;
+    b.station_site = u->site;
     ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_UNIT_COMPLETED;
     ev.unit_completed = &b;
     return ev_commit(em, &ev);
