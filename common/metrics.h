@@ -42,6 +42,7 @@ enum metrics_gauge {
  * instances of each are up (fixture_site_suspect: one per suspect site). */
 enum metrics_alarm {
     METRICS_ALARM_SPOOL_FULL,
+    METRICS_ALARM_SPOOL_BUSY,
     METRICS_ALARM_SPOOL_LOW_SPACE,
     METRICS_ALARM_SPOOL_OVER_LIMIT,
     METRICS_ALARM_KAFKA_STALLED,

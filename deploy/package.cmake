@@ -7,7 +7,9 @@ install(FILES ${CMAKE_SOURCE_DIR}/deploy/lineagent.conf ${CMAKE_SOURCE_DIR}/depl
         DESTINATION /etc/lineagent PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ)
 install(FILES ${CMAKE_SOURCE_DIR}/deploy/lineagent.service ${CMAKE_SOURCE_DIR}/deploy/provisiond.service
         DESTINATION /lib/systemd/system)
-install(FILES ${CMAKE_SOURCE_DIR}/README.md ${CMAKE_SOURCE_DIR}/deploy/README-live.md DESTINATION share/doc/lineagent)
+install(FILES ${CMAKE_SOURCE_DIR}/README.md DESTINATION share/doc/lineagent)
+install(FILES ${CMAKE_SOURCE_DIR}/deploy/README.md DESTINATION share/doc/lineagent RENAME README.deploy.md)
+install(FILES ${CMAKE_SOURCE_DIR}/proto/README.md DESTINATION share/doc/lineagent RENAME README.proto.md)
 
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME lineagent)

@@ -1,6 +1,8 @@
-/* config.h - the agent's INI configuration (libinih): parsing with line
- * numbers in every error, defaults, validation, and printing the effective
- * configuration with secrets masked. deploy/lineagent.conf documents every key. */
+/* config.h - the agent's INI configuration (libinih): every key declared
+ * once in a table (conf_table.h) that drives parsing with line numbers in
+ * errors, defaults, validation, and printing the effective configuration
+ * with descriptions and secrets masked. deploy/lineagent.conf documents
+ * every key (test_config_doc checks it against the tables). */
 #ifndef LINEAGENT_CONFIG_H
 #define LINEAGENT_CONFIG_H
 
@@ -15,7 +17,8 @@
 
 typedef struct config {
     /* [agent] */
-    char *site, *line, *spool_path, *log_level;
+    char *site, *line, *spool_path;
+    const char *log_level;
     uint32_t max_quantity;
     int shutdown_timeout_ms;
     size_t firmware_max_bytes;
@@ -25,7 +28,7 @@ typedef struct config {
     /* [http]: the optional listener for /metrics, /healthz, /readyz */
     char *http_listen; /* host:port; NULL: none */
     /* [spool] */
-    char *spool_synchronous;
+    const char *spool_synchronous;
     int spool_batch_max;
     int64_t spool_retention_ms; /* delivered events are kept this long */
     int64_t spool_max_bytes;    /* 0: no limit; above it, back-pressure + alarm */
@@ -40,8 +43,10 @@ typedef struct config {
     char *kafka_topic;
     int kafka_queue_high_water;
     int64_t kafka_stall_alarm_ms; /* 0: never */
-    kv_pair *kafka_props; /* handed to librdkafka as is */
+    kv_pair *kafka_props; /* handed to librdkafka as is (a <secret>_file's content under <secret>) */
     size_t n_kafka_props;
+    kv_pair *kafka_files; /* "<secret>_file" = path, printed instead of the secret */
+    size_t n_kafka_files;
     /* [provisioning]: the provisioning server (provisiond); url NULL = none */
     char *prov_url, *prov_ca_file, *prov_cert_file, *prov_key_file;
     long prov_timeout_ms;
@@ -61,5 +66,8 @@ void config_print(const config *c, FILE *out);
 const char *config_kafka_get(const config *c, const char *key);
 /* 1 when a key names a secret whose value must never be shown. */
 int config_is_secret(const char *key);
+/* The i-th section's key table and name ("station" last: [station NAME]'s
+ * own keys), or NULL past the last. */
+const conf_key *config_section_keys(size_t i, const char **name);
 
 #endif

@@ -54,6 +54,11 @@ typedef struct agent {
     delivery_watch watch;
     char full_detail[600]; /* the error, while riding out a full disk */
     char not_ready[640];   /* under mu: why /readyz says no; empty when ready */
+    /* Riding out a busy spool (another connection holds the write lock):
+     * since when (monotonic ms, 0 when not busy), the last "still busy"
+     * log line, and the alarm's detail. */
+    int64_t busy_since_ms, busy_logged_ms;
+    char busy_detail[600];
 } agent;
 
 static void agent_publish_result(void *ud, const char *json)
@@ -114,6 +119,7 @@ static void agent_over_limit_detail(const agent *a, char *buf, size_t len)
 static void agent_publish_status(agent *a)
 {
     metrics_set_alarm(METRICS_ALARM_SPOOL_FULL, a->full_detail[0] != 0);
+    metrics_set_alarm(METRICS_ALARM_SPOOL_BUSY, a->busy_since_ms != 0);
     metrics_set_alarm(METRICS_ALARM_SPOOL_LOW_SPACE, a->guard.low_space);
     metrics_set_alarm(METRICS_ALARM_SPOOL_OVER_LIMIT, a->guard.over_limit);
     metrics_set_alarm(METRICS_ALARM_KAFKA_STALLED, a->watch.stalled);
@@ -122,6 +128,8 @@ static void agent_publish_status(agent *a)
     char detail[600];
     if (a->full_detail[0])
         json_array_append_new(alarms, json_pack("{s:s, s:s}", "alarm", "spool_full", "detail", a->full_detail));
+    if (a->busy_detail[0])
+        json_array_append_new(alarms, json_pack("{s:s, s:s}", "alarm", "spool_busy", "detail", a->busy_detail));
     if (a->guard.low_space) {
         agent_low_space_detail(a, detail, sizeof detail);
         json_array_append_new(alarms, json_pack("{s:s, s:s}", "alarm", "spool_low_space", "detail", detail));
@@ -140,7 +148,7 @@ static void agent_publish_status(agent *a)
         return;
     }
     json_t *first = json_array_get(alarms, 0);
-    int paused = a->full_detail[0] || a->guard.low_space || a->guard.over_limit;
+    int paused = a->full_detail[0] || a->busy_detail[0] || a->guard.low_space || a->guard.over_limit;
     json_t *st = json_pack("{s:s, s:s, s:O, s:O, s:b, s:I, s:o}", "state", "online", "client_id",
                            a->cfg->mqtt_client_id, "alarm", json_object_get(first, "alarm"), "detail",
                            json_object_get(first, "detail"), "paused", paused, "spool_used_bytes",
@@ -155,7 +163,7 @@ static void agent_publish_status(agent *a)
  * over max_bytes or its filesystem is short of min_free_bytes. */
 static void agent_apply_guard(agent *a)
 {
-    line_set_paused(a->ln, a->guard.over_limit || a->guard.low_space);
+    line_set_paused(a->ln, a->guard.over_limit || a->guard.low_space || a->busy_since_ms);
     char detail[200];
     if (a->guard.low_space) {
         agent_low_space_detail(a, detail, sizeof detail);
@@ -203,6 +211,7 @@ static void agent_tick(agent *a)
 {
     char why[sizeof a->not_ready] = "";
     if (a->full_detail[0]) snprintf(why, sizeof why, "spool full: %s", a->full_detail);
+    else if (a->busy_since_ms) snprintf(why, sizeof why, "paused: spool busy: %s", a->busy_detail);
     else if (a->guard.low_space || a->guard.over_limit)
         snprintf(why, sizeof why, "paused: the spool is %s", a->guard.low_space ? "short of free space" : "over max_bytes");
     else if (!mqtt_link_ready(a->ml)) snprintf(why, sizeof why, "MQTT not subscribed to %s/orders", a->cfg->topic_prefix);
@@ -220,6 +229,39 @@ static void agent_tick(agent *a)
     service_tick(&a->notify, now, kafka_out_alive(a->ko, now, 10000), status);
 }
 
+/* The line could not take the spool's write lock within the busy timeout:
+ * another connection (the sqlite3 shell, a backup, a tool) holds it. The
+ * line's results stay queued, uncommitted and untold, so this is a pause,
+ * not a failure: no new boards, the alarm up with how long it has lasted
+ * (the status refreshed at each try), and the next line_step tries again. */
+static void agent_spool_busy(agent *a)
+{
+    int64_t now = clock_mono_ms();
+    int first = !a->busy_since_ms;
+    if (first) a->busy_since_ms = now - spool_busy_timeout_ms(a->sp); /* the first try waited that long */
+    snprintf(a->busy_detail, sizeof a->busy_detail,
+             "another connection has held the spool's write lock for %lld s (%s); results wait uncommitted",
+             (long long)(now - a->busy_since_ms) / 1000, spool_errmsg(a->sp));
+    if (first) {
+        log_error("ALARM spool_busy: %s; no new boards until it is released; nothing is lost", a->busy_detail);
+        line_set_paused(a->ln, 1);
+        a->busy_logged_ms = now;
+    } else if (now - a->busy_logged_ms >= 30000) {
+        log_warn("spool still busy: %s", a->busy_detail);
+        a->busy_logged_ms = now;
+    }
+    agent_publish_status(a);
+}
+
+static void agent_spool_busy_cleared(agent *a)
+{
+    log_info("alarm spool_busy cleared: the spool's write lock was had again after %lld ms; resuming",
+             (long long)(clock_mono_ms() - a->busy_since_ms));
+    a->busy_since_ms = 0;
+    a->busy_detail[0] = 0;
+    agent_apply_guard(a); /* unpauses, or shows what still holds the line */
+}
+
 /* A commit failed with the disk full. What was committed is intact; the
  * batch that failed is treated as a crash treats it: the line and the intake
  * are restarted from the spool once space returns (boards that were mid-flow
@@ -230,8 +272,17 @@ static int agent_ride_out_full(agent *a)
 {
     int64_t t0 = clock_mono_ms();
     char err[512];
-    snprintf(a->full_detail, sizeof a->full_detail, "%s", spool_errmsg(a->sp));
-    log_error("ALARM spool_full: %s; no new boards until space returns; nothing committed is lost", a->full_detail);
+    /* SQLITE_BUSY inside a transaction, after its begin (which the line
+     * rides out on its own) is not expected in WAL mode; if it happens the
+     * batch is lost as with a full disk, and the same way out is taken. */
+    int busy = spool_error_is_busy(a->sp);
+    if (busy) {
+        agent_spool_busy(a);
+    } else {
+        snprintf(a->full_detail, sizeof a->full_detail, "%s", spool_errmsg(a->sp));
+        log_error("ALARM spool_full: %s; no new boards until space returns; nothing committed is lost",
+                  a->full_detail);
+    }
     pthread_mutex_lock(&a->mu);
     line *old_ln = a->ln;
     intake *old_in = a->in;
@@ -267,9 +318,15 @@ static int agent_ride_out_full(agent *a)
     pthread_mutex_lock(&a->mu);
     a->in = in;
     pthread_mutex_unlock(&a->mu);
-    log_info("the spool has space again after %ld ms; resuming from the last commit",
-             (long)(clock_mono_ms() - t0));
+    if (busy)
+        log_info("the spool takes writes again after %ld ms; resuming from the last commit",
+                 (long)(clock_mono_ms() - t0));
+    else
+        log_info("the spool has space again after %ld ms; resuming from the last commit",
+                 (long)(clock_mono_ms() - t0));
     a->full_detail[0] = 0;
+    a->busy_detail[0] = 0;
+    a->busy_since_ms = 0;
     a->guard.next_ms = 0;
     spool_guard_tick(&a->guard, a->sp);
     agent_apply_guard(a); /* clears the alarm, or shows what still holds the line */
@@ -284,7 +341,10 @@ static int agent_shutdown(agent *a)
     service_stopping();
     log_info("stopping: no new boards; %d on the line finish", line_in_flight(a->ln));
     line_stop_feeding(a->ln);
-    while (line_in_flight(a->ln) > 0 && clock_mono_ms() - t0 < budget && rc == 0) rc = line_step(a->ln, 50);
+    /* A busy spool keeps the results queued: try again within the budget. */
+    while (line_in_flight(a->ln) > 0 && clock_mono_ms() - t0 < budget && (rc == 0 || rc == LINE_BUSY))
+        rc = line_step(a->ln, 50);
+    if (rc == LINE_BUSY) rc = 0;
     if (line_in_flight(a->ln) > 0)
         log_warn("%d boards still on the line after %ld ms; they resume at the next start", line_in_flight(a->ln),
                  budget);
@@ -292,6 +352,8 @@ static int agent_shutdown(agent *a)
      * kicks it); decisions it makes after this step are not committed, so
      * their inbox rows are simply decided again at the next start. */
     if (rc == 0) rc = line_step(a->ln, 0);
+    if (rc == LINE_BUSY)
+        log_warn("the spool is still busy: the last results are not committed; their boards resume at the next start");
     long left = budget - (long)(clock_mono_ms() - t0);
     int64_t pending = kafka_out_drain(a->ko, a->sp, left > 0 ? (int)left : 0);
     if (pending) log_warn("%lld events not yet acknowledged by Kafka; kept in the spool", (long long)pending);
@@ -376,7 +438,14 @@ int agent_run(const config *cfg)
     rc = 0;
     while (!agent_stop_requested && rc == 0) {
         rc = line_step(a.ln, 100);
-        if (rc != 0 && spool_error_is_full(a.sp)) rc = agent_ride_out_full(&a);
+        if (rc == LINE_BUSY) { /* no housekeeping: it would wait for the same lock */
+            agent_spool_busy(&a);
+            agent_tick(&a); /* the heartbeat goes on: the loop turns */
+            rc = 0;
+            continue;
+        }
+        if (rc == 0 && a.busy_since_ms) agent_spool_busy_cleared(&a);
+        if (rc != 0 && (spool_error_is_full(a.sp) || spool_error_is_busy(a.sp))) rc = agent_ride_out_full(&a);
         if (rc == 0) {
             agent_guard(&a);
             agent_tick(&a);

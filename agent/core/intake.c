@@ -8,12 +8,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "clock.h"
 #include "event.h"
 #include "firmware.h"
 #include "log.h"
 #include "spool.h"
+
+#define INTAKE_BUSY_RETRY_MS 1000
 
 struct intake {
     const config *cfg;
@@ -58,6 +61,25 @@ static int intake_stale_revision(intake *in, const JobOrder *o, char *reason, si
     return 0;
 }
 
+/* Sleeps up to ms unless stopped; 1 when stopping. */
+static int intake_wait(intake *in, int ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&in->lock);
+    if (!in->stopping) pthread_cond_timedwait(&in->cond, &in->lock, &ts);
+    int stop = in->stopping;
+    pthread_mutex_unlock(&in->lock);
+    return stop;
+}
+
+/* NULL when stopped while waiting for a busy spool: no decision. */
 static intake_decision *intake_decide(intake *in, const spool_inbox_row *row)
 {
     intake_decision *d = calloc(1, sizeof *d);
@@ -84,8 +106,21 @@ static intake_decision *intake_decide(intake *in, const spool_inbox_row *row)
     if (firmware_fetch(fw->url, fw->sha256, &fo, &d->image, &d->image_len, d->reason, sizeof d->reason) != 0)
         return d;
     /* Cached by digest so a restarted agent resumes the lot even if the
-     * release server is gone by then. */
-    if (spool_firmware_put(in->sp, fw->sha256, d->image, d->image_len) != 0) {
+     * release server is gone by then. A busy spool (another connection
+     * holds the write lock) is waited out, not taken for a reason to reject
+     * the order; stopping meanwhile leaves the payload to be decided again
+     * at the next start. */
+    int put;
+    for (int64_t t0 = clock_mono_ms();
+         (put = spool_firmware_put(in->sp, fw->sha256, d->image, d->image_len)) != 0 && spool_error_is_busy(in->sp);) {
+        log_warn("order payload #%lld: firmware not stored yet, the spool is busy for %lld ms: %s", (long long)d->inbox_id,
+                 (long long)(clock_mono_ms() - t0), spool_errmsg(in->sp));
+        if (intake_wait(in, INTAKE_BUSY_RETRY_MS)) {
+            intake_decision_free(d);
+            return NULL;
+        }
+    }
+    if (put != 0) {
         snprintf(d->reason, sizeof d->reason, "cannot store firmware in the spool: %s", spool_errmsg(in->sp));
         free(d->image);
         d->image = NULL;
@@ -104,6 +139,7 @@ static void *intake_main(void *arg)
             after = row.id;
             intake_decision *d = intake_decide(in, &row);
             spool_inbox_row_free(&row);
+            if (!d) break; /* stopping */
             if (d->reason[0])
                 log_warn("order payload #%lld rejected: %s", (long long)d->inbox_id, d->reason);
             in->post(in->ud, d);

@@ -537,6 +537,19 @@ int line_step(line *ln, int timeout_ms)
         return 0;
     }
     int rc = spool_begin(ln->sp);
+    if (rc && spool_error_is_busy(ln->sp)) {
+        /* Another connection holds the write lock: nothing is applied yet,
+         * so the batch goes back to the head of the queue, in order, for
+         * the next step. No board moves on, no one is told. */
+        line_msg *last = all;
+        while (last->next) last = last->next;
+        pthread_mutex_lock(&ln->lock);
+        last->next = ln->head;
+        ln->head = all;
+        if (!ln->tail) ln->tail = last;
+        pthread_mutex_unlock(&ln->lock);
+        return LINE_BUSY;
+    }
     int n = 0;
     for (line_msg *m = all, *next; m; m = next) {
         next = m->next;

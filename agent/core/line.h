@@ -23,7 +23,11 @@ line *line_start(const config *cfg, spool *sp, const line_hooks *hooks, char *er
 void line_post_decision(line *ln, intake_decision *d);
 /* Waits up to timeout_ms for work, then commits everything that arrived in
  * one transaction and acts on it. -1 on a spool failure (the caller exits:
- * the spool is the truth and a restart resumes from it). */
+ * the spool is the truth and a restart resumes from it). LINE_BUSY when the
+ * spool's write lock could not be had within its busy timeout: nothing was
+ * applied and everything stays queued for the next call, which waits for
+ * the lock again (and loads no new board meanwhile). */
+#define LINE_BUSY 1
 int line_step(line *ln, int timeout_ms);
 /* No new boards from now on; boards on the line finish. */
 void line_stop_feeding(line *ln);

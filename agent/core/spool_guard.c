@@ -71,6 +71,8 @@ int spool_guard_probe(spool *sp)
     if (!buf) return -1;
     int rc = spool_kv_put(sp, "agent", "space_probe", buf, GUARD_PROBE_BYTES);
     free(buf);
-    if (rc != 0) return spool_error_is_full(sp) ? 0 : -1;
-    return spool_kv_del(sp, "agent", "space_probe") == 0 ? 1 : (spool_error_is_full(sp) ? 0 : -1);
+    /* Full, or the write lock held elsewhere: both pass, so both wait. */
+    if (rc != 0) return spool_error_is_full(sp) || spool_error_is_busy(sp) ? 0 : -1;
+    if (spool_kv_del(sp, "agent", "space_probe") == 0) return 1;
+    return spool_error_is_full(sp) || spool_error_is_busy(sp) ? 0 : -1;
 }

@@ -29,8 +29,9 @@ void spool_guard_init(spool_guard *g, const config *cfg);
  * flap. Pausing before the disk is full keeps SQLITE_FULL, which costs the
  * batch being committed, for when something else fills the disk fast. */
 int spool_guard_tick(spool_guard *g, spool *sp);
-/* 1 when a write of a few hundred KiB commits again (space has returned),
- * 0 when still full, -1 on another error. Leaves nothing behind. */
+/* 1 when a write of a few hundred KiB commits again (space has returned,
+ * the write lock is free), 0 when still full or busy, -1 on another error.
+ * Leaves nothing behind. */
 int spool_guard_probe(spool *sp);
 
 #endif

@@ -168,19 +168,6 @@ static void station_calibrate(station_site *ss, const station_job *job, const ad
     res->cal_residual = resid;
 }
 
-static adapter_step_fn station_step_fn(const adapter *ad, Step s)
-{
-    switch (s) {
-    case LINEAGENT__V1__STEP__WRITE: return ad->write;
-    case LINEAGENT__V1__STEP__VERIFY: return ad->verify;
-    case LINEAGENT__V1__STEP__PROVISION: return ad->provision;
-    case LINEAGENT__V1__STEP__TEST: return ad->test;
-    case LINEAGENT__V1__STEP__CALIBRATE: return ad->calibrate;
-    case LINEAGENT__V1__STEP__LOCK: return ad->lock;
-    default: return NULL;
-    }
-}
-
 /* A job's results, collected in order and posted together at its end. */
 typedef struct station_out {
     station_result *first, *last;
@@ -231,7 +218,7 @@ static void station_run(station_site *ss, station_job *job)
     }
     for (; !failed && i < job->n_flow && (st->steps & (1u << job->flow[i])); i++) {
         Step s = job->flow[i];
-        adapter_step_fn fn = station_step_fn(st->ad, s);
+        adapter_step_fn fn = adapter_step(st->ad, (unsigned)s);
         if (!fn) {
             station_refuse(ss, job, s, "step_unsupported", "this station's adapter cannot perform the step", &out);
             failed = 1;

@@ -11,6 +11,8 @@
 
 #include "log.h"
 
+#define MQTT_PERSIST_BUSY_MS 250
+
 typedef struct mqtt_store {
     spool *sp;
     pthread_mutex_t lock; /* Paho may call from its send and receive threads */
@@ -22,7 +24,17 @@ static int mp_open(void **handle, const char *client_id, const char *server_uri,
     mqtt_persist_ctx *ctx = context;
     mqtt_store *s = calloc(1, sizeof *s);
     char err[256];
-    if (!s || spool_open(&s->sp, ctx->spool_path, &ctx->opts, err, sizeof err) != 0) {
+    /* Paho calls us holding its client lock, from the publishing thread and
+     * its own send and receive threads: a write waiting the spool's full
+     * busy timeout while another process holds the write lock would stall
+     * the whole MQTT session (keepalive, the status alarm saying the spool
+     * is busy) again at every message. So persistence waits briefly and
+     * fails: a put that fails leaves the message sent but not durable
+     * (Paho still sends it), a remove that fails leaves a key that is sent
+     * once more after a restart (at least once, as QoS 1 is anyway). */
+    spool_options opts = ctx->opts;
+    opts.busy_timeout_ms = MQTT_PERSIST_BUSY_MS;
+    if (!s || spool_open(&s->sp, ctx->spool_path, &opts, err, sizeof err) != 0) {
         log_error("mqtt persistence: %s", s ? err : "out of memory");
         free(s);
         return MQTTCLIENT_PERSISTENCE_ERROR;

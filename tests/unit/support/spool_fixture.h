@@ -1,55 +1,59 @@
 /* spool_fixture.h - the cmocka fixture the spool's unit tests share: a
- * fresh temporary directory per test (removed with everything in it),
+ * fresh temporary directory per test (tmpdir.h; removed with everything in
+ * it) holding the spool's path, setup_open() that opens the spool there too,
  * open_ok() that fails the test with the spool's own error, and
  * append_batch() and append_sized() that commit events with payloads
  * derived from seq. */
 #ifndef LINEAGENT_TEST_SPOOL_FIXTURE_H
 #define LINEAGENT_TEST_SPOOL_FIXTURE_H
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "spool.h"
+#include "tmpdir.h"
 
 typedef struct fixture {
-    char dir[64];
-    char path[128];
+    tmpdir tmp;
+    const char *dir; /* tmp.path */
+    char path[128];  /* <dir>/spool.db */
+    spool *sp;       /* opened there by setup_open; NULL after setup */
 } fixture;
 
 static inline int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
     if (!f) return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/test_spool.XXXXXX");
-    if (!mkdtemp(f->dir)) {
+    if (tmpdir_make(&f->tmp, "test_spool") != 0) {
         free(f);
         return -1;
     }
+    f->dir = f->tmp.path;
     snprintf(f->path, sizeof f->path, "%s/spool.db", f->dir);
     *state = f;
     return 0;
 }
 
+/* Closes the spool setup_open opened, if any, and removes the directory. */
 static inline int teardown(void **state)
 {
     fixture *f = *state;
-    DIR *d = opendir(f->dir);
-    if (d) {
-        struct dirent *e;
-        char p[512];
-        while ((e = readdir(d)))
-            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
-                snprintf(p, sizeof p, "%s/%s", f->dir, e->d_name);
-                unlink(p);
-            }
-        closedir(d);
-    }
-    rmdir(f->dir);
+    if (f->sp) spool_close(f->sp);
+    int rc = tmpdir_remove(&f->tmp);
     free(f);
-    return 0;
+    return rc;
+}
+
+/* setup, then the spool at path opened with default options into f->sp. */
+static inline int setup_open(void **state)
+{
+    if (setup(state) != 0) return -1;
+    fixture *f = *state;
+    char err[256];
+    if (spool_open(&f->sp, f->path, NULL, err, sizeof err) == 0) return 0;
+    teardown(state);
+    return -1;
 }
 
 static inline spool *open_ok(const char *path, const spool_options *opts)

@@ -19,7 +19,6 @@
 
 #include "adapter.h"
 #include "digest.h"
-#include "firmware.h"
 #include "gdb_rsp.h"
 
 #define MEM 65536

@@ -16,40 +16,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
-#include "spool.h"
-
-typedef struct fixture {
-    char dir[64];
-    char path[128];
-    spool *sp;
-} fixture;
-
-static int setup(void **state)
-{
-    fixture *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/test_spool_history.XXXXXX");
-    if (!mkdtemp(f->dir)) return -1;
-    snprintf(f->path, sizeof f->path, "%s/spool.db", f->dir);
-    char err[256];
-    if (spool_open(&f->sp, f->path, NULL, err, sizeof err) != 0) return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    char p[256];
-    spool_close(f->sp);
-    const char *sfx[] = {"", "-wal", "-shm", "-journal"};
-    for (int i = 0; i < 4; i++) {
-        snprintf(p, sizeof p, "%s%s", f->path, sfx[i]);
-        unlink(p);
-    }
-    rmdir(f->dir);
-    free(f);
-    return 0;
-}
+#include "spool_fixture.h"
 
 /* 30 events: seq 1..30, time_ms = 1000 * seq, key LOT-A for odd seq and
  * LOT-B for even; seq 1..20 delivered at 50000 + 1000 * seq. */
@@ -338,12 +305,12 @@ int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--count-pending") == 0) return child_count_pending(argv[2]);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_select, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_delivery_times, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_full_is_recognised, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_second_handle_keeps_locks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_select, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_stats, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_prune, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_delivery_times, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_full_is_recognised, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_second_handle_keeps_locks, setup_open, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,7 @@
 /* test_order.c - job order decoding (protobuf and proto3 JSON), the
- * validation rules and the step vocabulary (order.c, order_json.c). */
+ * validation rules (test items, test plan and calibration limit included)
+ * and the step vocabulary (order.c, order_json.c). */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -529,6 +531,56 @@ static void test_json_validation_end_to_end(void **state)
     order_free(o);
 }
 
+/* ---- the order's test items ------------------------------------------ */
+
+#define ORDER_HEAD "{\"orderId\":\"WO-1\",\"revision\":1,\"lotId\":\"L1\",\"product\":\"P\",\"quantity\":2," \
+    "\"firmware\":{\"version\":\"1.0.0\",\"sha256\":\"" \
+    "0000000000000000000000000000000000000000000000000000000000000000\",\"url\":\"file:///x\",\"build\":\"PRODUCTION\"}," \
+    "\"flow\":[\"WRITE\",\"VERIFY\",\"TEST\"]"
+
+static const char *order_reason(const char *tail)
+{
+    static char reason[256];
+    char buf[2048];
+    snprintf(buf, sizeof buf, "%s%s}", ORDER_HEAD, tail);
+    order_limits lim = {.max_quantity = 100};
+    JobOrder *o = order_parse(buf, strlen(buf), reason, sizeof reason);
+    if (o && order_validate(o, &lim, reason, sizeof reason) == 0) snprintf(reason, sizeof reason, "valid");
+    order_free(o);
+    return reason;
+}
+
+static void test_order_test_items_json(void **state)
+{
+    const char *j = ORDER_HEAD ",\"testItems\":[{\"name\":\"vbus\",\"low\":4.75,\"high\":5.25,\"unit\":\"V\"},"
+                    "{\"name\":\"i_idle\",\"low\":\"-Infinity\",\"high\":0.05,\"unit\":\"A\"}],"
+                    "\"testPlan\":{\"version\":\"FCT-3.2\",\"sha256\":\"" 
+                    "abababababababababababababababababababababababababababababababab\"},\"calibrationMaxResidual\":0.02}";
+    char reason[256];
+    JobOrder *o = order_parse(j, strlen(j), reason, sizeof reason);
+    assert_non_null(o);
+    assert_int_equal(o->n_test_items, 2);
+    assert_string_equal(o->test_items[0]->name, "vbus");
+    assert_true(o->test_items[0]->low == 4.75 && o->test_items[0]->high == 5.25);
+    assert_true(isinf(o->test_items[1]->low) && o->test_items[1]->low < 0);
+    assert_string_equal(o->test_plan->version, "FCT-3.2");
+    assert_true(o->calibration_max_residual == 0.02);
+    order_limits lim = {.max_quantity = 100};
+    assert_int_equal(order_validate(o, &lim, reason, sizeof reason), 0);
+    order_free(o);
+
+    assert_string_equal(order_reason(",\"testItems\":[{\"name\":\"vbus\",\"low\":5}]"),
+                        "test_items[0] (vbus): low 5 must not exceed high 0");
+    assert_non_null(strstr(order_reason(",\"testItems\":[{\"name\":\"a\",\"high\":1},{\"name\":\"a\",\"high\":2}]"),
+                           "lists a twice"));
+    assert_non_null(strstr(order_reason(",\"testItems\":[{\"name\":\"bad name\",\"high\":1}]"), "test_items[0].name"));
+    assert_non_null(strstr(order_reason(",\"testItems\":[{\"name\":\"a\",\"high\":\"lots\"}]"), "testItems[0].high"));
+    assert_non_null(strstr(order_reason(",\"testItems\":[{\"nmae\":\"a\"}]"), "nmae"));
+    assert_non_null(strstr(order_reason(",\"testPlan\":{\"version\":\"1\",\"sha256\":\"ABC\"}"), "test_plan.sha256"));
+    assert_non_null(strstr(order_reason(",\"calibrationMaxResidual\":-1"), "calibration_max_residual"));
+    assert_string_equal(order_reason(",\"testItems\":[{\"name\":\"a\",\"low\":-1,\"high\":1}]"), "valid");
+}
+
 /* ---- step vocabulary --------------------------------------------------- */
 
 static void test_step_names(void **state)
@@ -585,6 +637,7 @@ int main(void)
         cmocka_unit_test(test_validate_first_violation_wins),
         cmocka_unit_test(test_unknown_wire_step),
         cmocka_unit_test(test_json_validation_end_to_end),
+        cmocka_unit_test(test_order_test_items_json),
         cmocka_unit_test(test_step_names),
         cmocka_unit_test(test_flow_index),
     };

@@ -18,10 +18,12 @@
 
 #include "digest.h"
 #include "firmware.h"
+#include "tmpdir.h"
 
 #define IMAGE_LEN 3000000 /* several write callbacks and buffer growths */
 
-static char dir[] = "/tmp/test_firmware.XXXXXX";
+static tmpdir tmp;
+static const char *dir = tmp.path; /* the directory; "" outside setup..teardown */
 static uint8_t *image_bytes;
 static char image_sha[65];
 static int http_fd = -1;
@@ -116,7 +118,7 @@ static void *http_main(void *arg)
 static int setup(void **state)
 {
     (void)state;
-    if (!mkdtemp(dir)) return -1;
+    if (tmpdir_make(&tmp, "test_firmware") != 0) return -1;
     image_bytes = malloc(IMAGE_LEN);
     if (!image_bytes) return -1;
     for (size_t i = 0; i < IMAGE_LEN; i++) image_bytes[i] = (uint8_t)((i * 131 + i / 977) % 251);
@@ -138,10 +140,8 @@ static int teardown(void **state)
     shutdown(http_fd, SHUT_RDWR);
     pthread_join(http_thread, NULL);
     close(http_fd);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     free(image_bytes);
-    return system(cmd) == 0 ? 0 : -1;
+    return tmpdir_remove(&tmp);
 }
 
 /* ---- tests ------------------------------------------------------------- */

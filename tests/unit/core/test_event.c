@@ -12,6 +12,7 @@
 
 #include "clock.h"
 #include "event.h"
+#include "tmpdir.h"
 
 typedef struct seen {
     int n;
@@ -60,9 +61,10 @@ static void test_uuid7_format_order_and_uniqueness(void **state)
 
 static void test_commit_stamps_and_round_trips(void **state)
 {
-    char dir[] = "/tmp/test_event_XXXXXX", path[128];
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/spool.db", dir);
+    tmpdir tmp;
+    char path[128];
+    assert_int_equal(tmpdir_make(&tmp, "test_event"), 0);
+    snprintf(path, sizeof path, "%s/spool.db", tmp.path);
     spool *sp;
     char err[256];
     spool_options so = {"FULL", 0};
@@ -109,9 +111,7 @@ static void test_commit_stamps_and_round_trips(void **state)
     assert_string_equal(s.ev[1]->order_rejected->reason, "quantity must be at least 1");
     for (int i = 0; i < s.n; i++) lineagent__v1__trace_event__free_unpacked(s.ev[i], NULL);
     spool_close(sp);
-    char cmd[200];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(tmpdir_remove(&tmp), 0);
 }
 
 int main(void)

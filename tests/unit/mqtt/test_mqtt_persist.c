@@ -12,8 +12,10 @@
 #include <unistd.h>
 
 #include "mqtt_persist.h"
+#include "tmpdir.h"
 
-static char dir[] = "/tmp/test_mqtt_persist_XXXXXX";
+static tmpdir tmp;
+static const char *dir = tmp.path; /* the directory; "" outside setup..teardown */
 static char path[128];
 
 static void free_keys(char **keys, int n)
@@ -82,17 +84,12 @@ static void test_open_fails_on_foreign_file(void **state)
 
 static int setup(void **state)
 {
-    if (!mkdtemp(dir)) return -1;
+    if (tmpdir_make(&tmp, "test_mqtt_persist") != 0) return -1;
     snprintf(path, sizeof path, "%s/spool.db", dir);
     return 0;
 }
 
-static int teardown(void **state)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd);
-}
+static int teardown(void **state) { return tmpdir_remove(&tmp); }
 
 int main(void)
 {

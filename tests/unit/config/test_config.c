@@ -5,15 +5,19 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "order.h"
+#include "tmpdir.h"
 
-static char dir[] = "/tmp/test_config_XXXXXX";
+static tmpdir tmp;
+static const char *dir = tmp.path; /* the directory; "" outside setup..teardown */
 
 static const char *write_file(const char *name, const char *text)
 {
@@ -143,6 +147,37 @@ static void test_kafka_stall_alarm(void **state)
     assert_non_null(strstr(err, "stall_alarm"));
 }
 
+/* [http] listen takes host:port (port 0: any free one) and nothing else;
+ * [agent] user is a plain string. */
+static void test_http_listen_and_user(void **state)
+{
+    config c;
+    char err[512], text[1024];
+    const char *st = "[station a]\nadapter = sim\nsteps = test\n";
+    snprintf(text, sizeof text, "%s%s", BASE, st);
+    assert_int_equal(config_load(&c, write_file("h.conf", text), err, sizeof err), 0);
+    assert_null(c.http_listen);
+    assert_null(c.agent_user);
+    config_free(&c);
+    const char *ok[] = {"127.0.0.1:9464", "[::1]:0", "localhost:65535"};
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+        snprintf(text, sizeof text, "[agent]\nuser = nobody\n%s[http]\nlisten = %s\n%s", BASE, ok[i], st);
+        assert_int_equal(config_load(&c, write_file("h.conf", text), err, sizeof err), 0);
+        assert_string_equal(c.http_listen, ok[i]);
+        assert_string_equal(c.agent_user, "nobody");
+        config_free(&c);
+    }
+    const char *bad[] = {"9464", ":9464", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:http"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        snprintf(text, sizeof text, "%s[http]\nlisten = %s\n%s", BASE, bad[i], st);
+        assert_int_equal(load_err(text, err, sizeof err), -1);
+        assert_non_null(strstr(err, "c.conf:10: [http] listen: must be host:port"));
+    }
+    snprintf(text, sizeof text, "%s[http]\nport = 1\n%s", BASE, st);
+    assert_int_equal(load_err(text, err, sizeof err), -1);
+    assert_non_null(strstr(err, "unknown key \"port\" in [http]"));
+}
+
 static void test_secrets_never_printed(void **state)
 {
     config c;
@@ -168,13 +203,110 @@ static void test_secrets_never_printed(void **state)
     config_free(&c);
 }
 
-static int setup(void **state) { return mkdtemp(dir) ? 0 : -1; }
-static int teardown(void **state)
+/* Issue 20 finding 8: a step the station's adapter has no callback for is
+ * refused at load (so at start and by check-config), naming the station,
+ * the step and the adapter, instead of failing every board at run time. An
+ * adapter key's value is checked by the adapter's table, naming its line. */
+static void test_station_steps_and_adapter_keys(void **state)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd);
+    char err[512];
+    assert_int_equal(load_err(BASE "[station prog2]\nadapter = gdb\nsteps = write, verify, test\ngdb.port = 3333\n",
+                              err, sizeof err), -1);
+    assert_non_null(strstr(err, ":11: [station prog2] steps: adapter gdb cannot perform test "
+                                "(it performs write, verify, lock)"));
+    assert_int_equal(load_err(BASE "[station prog2]\nadapter = gdb\nsteps = write, verify, lock\ngdb.port = 3333\n",
+                              err, sizeof err), 0);
+    assert_int_equal(load_err(BASE "[station a]\nadapter = sim\nsteps = test\nsim.fail_rate = 2\n", err, sizeof err),
+                     -1);
+    assert_non_null(strstr(err, ":12: [station a] sim.fail_rate: must be a number in 0..1"));
+    assert_int_equal(load_err(BASE "[station g]\ngdb.port = 0x10000\nadapter = gdb\nsteps = write\n", err, sizeof err),
+                     -1);
+    assert_non_null(strstr(err, ":10: [station g] gdb.port: must be a whole number in 1..65535"));
 }
+
+/* Issue 20 finding 10: librdkafka's secrets have <key>_file forms, read from
+ * the file, handed to librdkafka under <key>, never printed. */
+static void test_kafka_secret_files(void **state)
+{
+    config c;
+    char err[512], text[1024];
+    write_file("kpw", "kafka-from-file\n");
+    write_file("kkey", "key-pass-from-file");
+    snprintf(text, sizeof text,
+             "%s[kafka]\nsasl.password_file = %s/kpw\nssl.key.password_file = %s/kkey\n"
+             "[station a]\nadapter = sim\nsteps = test\n", BASE, dir, dir);
+    assert_int_equal(config_load(&c, write_file("kf.conf", text), err, sizeof err), 0);
+    assert_string_equal(config_kafka_get(&c, "sasl.password"), "kafka-from-file");
+    assert_string_equal(config_kafka_get(&c, "ssl.key.password"), "key-pass-from-file");
+    assert_null(config_kafka_get(&c, "sasl.password_file")); /* not a librdkafka property */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&buf, &len);
+    config_print(&c, out);
+    fclose(out);
+    assert_null(strstr(buf, "from-file"));
+    char want[300];
+    snprintf(want, sizeof want, "\nsasl.password_file = %s/kpw\n", dir);
+    assert_non_null(strstr(buf, want));
+    free(buf);
+    config_free(&c);
+    snprintf(text, sizeof text, "%s[kafka]\nsasl.password = inline\nsasl.password_file = %s/kpw\n"
+             "[station a]\nadapter = sim\nsteps = test\n", BASE, dir);
+    assert_int_equal(load_err(text, err, sizeof err), -1);
+    assert_non_null(strstr(err, ":11: [kafka] sasl.password_file: sasl.password is set inline too"));
+    snprintf(text, sizeof text, "%s[kafka]\nsasl.password_file = %s/nonexistent\n[station a]\nadapter = sim\n"
+             "steps = test\n", BASE, dir);
+    assert_int_equal(load_err(text, err, sizeof err), -1);
+    assert_non_null(strstr(err, ":10: [kafka] sasl.password_file: cannot read"));
+}
+
+/* What config_load writes to stderr (the log) for text at mode. */
+static char *load_log(const char *text, mode_t mode)
+{
+    const char *p = write_file("w.conf", text);
+    chmod(p, mode);
+    char logp[256];
+    snprintf(logp, sizeof logp, "%s/stderr", dir);
+    fflush(stderr);
+    int saved = dup(2), fd = open(logp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(fd, 2);
+    config c;
+    char err[512];
+    int rc = config_load(&c, p, err, sizeof err);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    close(fd);
+    assert_int_equal(rc, 0);
+    config_free(&c);
+    static char log[2048];
+    FILE *f = fopen(logp, "r");
+    log[fread(log, 1, sizeof log - 1, f)] = 0;
+    fclose(f);
+    return log;
+}
+
+/* Issue 20 finding 10: an inline secret in a file others can read is warned
+ * about, naming the key and the fix, never the secret. */
+static void test_inline_secret_in_readable_file_warns(void **state)
+{
+    char text[1024];
+    snprintf(text, sizeof text, "%s[kafka]\nsasl.password = inl1ne-s3cret\n[station a]\nadapter = sim\nsteps = test\n",
+             BASE);
+    const char *log = load_log(text, 0644);
+    assert_non_null(strstr(log, "w.conf:10: [kafka] sasl.password is inline in a file readable by others (mode 0644)"));
+    assert_non_null(strstr(log, "use sasl.password_file"));
+    assert_null(strstr(log, "inl1ne"));
+    assert_non_null(strstr(load_log(text, 0640), "readable by its group"));
+    assert_string_equal(load_log(text, 0600), "");
+    write_file("kpw", "kafka-from-file\n");
+    snprintf(text, sizeof text, "%s[kafka]\nsasl.password_file = %s/kpw\n[station a]\nadapter = sim\nsteps = test\n",
+             BASE, dir);
+    assert_string_equal(load_log(text, 0644), "");
+}
+
+static int setup(void **state) { return tmpdir_make(&tmp, "test_config"); }
+static int teardown(void **state) { return tmpdir_remove(&tmp); }
 
 /* [provisioning]: defaults, https with pinned CA and client certificate,
  * plain http only to loopback, cert and key together, url required. */
@@ -213,6 +345,10 @@ int main(void)
         cmocka_unit_test(test_provisioning),
         cmocka_unit_test(test_spool_retention_and_limit),
         cmocka_unit_test(test_kafka_stall_alarm),
+        cmocka_unit_test(test_http_listen_and_user),
+        cmocka_unit_test(test_station_steps_and_adapter_keys),
+        cmocka_unit_test(test_kafka_secret_files),
+        cmocka_unit_test(test_inline_secret_in_readable_file_warns),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -21,17 +21,11 @@
 #include "pv_config.h"
 #include "pv_ident.h"
 #include "pv_ledger.h"
+#include "tmpdir.h"
 
-static char dir[] = "/tmp/test_provisiond_XXXXXX";
+static tmpdir tmp;
 
-static const char *path_of(const char *name)
-{
-    static char p[4][256];
-    static int i;
-    i = (i + 1) % 4;
-    snprintf(p[i], sizeof p[i], "%s/%s", dir, name);
-    return p[i];
-}
+static const char *path_of(const char *name) { return tmpdir_file(&tmp, name); }
 
 static const char *write_file(const char *name, const char *text)
 {
@@ -367,7 +361,7 @@ static void test_audit_finds_corruption(void **s)
 
 int main(void)
 {
-    if (!mkdtemp(dir)) return 1;
+    if (tmpdir_make(&tmp, "test_provisiond") != 0) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_serial_format),
         cmocka_unit_test(test_mac),
@@ -377,8 +371,6 @@ int main(void)
         cmocka_unit_test(test_audit_finds_corruption),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0) rc = rc ? rc : 1;
+    if (tmpdir_remove(&tmp) != 0) rc = rc ? rc : 1;
     return rc;
 }
