@@ -48,6 +48,19 @@ static const conf_key config_agent_keys[] = {
      .desc = "started as root: become this user once the HTTP listener is bound (unset: stay, with a warning)"},
     {0}};
 
+static const char *const config_site_actions[] = {"warn", "pause", NULL};
+
+static const conf_key config_line_keys[] = {
+    {"site_alarm_consecutive", CONF_INT, "5", 0, 100000, CONF_AT(config, site_alarm_consecutive),
+     .desc = "alarm fixture_site_suspect when a site fails this many boards in a row on one step (0: never)"},
+    {"site_alarm_rate", CONF_DOUBLE, "0.5", .dmin = 0, .dmax = 1, CONF_AT(config, site_alarm_rate),
+     .desc = "or when more than this share of its last site_alarm_window boards failed (0: never)"},
+    {"site_alarm_window", CONF_INT, "20", 1, 100000, CONF_AT(config, site_alarm_window),
+     .desc = "boards per site the failure rate is taken over"},
+    {"site_alarm_action", CONF_ENUM, "warn", .choices = config_site_actions, CONF_AT(config, site_alarm_action),
+     .desc = "warn: report only, cleared by the site's next pass; pause: load the site no more until resumed"},
+    {0}};
+
 static const conf_key config_spool_keys[] = {
     {"synchronous", CONF_ENUM, "FULL", .choices = config_syncs, CONF_AT(config, spool_synchronous),
      .desc = "FULL: a commit survives power loss; NORMAL: only a crash of the agent"},
@@ -146,12 +159,13 @@ static const conf_key config_station_keys[] = {
      .desc = "fixture sites run in parallel (gang programming), each with its own worker and adapter state"},
     {0}};
 
-enum { SEC_AGENT, SEC_SPOOL, SEC_MQTT, SEC_KAFKA, SEC_HTTP, SEC_PROVISIONING, SEC_N };
+enum { SEC_AGENT, SEC_LINE, SEC_SPOOL, SEC_MQTT, SEC_KAFKA, SEC_HTTP, SEC_PROVISIONING, SEC_N };
 static const struct {
     const char *name;
     const conf_key *keys;
 } config_sections[] = {
-    [SEC_AGENT] = {"agent", config_agent_keys},    [SEC_SPOOL] = {"spool", config_spool_keys},
+    [SEC_AGENT] = {"agent", config_agent_keys},    [SEC_LINE] = {"line", config_line_keys},
+    [SEC_SPOOL] = {"spool", config_spool_keys},
     [SEC_MQTT] = {"mqtt", config_mqtt_keys},       [SEC_KAFKA] = {"kafka", config_kafka_keys},
     [SEC_HTTP] = {"http", config_http_keys},
     [SEC_PROVISIONING] = {"provisioning", config_provisioning_keys},

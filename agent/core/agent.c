@@ -101,6 +101,34 @@ static int agent_on_order(void *ud, const void *payload, size_t len)
     return 0;
 }
 
+/* Paho thread: <prefix>/command/site/resume {"station":"fct1","site":0}
+ * (no site: every site of the station). */
+static void agent_on_command(void *ud, const char *command, const void *payload, size_t len)
+{
+    agent *a = ud;
+    json_error_t e;
+    json_t *j = json_loadb(payload, len, 0, &e);
+    const char *station = json_string_value(json_object_get(j, "station"));
+    json_t *site = json_object_get(j, "site");
+    if (strcmp(command, "site/resume") != 0) log_warn("mqtt: unknown command %s ignored", command);
+    else if (!station || (site && (!json_is_integer(site) || json_integer_value(site) < 0)))
+        log_warn("mqtt: command site/resume ignored: want {\"station\": NAME, \"site\": N}");
+    else {
+        pthread_mutex_lock(&a->mu);
+        if (a->ln) line_site_resume(a->ln, station, site ? (int)json_integer_value(site) : -1);
+        pthread_mutex_unlock(&a->mu);
+    }
+    json_decref(j);
+}
+
+static void agent_sites_changed(void *ud);
+
+static int agent_publish_live(void *ud, const char *subtopic, const char *json)
+{
+    agent *a = ud;
+    return a->ml ? mqtt_link_publish_live(a->ml, subtopic, json) : -1;
+}
+
 static void agent_low_space_detail(const agent *a, char *buf, size_t len)
 {
     snprintf(buf, len, "%lld bytes free on the spool's filesystem, under min_free_bytes %lld",
@@ -123,8 +151,12 @@ static void agent_publish_status(agent *a)
     metrics_set_alarm(METRICS_ALARM_SPOOL_LOW_SPACE, a->guard.low_space);
     metrics_set_alarm(METRICS_ALARM_SPOOL_OVER_LIMIT, a->guard.over_limit);
     metrics_set_alarm(METRICS_ALARM_KAFKA_STALLED, a->watch.stalled);
-    if (!a->ml) return;
     json_t *alarms = json_array();
+    metrics_set_alarm(METRICS_ALARM_FIXTURE_SITE_SUSPECT, a->ln ? line_site_alarms(a->ln, NULL) : 0);
+    if (!a->ml) {
+        json_decref(alarms);
+        return;
+    }
     char detail[600];
     if (a->full_detail[0])
         json_array_append_new(alarms, json_pack("{s:s, s:s}", "alarm", "spool_full", "detail", a->full_detail));
@@ -142,6 +174,7 @@ static void agent_publish_status(agent *a)
         delivery_watch_describe(&a->watch, detail, sizeof detail);
         json_array_append_new(alarms, json_pack("{s:s, s:s}", "alarm", "kafka_stalled", "detail", detail));
     }
+    if (a->ln) line_site_alarms(a->ln, alarms); /* fixture_site_suspect, one per site */
     if (!json_array_size(alarms)) {
         json_decref(alarms);
         mqtt_link_set_status(a->ml, NULL);
@@ -158,6 +191,8 @@ static void agent_publish_status(agent *a)
     free(json);
     json_decref(st);
 }
+
+static void agent_sites_changed(void *ud) { agent_publish_status(ud); }
 
 /* Size limit and free space: back-pressure and alarm while the spool is
  * over max_bytes or its filesystem is short of min_free_bytes. */
@@ -301,7 +336,7 @@ static int agent_ride_out_full(agent *a)
     }
     if (probe < 0) log_error("spool: %s", spool_errmsg(a->sp));
     if (probe != 1) return -1;
-    line_hooks hooks = {agent_publish_result, agent_events_committed, a};
+    line_hooks hooks = {agent_publish_result, agent_events_committed, a, agent_sites_changed, agent_publish_live};
     line *ln = line_start(a->cfg, a->sp, &hooks, err, sizeof err);
     if (!ln) {
         log_error("line: %s", err);
@@ -411,7 +446,7 @@ int agent_run(const config *cfg)
         log_error("%s", err);
         goto out;
     }
-    line_hooks hooks = {agent_publish_result, agent_events_committed, &a};
+    line_hooks hooks = {agent_publish_result, agent_events_committed, &a, agent_sites_changed, agent_publish_live};
     if (!(a.ln = line_start(cfg, a.sp, &hooks, err, sizeof err))) {
         log_error("line: %s", err);
         goto out;
@@ -426,7 +461,7 @@ int agent_run(const config *cfg)
     mqtt_link_config mc = {cfg->mqtt_uri,      cfg->mqtt_client_id, cfg->mqtt_username,
                            cfg->mqtt_password, cfg->mqtt_ca_file,   cfg->mqtt_cert_file,
                            cfg->mqtt_key_file, cfg->topic_prefix,   cfg->mqtt_keepalive_s,
-                           &persistence};
+                           &persistence,       agent_on_command};
     if (mqtt_link_start(&a.ml, &mc, agent_on_order, &a, err, sizeof err)) {
         log_error("mqtt: %s", err);
         goto out;

@@ -29,6 +29,8 @@ typedef struct station_site {
     int started;
     latency_hist dispatch; /* written by this site's worker only */
     provision_client *prov; /* this site's own; NULL: no provisioning server */
+    int paused;             /* under st->lock: takes no job (fixture_site_suspect) */
+    char board[ADAPTER_ID_MAX]; /* under st->lock: the board on the site; "" when none */
 } station_site;
 
 struct station {
@@ -209,6 +211,9 @@ static void station_run(station_site *ss, station_job *job)
             goto done;
         }
         station_result_new(ss, job, STATION_LOADED, &out);
+        pthread_mutex_lock(&st->lock);
+        snprintf(ss->board, sizeof ss->board, "%s", job->board_id);
+        pthread_mutex_unlock(&st->lock);
     }
     if (!station_interlock_ok(job->flow, job->n_flow, job->from, job->steps_done)) {
         char detail[128];
@@ -261,16 +266,18 @@ static void *station_main(void *arg)
     station *st = ss->st;
     pthread_mutex_lock(&st->lock);
     for (;;) {
-        while (!st->head && !st->stopping) pthread_cond_wait(&st->cond, &st->lock);
+        while ((!st->head || ss->paused) && !st->stopping) pthread_cond_wait(&st->cond, &st->lock);
         if (st->stopping) break;
         station_node *n = st->head;
         st->head = n->next;
         if (!st->head) st->tail = NULL;
+        snprintf(ss->board, sizeof ss->board, "%s", n->job.board_id); /* "" until a load names it */
         pthread_mutex_unlock(&st->lock);
         latency_add(&ss->dispatch, latency_now_ns() - n->job.queued_ns);
         station_run(ss, &n->job);
         free(n);
         pthread_mutex_lock(&st->lock);
+        ss->board[0] = 0;
         st->queued--;
     }
     pthread_mutex_unlock(&st->lock);
@@ -340,7 +347,7 @@ void station_submit(station *st, const station_job *job)
     else st->head = n;
     st->tail = n;
     st->queued++;
-    pthread_cond_signal(&st->cond);
+    pthread_cond_broadcast(&st->cond); /* a paused site would swallow a signal */
     pthread_mutex_unlock(&st->lock);
 }
 
@@ -350,6 +357,33 @@ int station_load(station *st)
     int n = st->queued;
     pthread_mutex_unlock(&st->lock);
     return n;
+}
+
+void station_pause_site(station *st, uint32_t site, int paused)
+{
+    if (site >= st->n_sites) return;
+    pthread_mutex_lock(&st->lock);
+    st->sites[site].paused = paused;
+    pthread_cond_broadcast(&st->cond);
+    pthread_mutex_unlock(&st->lock);
+}
+
+int station_sites_active(station *st)
+{
+    int n = 0;
+    pthread_mutex_lock(&st->lock);
+    for (uint32_t k = 0; k < st->n_sites; k++) n += !st->sites[k].paused;
+    pthread_mutex_unlock(&st->lock);
+    return n;
+}
+
+uint32_t station_sites(const station *st) { return st->n_sites; }
+
+void station_site_board(station *st, uint32_t site, char *buf, size_t len)
+{
+    pthread_mutex_lock(&st->lock);
+    snprintf(buf, len, "%s", site < st->n_sites ? st->sites[site].board : "");
+    pthread_mutex_unlock(&st->lock);
 }
 
 const char *station_name(const station *st) { return st->name; }

@@ -44,6 +44,8 @@ struct mqtt_link {
     char *cert_file;
     char *key_file;
     char *orders_topic;
+    char *command_topic; /* <prefix>/command/# */
+    mqtt_command_cb command;
     char *result_topic;
     char *status_topic;
     char *prefix;
@@ -161,6 +163,7 @@ static void free_link(mqtt_link *ml)
     free(ml->cert_file);
     free(ml->key_file);
     free(ml->orders_topic);
+    free(ml->command_topic);
     free(ml->result_topic);
     free(ml->status_topic);
     free(ml->prefix);
@@ -353,6 +356,13 @@ static void subscribe_ok(void *ctx, MQTTAsync_successData *resp)
     atomic_store(&ml->subscribed, 1);
     reset_backoff(ml);
     log_info("mqtt: subscribed to %s (granted QoS %d)", ml->orders_topic, resp ? resp->alt.qos : -1);
+    if (ml->command) {
+        MQTTAsync_responseOptions copts = MQTTAsync_responseOptions_initializer;
+        int crc = MQTTAsync_subscribe(ml->client, ml->command_topic, MQTT_LINK_QOS, &copts);
+        if (crc != MQTTASYNC_SUCCESS)
+            log_warn("mqtt: subscribe to %s not sent: %s; operator commands do not reach the agent",
+                     ml->command_topic, MQTTAsync_strerror(crc));
+    }
     /* Announce online only once orders can actually reach us. */
     pthread_mutex_lock(&ml->mu);
     char *status = strdup(ml->status_json ? ml->status_json : ml->online_json);
@@ -426,6 +436,12 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *
                      rc, msg->payloadlen);
             return 0;
         }
+    } else if (ml->command && tlen > strlen(ml->command_topic) - 1 &&
+               memcmp(topic, ml->command_topic, strlen(ml->command_topic) - 1) == 0) {
+        size_t clen = strlen(ml->command_topic) - 1; /* <prefix>/command/ */
+        char cmd[64];
+        snprintf(cmd, sizeof cmd, "%.*s", (int)(tlen - clen), topic + clen);
+        ml->command(ml->ud, cmd, msg->payload, (size_t)msg->payloadlen);
     } else {
         log_debug("mqtt: ignoring message on %.*s", (int)tlen, topic);
     }
@@ -477,6 +493,7 @@ static int copy_config(mqtt_link *ml, const mqtt_link_config *cfg)
     ml->cert_file = dup_opt(cfg->cert_file, &oom);
     ml->key_file = dup_opt(cfg->key_file, &oom);
     ml->orders_topic = concat(cfg->topic_prefix, "/orders", &oom);
+    ml->command_topic = concat(cfg->topic_prefix, "/command/#", &oom);
     ml->result_topic = concat(cfg->topic_prefix, "/orders/result", &oom);
     ml->status_topic = concat(cfg->topic_prefix, "/status", &oom);
     ml->prefix = concat(cfg->topic_prefix, "", &oom);
@@ -540,6 +557,7 @@ int mqtt_link_start(mqtt_link **out, const mqtt_link_config *cfg, mqtt_order_cb 
     pthread_condattr_destroy(&ca);
     ml->cb = cb;
     ml->ud = ud;
+    ml->command = cfg->command;
     if (copy_config(ml, cfg) != 0) {
         free_link(ml);
         return fail(err, err_len, "mqtt: out of memory");

@@ -8,6 +8,10 @@
 
 typedef struct mqtt_link mqtt_link;
 
+/* Called on Paho's thread for a message on <prefix>/command/<command>
+ * ("site/resume"): operator commands, acted on at once, not persisted. */
+typedef void (*mqtt_command_cb)(void *ud, const char *command, const void *payload, size_t len);
+
 typedef struct mqtt_link_config {
     const char *uri;          /* tcp://host:port or ssl://host:port */
     const char *client_id;
@@ -21,6 +25,7 @@ typedef struct mqtt_link_config {
     /* Paho's store for in-flight messages (see mqtt_persist.h); NULL keeps
      * them in memory only, which loses an acknowledged order on a crash. */
     MQTTClient_persistence *persistence;
+    mqtt_command_cb command; /* NULL: no subscription to <prefix>/command/# */
 } mqtt_link_config;
 
 /* Called on Paho's thread for every message on <prefix>/orders, before Paho
@@ -29,6 +34,7 @@ typedef struct mqtt_link_config {
  * one), acknowledges it anyway, and offers it again later: without a store a
  * crash then loses it, which is why the agent always gives Paho one. */
 typedef int (*mqtt_order_cb)(void *ud, const void *payload, size_t len);
+
 
 /* Creates the client (clean session off, automatic reconnect, last will
  * {"state":"offline"} retained on <prefix>/status), connects in the
