@@ -73,6 +73,8 @@ for v in 1.0.0 1.1.0; do
   echo "  $W/fw-$v.bin  sha256 $(sha256sum "$W/fw-$v.bin" | cut -c1-16)..."
 done
 
+HTTP_PORT=$((port + 1))
+(echo >"/dev/tcp/127.0.0.1/$HTTP_PORT") 2>/dev/null && HTTP_PORT=0 # taken: let the agent pick one
 cat >"$W/lineagent.conf" <<CONF
 [agent]
 site = demo
@@ -110,6 +112,8 @@ sim.seed = 11
 adapter = sim
 steps = lock
 sim.step_ms = 10
+[http]
+listen = 127.0.0.1:$HTTP_PORT
 CONF
 
 say "lineagent with the embedded Kafka (5 stations: prog1 write+verify, prov1 provision, fct1 test, cal1 calibrate, lock1 lock)"
@@ -137,6 +141,13 @@ mosquitto_pub -p "$port" -q 1 -t lineagent/demo/smt1/orders -m "$(order 2 1.1.0)
 wait_log "lot LOT-2026-0042 completed" 60
 echo "  order results on lineagent/demo/smt1/orders/result:"
 sed 's/^/    /' "$W/results.jsonl"
+
+sleep 1 # the yield goes out within a second of the last commit
+say "retained live yield on lineagent/demo/smt1/yield (what a dashboard subscribes to)"
+mosquitto_sub -p "$port" -t lineagent/demo/smt1/yield -C 1 -W 5 | jq -c '.completed[0] | {lotId, passed, failed, yield, unitsPerHour, failures, versions}' | sed 's/^/  /'
+HTTP_PORT=$(sed -n 's/.*http: .* (port \([0-9]*\)).*/\1/p' "$W/agent.log" | head -1)
+say "curl http://127.0.0.1:$HTTP_PORT/metrics (Prometheus), the unit and failure counters"
+curl -s "http://127.0.0.1:$HTTP_PORT/metrics" | grep -E '^lineagent_(units_total|step_failures_total|events_)' | grep -v ' 0$' | sed 's/^/  /'
 
 say "traceability summary, read back from Kafka by a consumer"
 "$AGENT" trace --brokers "$BOOTSTRAP" --format summary --expect 200 --idle-ms 1500

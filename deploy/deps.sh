@@ -5,9 +5,10 @@ set -euo pipefail
 
 build=(cmake make gcc pkg-config protobuf-c-compiler libprotobuf-c-dev librdkafka-dev
        libpaho-mqtt-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev zlib1g-dev
-       libinih-dev libjansson-dev libmicrohttpd-dev libgnutls28-dev)
-run=(mosquitto mosquitto-clients)
-test=(libcmocka-dev jq protobuf-compiler gcc-arm-none-eabi qemu-system-arm sqlite3 openssl curl)
+       libinih-dev libjansson-dev libmicrohttpd-dev libgnutls28-dev libsystemd-dev)
+run=(mosquitto mosquitto-clients jq curl)
+test=(libcmocka-dev protobuf-compiler gcc-arm-none-eabi qemu-system-arm sqlite3 openssl
+      socat prometheus systemd dpkg-dev fakeroot)
 
 case "${1:-build}" in
   build) want=("${build[@]}") ;;
