@@ -8,12 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ts_audit.h"
 #include "ts_cli.h"
 #include "ts_config.h"
 #include "ts_consumer.h"
 #include "ts_db.h"
+#include "ts_http.h"
 #include "ts_log.h"
 #include "ts_query.h"
+#include "ts_sample.h"
 
 typedef struct ts_args {
     const char *config, *positional, *firmware, *product, *lot, *file;
@@ -71,6 +74,38 @@ static int ts_cmd_find(const ts_config *cfg, PGconn *db, const ts_args *a)
     return ts_answer(rc, v, a, "firmware", err);
 }
 
+static int ts_cmd_audit(const ts_config *cfg, PGconn *db, const ts_args *a)
+{
+    char err[512];
+    json_t *v;
+    if (ts_audit(db, cfg->unit_timeout_s, cfg->gap_timeout_s, &v, err, sizeof err)) {
+        fprintf(stderr, "tracestore audit: %s\n", err);
+        return 3;
+    }
+    int consistent = json_is_true(json_object_get(v, "consistent"));
+    ts_cli_print(stdout, v, a->json);
+    json_decref(v);
+    return consistent ? 0 : 1;
+}
+
+static int ts_cmd_sample_check(const ts_config *cfg, PGconn *db, const ts_args *a)
+{
+    if (!a->lot || !a->file) {
+        fprintf(stderr, "tracestore sample-check: --lot LOT_ID and --file FILE.csv are required\n");
+        return 2;
+    }
+    char err[512];
+    json_t *v;
+    if (ts_sample_check(db, a->lot, a->file, &v, err, sizeof err)) {
+        fprintf(stderr, "tracestore sample-check: %s\n", err);
+        return 3;
+    }
+    int passed = json_is_true(json_object_get(v, "passed"));
+    ts_cli_print(stdout, v, a->json);
+    json_decref(v);
+    return passed ? 0 : 1;
+}
+
 static int ts_cmd_migrate(const ts_config *cfg, PGconn *db, const ts_args *a)
 {
     char err[512];
@@ -109,7 +144,14 @@ static int ts_cmd_run(const ts_config *cfg, PGconn *db, const ts_args *a)
     } else {
         ts_warn("PostgreSQL not reachable at start (%s); waiting for it", err);
     }
-    return ts_consumer_run(cfg, &ts_stop) ? 3 : 0;
+    ts_http *http = NULL;
+    if (cfg->http_listen && !(http = ts_http_start(cfg, err, sizeof err))) {
+        fprintf(stderr, "tracestore run: %s\n", err);
+        return 3;
+    }
+    int rc = ts_consumer_run(cfg, &ts_stop) ? 3 : 0;
+    ts_http_stop(http);
+    return rc;
 }
 
 static const ts_command ts_commands[] = {
@@ -118,6 +160,9 @@ static const ts_command ts_commands[] = {
     {"unit", "unit SERIAL_OR_BOARD_ID -c FILE [--json]", 1, ts_cmd_unit, 1},
     {"lot", "lot LOT_ID -c FILE [--json]", 1, ts_cmd_lot, 1},
     {"find", "find --firmware VERSION [--product P] [--current] -c FILE [--json]", 0, ts_cmd_find, 1},
+    {"audit", "audit -c FILE [--json]   (exit 1 on findings)", 0, ts_cmd_audit, 1},
+    {"sample-check", "sample-check --lot LOT_ID --file FILE.csv -c FILE [--json]   (exit 1 on discrepancies)", 0,
+     ts_cmd_sample_check, 1},
     {"config", "config -c FILE   (every key with its effective value)", 0, ts_cmd_config, 0},
 };
 #define TS_N_COMMANDS (sizeof ts_commands / sizeof ts_commands[0])

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ts_audit.h"
 #include "ts_batch.h"
 #include "ts_db.h"
 #include "ts_log.h"
@@ -38,6 +39,8 @@ typedef struct ts_consumer {
     int64_t batch_start_ms;
     int paused;
     int db_down_logged;
+    int64_t next_gap_check_ms;
+    long gaps_logged;
 } ts_consumer;
 
 static int64_t ts_now_ms(void)
@@ -218,6 +221,28 @@ static void ts_poll(ts_consumer *c, int ms)
     }
 }
 
+/* Logs the seq gaps open too long whenever their number changes (every
+ * instance of the group sees the same table; each logs). */
+static void ts_check_gaps(ts_consumer *c)
+{
+    int64_t now = ts_now_ms();
+    if (now < c->next_gap_check_ms || !c->db) return;
+    long every = c->cfg->gap_timeout_s / 2;
+    c->next_gap_check_ms = now + 1000 * (every < 1 ? 1 : every > 30 ? 30 : every);
+    char err[512];
+    json_t *list = NULL;
+    long n = ts_audit_gaps(c->db, c->cfg->gap_timeout_s, &list, err, sizeof err);
+    if (n >= 0 && n != c->gaps_logged) {
+        char *text = json_dumps(list, JSON_COMPACT);
+        if (n) ts_warn("%ld seq gap(s) open longer than %lds (events the agents sent never arrived): %s", n,
+                       c->cfg->gap_timeout_s, text ? text : "");
+        else ts_info("every seq gap is closed");
+        free(text);
+        c->gaps_logged = n;
+    }
+    json_decref(list);
+}
+
 static rd_kafka_t *ts_kafka_new(ts_consumer *c)
 {
     char err[512];
@@ -287,6 +312,7 @@ int ts_consumer_run(const ts_config *cfg, volatile sig_atomic_t *stop)
         if (c.batch.n_records &&
             ((long)c.batch.n_records >= cfg->batch_max || ts_now_ms() - c.batch_start_ms >= cfg->batch_wait_ms))
             ts_flush(&c);
+        ts_check_gaps(&c);
     }
     /* One last try for what was read; not stored, it is read again later. */
     if (c.batch.n_records) {

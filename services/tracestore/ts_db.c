@@ -12,6 +12,9 @@
 
 #define TS_MIGRATE_LOCK "SELECT pg_advisory_lock(hashtext('tracestore.migrate'))"
 
+/* Server notices ("relation already exists, skipping") are not news. */
+static void ts_db_notice(void *arg, const char *msg) { ts_debug("PostgreSQL: %.*s", (int)strcspn(msg, "\n"), msg); }
+
 PGconn *ts_db_connect(const ts_config *c, char *err, size_t err_len)
 {
     char pw[256] = "";
@@ -28,6 +31,7 @@ PGconn *ts_db_connect(const ts_config *c, char *err, size_t err_len)
         PQfinish(db);
         return NULL;
     }
+    PQsetNoticeProcessor(db, ts_db_notice, NULL);
     if (ts_db_exec(db, "SET TimeZone = 'UTC'", err, err_len)) {
         PQfinish(db);
         return NULL;

@@ -99,7 +99,7 @@ int ts_query_json(PGconn *db, const char *sql, int n, const char *const *params,
         rc = 1;
     } else {
         json_error_t je;
-        *out = json_loads(PQgetvalue(r, 0, 0), 0, &je);
+        *out = json_loads(PQgetvalue(r, 0, 0), JSON_DECODE_ANY, &je);
         if (*out) rc = 0;
         else snprintf(err, err_len, "database answer is not JSON: %s", je.text);
     }

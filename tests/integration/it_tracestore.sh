@@ -5,8 +5,11 @@
 # against the events the agent emitted, read back with `lineagent trace`.
 # Then: `lineagent spool replay` of the lot changes no count; undecodable
 # records land in rejected_records while consumption goes on; field firmware
-# reports give units a current version (`unit`, `find --current`); and
-# `sample-check` passes a clean sample and finds planted discrepancies.
+# reports give units a current version (`unit`, `find --current`);
+# `sample-check` passes a clean sample and finds planted discrepancies;
+# `audit` is clean, then finds a seq gap, a duplicate serial and MAC and the
+# rejected records; the HTTPS API with its bearer token gives the CLI's
+# answers, health and metrics.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/pv_lib.sh"
 source "$(dirname "$0")/ts_lib.sh"
@@ -16,7 +19,14 @@ start_provisiond "$T/pv.conf"
 start_mosquitto
 start_kafka --topic "$TOPIC" --topic "$FIELD_TOPIC"
 ts_setup
+make_pki "$T/pki"
+head -c 24 /dev/urandom | base64 >"$T/token"; chmod 600 "$T/token"
+write_ts_config "$T/ts.conf" "[http]" "listen = 127.0.0.1:0" "tls_cert = $T/pki/server.pem" \
+  "tls_key = $T/pki/server.key" "token_file = $T/token" "[tracestore]" "gap_timeout_s = 1"
 start_tracestore "$T/ts.conf"
+HTTP_PORT=$(sed -n 's/.*http: listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$TS_LOG")
+[ -n "$HTTP_PORT" ] || fail "tracestore does not say where it listens"
+api() { curl -sS --cacert "$T/pki/tlsca.pem" -H "Authorization: Bearer $(cat "$T/token")" "https://127.0.0.1:$HTTP_PORT$1"; }
 
 stations=("[station prog1]" "adapter = sim" "steps = write, verify" "sim.boards_per_second = 20"
   "[station prov1]" "adapter = sim" "steps = provision"
@@ -92,6 +102,50 @@ for v in 1.0.0 1.1.0; do
 done
 ts find --firmware 1.0.0 --product OTHER --json | jq -e '.count == 0' >/dev/null || fail "find --product OTHER found units"
 
+# --- the same answers over HTTPS
+api "/v1/lots/$LOT" | jq -S 'del(.completedAt, .startedAt)' >"$T/lot.http"
+jq -S 'del(.completedAt, .startedAt)' "$T/lot.json" | diff - "$T/lot.http" >/dev/null || fail "GET /v1/lots/$LOT differs from tracestore lot"
+api "/v1/units/$serial" | jq -e --arg s "$serial" '.serial == $s and .firmware.version == "1.1.0"' >/dev/null || fail "GET /v1/units/$serial"
+[ "$(api "/v1/firmware/1.0.0/units" | jq -c '[.units[].boardId] | unique')" = "$(ts find --firmware 1.0.0 --json | jq -c '[.units[].boardId] | unique')" ] \
+  || fail "GET /v1/firmware/1.0.0/units differs from find"
+api /v1/health | jq -e '.status == "ok" and .database' >/dev/null || fail "health: $(api /v1/health)"
+code() { curl -s -o /dev/null -w '%{http_code}' --cacert "$T/pki/tlsca.pem" "$@"; }
+[ "$(code "https://127.0.0.1:$HTTP_PORT/v1/health")" = 401 ] || fail "no token: not 401"
+[ "$(code -H "Authorization: Bearer wrong" "https://127.0.0.1:$HTTP_PORT/v1/health")" = 401 ] || fail "wrong token: not 401"
+[ "$(code -H "Authorization: Bearer $(cat "$T/token")" "https://127.0.0.1:$HTTP_PORT/v1/units/NOPE")" = 404 ] || fail "unknown unit: not 404"
+[ "$(code -H "Authorization: Bearer $(cat "$T/token")" "https://127.0.0.1:$HTTP_PORT/v1/nothing")" = 404 ] || fail "unknown path: not 404"
+[ "$(code -X POST -H "Authorization: Bearer $(cat "$T/token")" "https://127.0.0.1:$HTTP_PORT/v1/health")" = 405 ] || fail "POST: not 405"
+api /metrics | grep -q "^tracestore_events_stored_total $N$" || fail "metrics: $(api /metrics | grep stored)"
+pass "HTTPS API: lot, unit, firmware scope as the CLI; health; 401 without the token, 404, 405; /metrics"
+
+# --- sample check: three passed units as inspection would read them
+ts audit --json >"$T/audit.json" || fail "audit of a clean lot: $(cat "$T/audit.json")"
+pass "audit: consistent"
+echo "serial,firmware_version,macs,device_id,m:$(ts unit "$serial" --json | jq -r '.measurements[0].name')" >"$T/sample.csv"
+for b in $(jq -r -s 'map(select(.type == "unit_completed" and .unitCompleted.passed) | .boardId)[0:3][]' "$E"); do
+  ts unit "$b" --json | jq -r '[.serial, .firmware.version, (.identities[-1].macs | join(";")), .identities[-1].deviceId,
+    (.measurements[0] | (.low + .high) / 2)] | join(",")' >>"$T/sample.csv"
+done
+ts sample-check --lot $LOT --file "$T/sample.csv" --json >"$T/sample.out" || fail "clean sample: $(cat "$T/sample.out")"
+jq -e '.passed and .rows == 3' "$T/sample.out" >/dev/null || fail "clean sample: $(cat "$T/sample.out")"
+awk -F, 'NR == 3 { $2 = "9.9.9" } NR == 4 { $3 = "02:00:5e:99:99:99" } NR == 4 { $5 = 1e9 } 1' OFS=, "$T/sample.csv" >"$T/planted.csv"
+echo "NO-SUCH-SERIAL,,,," >>"$T/planted.csv"
+rc=0; ts sample-check --lot $LOT --file "$T/planted.csv" --json >"$T/planted.out" || rc=$?
+[ $rc -eq 1 ] || fail "planted sample: exit $rc: $(cat "$T/planted.out")"
+[ "$(jq -c '[.discrepancies[] | [.line, .field]]' "$T/planted.out")" = "[[3,\"firmware_version\"],[4,\"macs\"],[4,\"$(head -1 "$T/sample.csv" | cut -d, -f5)\"],[5,\"serial\"]]" ] \
+  || fail "planted discrepancies: $(jq -c .discrepancies "$T/planted.out")"
+pass "sample-check: clean sample of 3 passes; version, MAC, measurement and unknown serial planted: all 4 found"
+
+# --- field firmware: the OTA server reports what two units run now
+"$TS_FEED" --brokers "$BOOTSTRAP" --topic "$FIELD_TOPIC" field "$serial" 2.0.0 cafe 1767225600000 ota-1 >/dev/null || fail "ts_feed field"
+"$TS_FEED" --brokers "$BOOTSTRAP" --topic "$FIELD_TOPIC" field "$serial" 1.9.0 beef 1767225500000 ota-1 >/dev/null || fail "ts_feed field"
+wait_for 30 "the field reports" offsets_at "$FIELD_TOPIC" 2
+ts unit "$serial" --json | jq -e '.fieldFirmware.version == "2.0.0" and .firmware.version == "1.1.0"' >/dev/null \
+  || fail "unit $serial field firmware: $(ts unit "$serial" --json | jq -c .fieldFirmware)"
+[ "$(ts find --firmware 2.0.0 --current --json | jq -c '[.units[].serial]')" = "[\"$serial\"]" ] || fail "find --current 2.0.0"
+ts find --firmware 1.1.0 --json | jq -e --arg s "$serial" 'any(.units[]; .serial == $s)' >/dev/null || fail "factory scope lost the unit"
+pass "field firmware: $serial runs 2.0.0 (the older 1.9.0 report arrived later and did not win), factory 1.1.0"
+
 # --- replay of the lot changes no count
 before=$(ts_sql "SELECT (SELECT count(*) FROM events) || ' ' || (SELECT count(*) FROM measurements) || ' ' || (SELECT count(*) FROM unit_writes) || ' ' || (SELECT count(*) FROM units)")
 "$AGENT" spool replay -c "$T/agent.conf" --lot $LOT --brokers "$BOOTSTRAP" 2>"$T/replay.err" || fail "replay: $(cat "$T/replay.err")"
@@ -114,3 +168,34 @@ for why in "undecodable" "missing event_id" "unknown or missing event type" "tim
 done
 [ "$(stored_events)" -eq $((N + 7)) ] || fail "the good records after the bad ones were not all stored"
 pass "4 bad records in rejected_records ($rej); the 7 after them stored"
+
+# --- audit findings: a seq gap, a serial and a MAC on two boards, the rejected records
+"$TS_FEED" --brokers "$BOOTSTRAP" events 6 --lot-size 2 --tag gap --skip-seq 3 >/dev/null || fail "ts_feed gap"
+wait_for 30 "the gap events" events_at_least $((N + 7 + 5))
+dup=$(jq -r -s 'map(select(.type == "unit_provisioned"))[0] | [.unitProvisioned.serial, .unitProvisioned.macs[0]] | join(" ")' "$E")
+# Planted in SQL: the agent and provisiond prevent this; the audit must still see it.
+ts_sql "INSERT INTO identities VALUES ('planted', now(), 'LOT-X', 'LOT-X-B1', '${dup% *}', ARRAY['${dup#* }'], 'd', 'c', 'prov9', 'S2', 'L9')" >/dev/null
+sleep 1.2 # gap_timeout_s = 1
+rc=0; ts audit --json >"$T/audit.json" || rc=$?
+[ $rc -eq 1 ] || fail "audit exit $rc with findings"
+kinds=$(jq -c '[.findings[].kind] | group_by(.) | map({(.[0]): length}) | add' "$T/audit.json")
+# and the gap feed's last board, stamped 2026-01-01, long past unit_timeout_s without an outcome
+[ "$kinds" = '{"mac_on_two_boards":1,"rejected_record":4,"seq_gap":1,"serial_on_two_boards":1,"unit_without_outcome":1}' ] \
+  || fail "audit findings $kinds"
+jq -e '.findings[] | select(.kind == "unit_without_outcome") | .boardId == "gap-A0-LOT000000-B00001"' "$T/audit.json" >/dev/null \
+  || fail "unit without outcome: $(jq -c '.findings[] | select(.kind == "unit_without_outcome")' "$T/audit.json")"
+jq -e '.findings[] | select(.kind == "seq_gap") | .fromSeq == 3 and .toSeq == 3 and .agent == "gap-agent-0000"' "$T/audit.json" >/dev/null \
+  || fail "gap finding $(jq -c '.findings[] | select(.kind == "seq_gap")' "$T/audit.json")"
+wait_for 10 "the gap in the log" grep -q "seq gap(s) open longer" "$TS_LOG"
+api /metrics | grep -q '^tracestore_seq_gaps 1$' || fail "metrics gaps: $(api /metrics | grep gaps)"
+pass "audit: $kinds; the gap is logged and in /metrics"
+
+# --- configuration errors name file and line
+printf '[postgres]\nconninfo = x\n[kafka]\nbatch_max = 0\n' >"$T/bad.conf"
+ts_err=$("$TRACESTORE" config -c "$T/bad.conf" 2>&1) && fail "batch_max = 0 accepted"
+grep -q "bad.conf:4: batch_max must be an integer in 1..100000" <<<"$ts_err" || fail "config error: $ts_err"
+printf '[http]\nlisten = 0.0.0.0:8080\n' >"$T/bad.conf"
+ts_err=$("$TRACESTORE" config -c "$T/bad.conf" 2>&1) && fail "plain HTTP off loopback accepted"
+grep -q "tls_cert, tls_key and token_file are required" <<<"$ts_err" || fail "config error: $ts_err"
+stop_tracestore "$TS_PID"
+pass "config errors with file:line; SIGTERM: exit 0"
