@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* ts_batch.h - the records consumed since the last database commit, already
+ * in the form they are written in: COPY text for the staging tables, the
+ * rejected records, and per partition the next offset to read. A batch is
+ * stored whole or not at all (ts_store.h). */
+#ifndef TS_BATCH_H
+#define TS_BATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ts_decode.h"
+
+typedef struct ts_buf {
+    char *p;
+    size_t len, cap;
+} ts_buf;
+
+typedef struct ts_rejected {
+    char *topic, *reason;
+    int32_t partition;
+    int64_t offset;
+    void *key, *value;
+    size_t key_len, value_len;
+} ts_rejected;
+
+typedef struct ts_pos {
+    char *topic;
+    int32_t partition;
+    int64_t next_offset;
+} ts_pos;
+
+typedef struct ts_batch {
+    ts_buf events, meas, field; /* COPY text of ts_stg, ts_stg_meas, ts_stg_field */
+    size_t n_records, n_events, n_meas, n_field;
+    ts_rejected *rejected;
+    size_t n_rejected;
+    ts_pos *pos;
+    size_t n_pos;
+} ts_batch;
+
+/* The staging table of events, its columns in COPY order (ts_store.c makes
+ * the table from this). */
+const char *ts_batch_stg_columns(void);
+
+/* Decodes one record and appends it (or its rejection); advances the
+ * partition's next offset past it either way. */
+void ts_batch_add(ts_batch *b, const char *topic, int32_t partition, int64_t offset, const void *key,
+                  size_t key_len, const void *value, size_t value_len, ts_rec_kind kind);
+
+void ts_batch_reset(ts_batch *b); /* empty, buffers kept for the next */
+void ts_batch_free(ts_batch *b);
+
+#endif

@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* ts_db.h - PostgreSQL connections and schema migrations. */
+#ifndef TS_DB_H
+#define TS_DB_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+
+#include "ts_config.h"
+
+/* A connection per [postgres] (password from password_file), session time
+ * zone UTC; NULL with err set. */
+PGconn *ts_db_connect(const ts_config *c, char *err, size_t err_len);
+
+/* Runs sql (one or more statements without parameters); -1 with the
+ * server's message in err. */
+int ts_db_exec(PGconn *db, const char *sql, char *err, size_t err_len);
+
+/* Applies every pending migration, each in a transaction, logging each;
+ * returns how many were applied, or -1 with err set. */
+int ts_db_migrate(PGconn *db, char *err, size_t err_len);
+
+/* Migrations not yet applied (0: current), or -1 with err set. */
+int ts_db_pending(PGconn *db, char *err, size_t err_len);
+
+#endif
