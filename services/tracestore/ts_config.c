@@ -44,6 +44,8 @@ static const ts_key ts_keys[] = {
     S("http", "tls_key", NULL, http_tls_key, "PEM private key for HTTPS, mode 0600"),
     S("http", "token_file", NULL, http_token_file,
       "file with the bearer token clients must send, mode 0600; required off loopback"),
+    I("http", "stale_after_s", 300, 5, 86400, http_stale_after_s,
+      "the web page shows a line as stale when none of its events was stored for this long"),
     S("tracestore", "log_level", "info", log_level, "error, warn, info or debug"),
     I("tracestore", "retry_max_ms", 10000, 100, 600000, retry_max_ms,
       "longest wait between retries while PostgreSQL is unreachable (backoff doubles up to it)"),

@@ -29,7 +29,7 @@ typedef struct ts_config {
     char *http_listen, *http_tls_cert, *http_tls_key, *http_token_file;
     /* [tracestore] */
     char *log_level;
-    long retry_max_ms, gap_timeout_s, unit_timeout_s;
+    long retry_max_ms, gap_timeout_s, unit_timeout_s, http_stale_after_s;
 } ts_config;
 
 /* Loads and checks path; on error returns -1 with "FILE:LINE: why" in err. */

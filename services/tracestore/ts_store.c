@@ -205,6 +205,10 @@ static int ts_store_txn(PGconn *db, const ts_batch *b, const char *group, ts_sto
             return -1;
         res->duplicates = b->n_events - res->stored;
         if (res->stored && ts_db_exec(db, ts_derive_sql, err, err_len)) return -1;
+        /* Delivered at commit, to every listener (the web page's live feed,
+         * in this instance or another): nothing is announced before it is
+         * stored, and a rolled-back batch announces nothing. */
+        if (res->stored && ts_db_exec(db, "NOTIFY tracestore_stored", err, err_len)) return -1;
     }
     if (b->n_field && ts_exec_params(db, ts_field_sql, 0, NULL, NULL, NULL, &res->field_stored, err, err_len))
         return -1;

@@ -3,9 +3,10 @@
 // chromium, driven by playwright-core; no browser download). Run by
 // tests/integration/it_web.sh, which starts the stack and passes what the
 // page must show in environment variables:
-//   node web_check.mjs live    TS_URL LINE_KEY FINAL_PASSED SHOT_DIR
-//     "Lines now" is open while a lot runs: the tile's passed count must rise
-//     without a reload and end equal to FINAL_PASSED.
+//   node web_check.mjs live    TS_URL LINE_KEY READY_FILE FINAL_PASSED_FILE SHOT_DIR
+//     "Lines now" is open (READY_FILE written once its live feed is) while a lot runs: the tile's passed count must rise
+//     without a reload and end equal to the count the harness writes to
+//     FINAL_PASSED_FILE once the lot is over.
 //   node web_check.mjs pages   TS_URL LOT_ID LAST_OLD FIRST_NEW SERIAL SERIAL_VERSION MEASUREMENTS SHOT_DIR
 //     the lot page names the changeover's boundary boards, a serial search
 //     shows its firmware and every measurement, and each page is screenshot.
@@ -36,20 +37,27 @@ async function page(width = 1366, height = 768) {
 }
 
 async function live() {
-  const key = env('LINE_KEY'), final = Number(env('FINAL_PASSED'));
+  const key = env('LINE_KEY'), finalFile = env('FINAL_PASSED_FILE');
+  const {existsSync, readFileSync} = await import('node:fs');
+  let final = null;
   const p = await page(1920, 1080);
   await p.goto(`${base}/`);
   // A marker that a reload would wipe.
   await p.evaluate(() => { window.__noReload = true; });
+  // The live feed is open: tell the harness it may start the lot.
+  await p.locator('#conn', {hasText: 'live'}).waitFor({timeout: 30000});
+  const {writeFileSync} = await import('node:fs');
+  writeFileSync(env('READY_FILE'), 'ready\n');
   const tile = p.locator(`[data-line="${key}"] [data-testid=passed]`);
   const seen = new Set();
   const deadline = Date.now() + Number(process.env.LIVE_TIMEOUT_MS || 120000);
   let last = -1;
   while (Date.now() < deadline) {
+    if (final === null && existsSync(finalFile)) final = Number(readFileSync(finalFile, 'utf8'));
     if (await tile.count()) {
       last = Number(await tile.first().textContent());
       seen.add(last);
-      if (last === final) break;
+      if (final !== null && last === final) break;
     }
     await p.waitForTimeout(100);
   }
@@ -61,11 +69,13 @@ async function live() {
   ok(`"Lines now" tile ${key} rose live through ${rising.length} values to ${final} without a reload`);
 }
 
+let current = null; // the page in use, whose text a failure prints
+
 async function pages() {
   const lot = env('LOT_ID'), lastOld = env('LAST_OLD'), firstNew = env('FIRST_NEW');
   const serial = env('SERIAL'), version = env('SERIAL_VERSION');
   const names = env('MEASUREMENTS').split(',').filter(Boolean);
-  const p = await page();
+  const p = current = await page();
 
   await p.goto(`${base}/#/lot/${encodeURIComponent(lot)}`);
   await p.locator('[data-testid=changeovers]').waitFor({timeout: 15000});
@@ -105,6 +115,7 @@ try {
   else { console.error('usage: web_check.mjs live|pages'); process.exitCode = 2; }
 } catch (e) {
   if (!process.exitCode) { console.error(`FAIL: ${e.message}`); process.exitCode = 1; }
+  if (current) console.error(`page ${current.url()} shows:\n${await current.locator('main').innerText().catch(() => '?')}`);
 } finally {
   await browser.close();
 }

@@ -43,10 +43,15 @@ const enc = encodeURIComponent;
 function show(title, ...content) {
   view.replaceChildren(el('h1', {}, title), ...content);
 }
+// Appends to the view, skipping absent parts.
+function add(...parts) {
+  view.append(...parts.filter((p) => p !== null && p !== undefined));
+}
 function fail(err) {
   view.append(el('p', {class: 'error', role: 'alert'}, String(err.message || err)));
 }
 function table(cols, rows, attrs) {
+  if (!rows.length) return el('p', attrs || {}, 'None recorded.');
   return el('table', attrs || {},
     el('thead', {}, el('tr', {}, cols.map((c) => el('th', {class: c.num ? 'num' : null, scope: 'col'}, c.title)))),
     el('tbody', {}, rows.map((r) => el('tr', {}, cols.map((c) => {
@@ -108,8 +113,10 @@ function timeline(boards, changeovers) {
     r.append(svg('title', {}, `${b.boardId} ${b.version || 'not written'}${b.passed === false ? ' failed' : ''}`));
     s.append(r);
     if (bounds.has(b.boardId)) {
-      s.append(svg('line', {x1: i * bw + bw / 2, x2: i * bw + bw / 2, y1: 5, y2: 45, stroke: '#fff', 'stroke-width': 2}));
-      s.append(svg('text', {x: Math.min(i * bw, w - 60), y: 58}, b.boardId));
+      // The boundary between two boards: the old one's name ends at it, the new one's starts there.
+      const old = changeovers.some((c) => c.lastOldBoard === b.boardId), x = old ? (i + 1) * bw : i * bw;
+      s.append(svg('line', {x1: x, x2: x, y1: 4, y2: 46, stroke: '#fff', 'stroke-width': 2}));
+      s.append(svg('text', {x: old ? x - 4 : x + 4, y: 58, 'text-anchor': old ? 'end' : 'start'}, b.boardId));
     }
   });
   const legend = el('p', {}, versions.map((v) => el('span', {style: `color:${colour(v)};margin-right:1rem`}, `■ ${v}`)));
@@ -119,7 +126,7 @@ function pareto(title, rows) {
   // Bars sorted by count, with the cumulative share as a line.
   rows = [...rows].sort((a, b) => b.count - a.count);
   const total = rows.reduce((t, r) => t + r.count, 0) || 1, max = rows[0] ? rows[0].count : 1;
-  const w = 500, h = 220, bw = (w - 40) / Math.max(rows.length, 1);
+  const w = 500, h = 220, bw = Math.min((w - 40) / Math.max(rows.length, 1), 90);
   const s = svg('svg', {viewBox: `0 0 ${w} ${h + 60}`, role: 'img', 'aria-label': title});
   let cum = 0, pts = [];
   rows.forEach((r, i) => {
@@ -145,7 +152,8 @@ function histogram(m) {
   }
   for (const [v, label] of [[m.low, 'low'], [m.high, 'high']]) {
     s.append(svg('line', {x1: x(v), x2: x(v), y1: 0, y2: h, stroke: 'var(--bad)', 'stroke-width': 2}));
-    s.append(svg('text', {x: x(v) + 3, y: h + 20}, `${label} ${v}`));
+    s.append(svg('text', {x: label === 'low' ? x(v) + 3 : x(v) - 3, y: h + 20,
+                          'text-anchor': label === 'low' ? 'start' : 'end'}, `${label} ${v}`));
   }
   return el('div', {class: 'chart', 'data-measurement': m.name},
     el('h2', {}, `${m.name} [${m.unit || ''}]`), s,
@@ -161,11 +169,12 @@ async function viewLot(id) {
       api(`/v1/lots/${enc(id)}/failures`), api(`/v1/lots/${enc(id)}/measurements`)]);
     if (!lot) return fail(new Error(`no lot ${id}`));
     const changeovers = lot.changeovers || [];
-    view.append(
+    add(
       el('div', {class: 'cards'},
         card('units', lot.units, 'lot-units'), card('passed', lot.passed, 'lot-passed'),
         card('failed', lot.failed, 'lot-failed'), card('product', lot.product || '-'),
-        card('yield', pct(lot.units ? lot.passed / lot.units : null))),
+        card('in progress', lot.inProgress), card('first-pass yield', pct(lot.firstPassYield)),
+        card('yield', pct(lot.passed + lot.failed ? lot.passed / (lot.passed + lot.failed) : null))),
       el('h2', {}, 'Units per firmware version'),
       table([{title: 'version', get: (r) => r[0]}, {title: 'units', num: true, get: (r) => r[1]}],
             Object.entries(lot.versions || {})),
@@ -196,7 +205,7 @@ async function viewUnit(q) {
     const u = await api(`/v1/units/${enc(q)}`);
     if (!u) return fail(new Error(`no unit matches ${q}`));
     const fw = u.firmware || {};
-    view.append(
+    add(
       el('div', {class: 'cards'},
         card('serial', u.serial || '-', 'unit-serial'), card('board', u.boardId || '-'),
         card('lot', el('a', {href: `#/lot/${enc(u.lot || '')}`}, u.lot || '-')),
@@ -204,15 +213,16 @@ async function viewUnit(q) {
         card('outcome', u.passed === true ? 'passed' : u.passed === false ? 'failed' : 'in progress', 'unit-outcome')),
       el('h2', {}, 'Firmware'),
       table([{title: 'version', get: (r) => r.version}, {title: 'sha256', get: (r) => r.sha256},
-             {title: 'verified by', get: (r) => r.verifiedBy || r.readbackSha256 || '-'},
-             {title: 'station', get: (r) => r.station || '-'}, {title: 'time', get: (r) => when(r.time)}], [fw]),
-      u.fieldFirmware ? el('p', {}, `In the field now: ${u.fieldFirmware.version} (${when(u.fieldFirmware.time)})`) : null,
+             {title: 'verified', get: (r) => (r.verified ? `read back: ${r.verifiedBy || 'SHA-256'} matches` : 'NOT verified'),
+              cls: (r) => (r.verified ? 'pass' : 'fail')},
+             {title: 'station', get: (r) => r.station || '-'}, {title: 'written', get: (r) => when(r.writtenAt)}], [fw]),
+      u.fieldFirmware ? el('p', {}, `In the field now: ${u.fieldFirmware.version} (reported ${when(u.fieldFirmware.reportedAt)})`) : null,
       el('h2', {}, 'Identity'),
-      u.identity ? table([{title: 'serial', get: (i) => i.serial}, {title: 'MACs', get: (i) => (i.macs || []).join(' ')},
-                          {title: 'device id', get: (i) => i.deviceId}, {title: 'certificate sha256', get: (i) => i.certificateSha256}],
-                         [u.identity]) : el('p', {}, 'Not provisioned.'),
+      (u.identities || []).length ? table([{title: 'serial', get: (i) => i.serial}, {title: 'MACs', get: (i) => (i.macs || []).join(' ')},
+                          {title: 'device id', get: (i) => i.deviceId}, {title: 'certificate sha256', get: (i) => i.certificateSha256},
+                          {title: 'time', get: (i) => when(i.time)}], u.identities) : el('p', {}, 'Not provisioned.'),
       el('h2', {}, 'Measurements'),
-      table([{title: 'name', get: (m) => m.name}, {title: 'value', num: true, get: (m) => m.value},
+      table([{title: 'name', get: (m) => m.name}, {title: 'value', num: true, get: (m) => num(m.value, 4)},
              {title: 'low', num: true, get: (m) => m.low}, {title: 'high', num: true, get: (m) => m.high},
              {title: 'unit', get: (m) => m.unit}, {title: 'result', get: (m) => (m.passed ? 'pass' : 'FAIL'),
               cls: (m) => (m.passed ? 'pass' : 'fail')}, {title: 'station', get: (m) => m.station || '-'}],
@@ -220,12 +230,13 @@ async function viewUnit(q) {
       el('h2', {}, 'Calibration'),
       table([{title: 'offset', num: true, get: (c) => c.offset}, {title: 'gain', num: true, get: (c) => c.gain},
              {title: 'residual', num: true, get: (c) => c.residual}, {title: 'station', get: (c) => c.station || '-'}],
-            u.calibrations || (u.calibration ? [u.calibration] : [])),
+            u.calibrations || []),
       el('h2', {}, 'Lock'),
-      el('p', {}, u.lock ? `debug port locked${u.lock.verified ? ' and verified' : ' (NOT verified)'} at ${when(u.lock.time)}` : 'no lock recorded'),
+      table([{title: 'debug port', get: (l) => (l.verified ? 'locked, verified' : 'NOT verified'), cls: (l) => (l.verified ? 'pass' : 'fail')},
+             {title: 'station', get: (l) => l.station || '-'}, {title: 'time', get: (l) => when(l.time)}], u.locks || []),
       el('h2', {}, 'Failures'),
-      table([{title: 'step', get: (f) => f.step}, {title: 'mode', get: (f) => f.mode || f.failureMode},
-             {title: 'detail', get: (f) => f.detail}, {title: 'station', get: (f) => `${f.station || '-'}#${f.site ?? f.stationSite ?? 0}`},
+      table([{title: 'step', get: (f) => f.step}, {title: 'mode', get: (f) => f.failureMode},
+             {title: 'detail', get: (f) => f.detail}, {title: 'station', get: (f) => `${f.station || '-'}#${f.stationSite ?? 0}`},
              {title: 'time', get: (f) => when(f.time)}], u.failures || []));
   } catch (e) { fail(e); }
 }
@@ -241,10 +252,10 @@ async function viewRecall(version, product) {
   try {
     const r = await api(q);
     const units = (r && r.units) || [];
-    view.append(el('p', {}, `${units.length} units carry ${version}. `,
+    add(el('p', {}, `${units.length} units carry ${version}. `,
       el('a', {href: q + (product ? '&' : '?') + 'format=csv', download: `recall-${version}.csv`}, 'Download CSV')),
       table([{title: 'serial', get: (u) => u.serial}, {title: 'board', get: (u) => u.boardId},
-             {title: 'lot', get: (u) => el('a', {href: `#/lot/${enc(u.lot || u.lotId || '')}`}, u.lot || u.lotId)},
+             {title: 'lot', get: (u) => el('a', {href: `#/lot/${enc(u.lot)}`}, u.lot)},
              {title: 'product', get: (u) => u.product || '-'}], units, {'data-testid': 'recall'}));
   } catch (e) { fail(e); }
 }
@@ -255,8 +266,9 @@ async function viewAudit() {
   try {
     const a = await api('/v1/audit');
     const f = (a && a.findings) || [];
-    view.append(el('p', {class: f.length ? 'warn' : 'pass'}, f.length ? `${f.length} findings` : 'Consistent: no findings.'),
-      table([{title: 'kind', get: (x) => x.kind}, {title: 'detail', get: (x) => x.detail}], f));
+    add(el('p', {class: f.length ? 'warn' : 'pass'}, f.length ? `${f.length} findings` : 'Consistent: no findings.'),
+      table([{title: 'kind', get: (x) => x.kind},
+             {title: 'detail', get: ({kind, ...rest}) => Object.entries(rest).map(([k, v]) => `${k}: ${JSON.stringify(v)}`).join(' · ')}], f));
   } catch (e) { fail(e); }
 }
 
