@@ -314,7 +314,7 @@ static void *ts_dup(const void *p, size_t n)
     return c;
 }
 
-static void ts_advance(ts_batch *b, const char *topic, int32_t partition, int64_t offset)
+void ts_batch_add_position(ts_batch *b, const char *topic, int32_t partition, int64_t offset)
 {
     for (size_t i = 0; i < b->n_pos; i++)
         if (b->pos[i].partition == partition && strcmp(b->pos[i].topic, topic) == 0) {
@@ -325,22 +325,68 @@ static void ts_advance(ts_batch *b, const char *topic, int32_t partition, int64_
     b->pos[b->n_pos++] = (ts_pos){strdup(topic), partition, offset + 1};
 }
 
+static size_t ts_arena(ts_buf *a, const void *p, size_t n)
+{
+    size_t at = a->len;
+    if (n) ts_put(a, p, n);
+    return at;
+}
+
+static void ts_note_month(ts_batch *b, int64_t ms)
+{
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    int32_t m = (tm.tm_year + 1900) * 12 + tm.tm_mon;
+    for (size_t i = 0; i < b->n_months; i++)
+        if (b->months[i] == m) return;
+    b->months = realloc(b->months, (b->n_months + 1) * sizeof *b->months);
+    b->months[b->n_months++] = m;
+}
+
+void ts_batch_reject(ts_batch *b, const char *topic, int32_t partition, int64_t offset, const void *key,
+                     size_t key_len, const void *value, size_t value_len, const char *reason)
+{
+    b->rejected = realloc(b->rejected, (b->n_rejected + 1) * sizeof *b->rejected);
+    b->rejected[b->n_rejected++] = (ts_rejected){strdup(topic), strdup(reason), partition, offset,
+                                                 ts_dup(key, key_len), ts_dup(value, value_len), key_len,
+                                                 value_len};
+}
+
+void ts_batch_raw(const ts_batch *b, size_t i, const char **topic, const void **key, const void **value)
+{
+    const ts_raw *r = &b->raw[i];
+    *topic = b->raw_bytes.p + r->topic;
+    *key = r->has_key ? b->raw_bytes.p + r->key : NULL;
+    *value = b->raw_bytes.p + r->value;
+}
+
 void ts_batch_add(ts_batch *b, const char *topic, int32_t partition, int64_t offset, const void *key,
                   size_t key_len, const void *value, size_t value_len, ts_rec_kind kind)
 {
+    if (b->n_raw == b->cap_raw) {
+        b->cap_raw = b->cap_raw ? 2 * b->cap_raw : 1024;
+        b->raw = realloc(b->raw, b->cap_raw * sizeof *b->raw);
+    }
+    ts_raw *r = &b->raw[b->n_raw++];
+    *r = (ts_raw){.key_len = key_len, .value_len = value_len, .has_key = key != NULL, .partition = partition,
+                  .offset = offset, .kind = kind};
+    r->topic = ts_arena(&b->raw_bytes, topic, strlen(topic) + 1);
+    r->key = ts_arena(&b->raw_bytes, key, key ? key_len : 0);
+    r->value = ts_arena(&b->raw_bytes, value, value ? value_len : 0);
     ts_decoded d;
     char reason[200];
     b->n_records++;
-    ts_advance(b, topic, partition, offset);
+    ts_batch_add_position(b, topic, partition, offset);
     if (ts_decode_record(value, value_len, kind, &d, reason, sizeof reason) != 0) {
-        b->rejected = realloc(b->rejected, (b->n_rejected + 1) * sizeof *b->rejected);
-        b->rejected[b->n_rejected++] = (ts_rejected){strdup(topic), strdup(reason), partition, offset,
-                                                     ts_dup(key, key_len), ts_dup(value, value_len),
-                                                     key_len, value_len};
+        ts_batch_reject(b, topic, partition, offset, key, key_len, value, value_len, reason);
         return;
     }
-    if (kind == TS_REC_TRACE) ts_add_event(b, &d, topic, partition, offset, value, value_len);
-    else ts_add_field(b, d.ff, topic, partition, offset);
+    if (kind == TS_REC_TRACE) {
+        ts_add_event(b, &d, topic, partition, offset, value, value_len);
+        ts_note_month(b, d.ev->time_ms);
+    } else
+        ts_add_field(b, d.ff, topic, partition, offset);
     ts_decoded_free(&d);
 }
 
@@ -353,7 +399,8 @@ void ts_batch_reset(ts_batch *b)
         free(b->rejected[i].value);
     }
     for (size_t i = 0; i < b->n_pos; i++) free(b->pos[i].topic);
-    b->n_rejected = b->n_pos = 0;
+    b->n_rejected = b->n_pos = b->n_raw = b->n_months = 0;
+    b->raw_bytes.len = 0;
     b->events.len = b->meas.len = b->field.len = 0;
     b->n_records = b->n_events = b->n_meas = b->n_field = 0;
 }
@@ -366,5 +413,8 @@ void ts_batch_free(ts_batch *b)
     free(b->field.p);
     free(b->rejected);
     free(b->pos);
+    free(b->raw);
+    free(b->raw_bytes.p);
+    free(b->months);
     memset(b, 0, sizeof *b);
 }

@@ -117,17 +117,19 @@ static int ts_copy(PGconn *db, const char *table, const ts_buf *data, char *err,
     snprintf(sql, sizeof sql, "COPY %s FROM STDIN", table);
     PGresult *r = PQexec(db, sql);
     int ok = PQresultStatus(r) == PGRES_COPY_IN;
+    if (!ok) ts_db_error(db, r, err, err_len);
     PQclear(r);
-    if (ok) ok = PQputCopyData(db, data->p, (int)data->len) == 1 && PQputCopyEnd(db, NULL) == 1;
-    if (ok) {
-        r = PQgetResult(db);
-        ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-        PQclear(r);
-        while ((r = PQgetResult(db))) PQclear(r);
+    if (!ok) return -1;
+    if (PQputCopyData(db, data->p, (int)data->len) != 1 || PQputCopyEnd(db, NULL) != 1) {
+        ts_db_error(db, NULL, err, err_len);
+        ok = 0;
     }
-    if (!ok) {
-        snprintf(err, err_len, "COPY %s: %s", table, PQerrorMessage(db));
-        err[strcspn(err, "\n")] = '\0';
+    while ((r = PQgetResult(db))) {
+        if (ok && PQresultStatus(r) != PGRES_COMMAND_OK) {
+            ts_db_error(db, r, err, err_len);
+            ok = 0;
+        }
+        PQclear(r);
     }
     return ok ? 0 : -1;
 }
@@ -140,10 +142,7 @@ static int ts_exec_params(PGconn *db, const char *sql, int n, const char *const 
     ExecStatusType st = PQresultStatus(r);
     int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
     if (ok && rows) *rows = strtoull(PQcmdTuples(r), NULL, 10);
-    if (!ok) {
-        snprintf(err, err_len, "%s", PQerrorMessage(db));
-        err[strcspn(err, "\n")] = '\0';
-    }
+    if (!ok) ts_db_error(db, r, err, err_len);
     PQclear(r);
     return ok ? 0 : -1;
 }
@@ -189,9 +188,6 @@ static int ts_store_txn(PGconn *db, const ts_batch *b, const char *group, ts_sto
         ts_copy(db, "ts_stg_field", &b->field, err, err_len))
         return -1;
     if (b->n_events) {
-        if (ts_exec_params(db, "SELECT ts_ensure_month(m) FROM (SELECT DISTINCT date_trunc('month', time) m"
-                               " FROM ts_stg) x", 0, NULL, NULL, NULL, NULL, err, err_len))
-            return -1;
         if (ts_exec_params(db,
                            "WITH ins AS (INSERT INTO events (event_id, time, seq, agent_key, agent_instance_id,"
                            " site, line, station, order_id, lot_id, board_id, serial, type, topic, kafka_partition,"
@@ -214,11 +210,27 @@ static int ts_store_txn(PGconn *db, const ts_batch *b, const char *group, ts_sto
     return ts_store_offsets(db, b, group, err, err_len);
 }
 
+/* The months' partitions, each created and committed on its own before the
+ * batch's transaction, so no batch holds the partition lock for long. */
+static int ts_store_months(PGconn *db, const ts_batch *b, char *err, size_t err_len)
+{
+    for (size_t i = 0; i < b->n_months; i++) {
+        char year[16], month[16];
+        snprintf(year, sizeof year, "%d", (int)(b->months[i] / 12));
+        snprintf(month, sizeof month, "%d", (int)(b->months[i] % 12) + 1);
+        const char *vals[] = {year, month};
+        if (ts_exec_params(db, "SELECT ts_ensure_month(make_timestamptz($1, $2, 1, 0, 0, 0, 'UTC'))", 2, vals,
+                           NULL, NULL, NULL, err, err_len))
+            return -1;
+    }
+    return 0;
+}
+
 int ts_store_flush(PGconn *db, const ts_batch *b, const char *group, ts_store_result *res, char *err,
                    size_t err_len)
 {
     memset(res, 0, sizeof *res);
-    if (ts_db_exec(db, "BEGIN", err, err_len)) return -1;
+    if (ts_store_months(db, b, err, err_len) || ts_db_exec(db, "BEGIN", err, err_len)) return -1;
     if (ts_store_txn(db, b, group, res, err, err_len) == 0 && ts_db_exec(db, "COMMIT", err, err_len) == 0)
         return 0;
     char ignored[64];
@@ -239,10 +251,7 @@ int64_t ts_store_offset(PGconn *db, const char *group, const char *topic, int32_
                                3, NULL, vals, NULL, NULL, 0);
     int64_t off = -2;
     if (PQresultStatus(r) == PGRES_TUPLES_OK) off = PQntuples(r) ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : -1;
-    else {
-        snprintf(err, err_len, "%s", PQerrorMessage(db));
-        err[strcspn(err, "\n")] = '\0';
-    }
+    else ts_db_error(db, r, err, err_len);
     PQclear(r);
     return off;
 }
