@@ -16,6 +16,9 @@ typedef struct ts_buf {
     size_t len, cap;
 } ts_buf;
 
+/* Appends up to 63 formatted bytes (%c of 0 appends a NUL). */
+void ts_buf_printf(ts_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 typedef struct ts_rejected {
     char *topic, *reason;
     int32_t partition;
@@ -59,6 +62,8 @@ typedef struct ts_batch {
 /* The staging table of events, its columns in COPY order (ts_store.c makes
  * the table from this). */
 const char *ts_batch_stg_columns(void);
+/* The same columns' names but the payload: those of ts_new. */
+const char *ts_batch_new_columns(void);
 
 /* Decodes one record and appends it (or its rejection); advances the
  * partition's next offset past it either way. */

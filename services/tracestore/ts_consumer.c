@@ -290,7 +290,9 @@ static rd_kafka_t *ts_kafka_new(ts_consumer *c)
     char err[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     const ts_config *cfg = c->cfg;
-    int bad = 0;
+    /* librdkafka's 500 ms would be most of the latency budget (event to
+     * row queryable) on a quiet topic; the config may say otherwise. */
+    int bad = rd_kafka_conf_set(conf, "fetch.wait.max.ms", "50", err, sizeof err) != RD_KAFKA_CONF_OK;
     for (int i = 0; i < cfg->n_rdkafka && !bad; i++)
         bad = rd_kafka_conf_set(conf, cfg->rdkafka[i].key, cfg->rdkafka[i].value, err, sizeof err) !=
               RD_KAFKA_CONF_OK;

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tracestore end to end: a lot of 30 provisioned boards with the firmware
 # changed mid-lot goes agent -> Kafka -> tracestore -> PostgreSQL, and the
 # CLI's answers (lot, unit by serial and by board, recall scope) are checked

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tracestore under faults: two instances in one group share a 3-partition
 # topic while 24,000 events (3 agents) arrive, 3,000 of them twice; one
 # instance is SIGKILLed and restarted again and again, the other once, and
