@@ -5,8 +5,9 @@ set -euo pipefail
 
 build=(cmake make gcc pkg-config protobuf-c-compiler libprotobuf-c-dev librdkafka-dev
        libpaho-mqtt-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev zlib1g-dev
-       libinih-dev libjansson-dev libmicrohttpd-dev libgnutls28-dev)
-run=(mosquitto mosquitto-clients)
+       libinih-dev libjansson-dev libmicrohttpd-dev libgnutls28-dev libpq-dev)
+# tracestore's database; the demo, the tests and the bench run a private server.
+run=(mosquitto mosquitto-clients postgresql postgresql-client)
 test=(libcmocka-dev jq protobuf-compiler gcc-arm-none-eabi qemu-system-arm sqlite3 openssl curl
       chromium nodejs npm)
 

@@ -33,16 +33,30 @@ typedef Lineagent__V1__TraceEvent TraceEvent;
 enum { TS_BODY_COLUMNS(TS_ENUM) B_N };
 #undef TS_ENUM
 
-#define TS_ENVELOPE_COLUMNS                                                                                  \
-    "event_id text, time timestamptz, seq bigint, agent_key text, agent_instance_id text, site text,"      \
-    " line text, station text, order_id text, lot_id text, board_id text, serial text, type text,"         \
-    " topic text, kafka_partition int, kafka_offset bigint, payload bytea"
+#define TS_ENVELOPE_COLUMNS(X)                                                                              \
+    X("event_id", "text") X("time", "timestamptz") X("seq", "bigint") X("agent_key", "text")              \
+    X("agent_instance_id", "text") X("site", "text") X("line", "text") X("station", "text")              \
+    X("order_id", "text") X("lot_id", "text") X("board_id", "text") X("serial", "text") X("type", "text") \
+    X("topic", "text") X("kafka_partition", "int")
 
+/* The payload is last: the query tables never need it, so ts_new (the new
+ * events) leaves it out. */
 const char *ts_batch_stg_columns(void)
 {
+#define TS_ENV_DECL(name, type) name " " type ", "
 #define TS_DECL(id, name, type) ", b_" name " " type
-    return TS_ENVELOPE_COLUMNS TS_BODY_COLUMNS(TS_DECL);
+    return TS_ENVELOPE_COLUMNS(TS_ENV_DECL) "kafka_offset bigint" TS_BODY_COLUMNS(TS_DECL) ", payload bytea";
 #undef TS_DECL
+#undef TS_ENV_DECL
+}
+
+const char *ts_batch_new_columns(void)
+{
+#define TS_ENV_NAME(name, type) name ", "
+#define TS_NAME(id, name, type) ", b_" name
+    return TS_ENVELOPE_COLUMNS(TS_ENV_NAME) "kafka_offset" TS_BODY_COLUMNS(TS_NAME);
+#undef TS_NAME
+#undef TS_ENV_NAME
 }
 
 typedef enum { V_NULL, V_STR, V_INT, V_DBL, V_BOOL, V_STRS } ts_vkind;
@@ -75,8 +89,7 @@ static void ts_put(ts_buf *b, const char *s, size_t n)
     b->len += n;
 }
 
-static void ts_putf(ts_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void ts_putf(ts_buf *b, const char *fmt, ...)
+void ts_buf_printf(ts_buf *b, const char *fmt, ...)
 {
     char tmp[64];
     va_list ap;
@@ -104,15 +117,15 @@ static void ts_put_text(ts_buf *b, const char *s)
     b->len = (size_t)(o - b->p);
 }
 
-static void ts_put_col(ts_buf *b, int first) { if (!first) ts_put(b, "\t", 1); }
+static void ts_tab(ts_buf *b) { ts_put(b, "\t", 1); }
 
 /* float8 text PostgreSQL reads back: "nan", "-nan" and "inf" from printf
  * are not all accepted. */
 static void ts_put_double(ts_buf *b, double d)
 {
     if (isnan(d)) ts_put(b, "NaN", 3);
-    else if (isinf(d)) ts_putf(b, "%sInfinity", d < 0 ? "-" : "");
-    else ts_putf(b, "%.17g", d);
+    else if (isinf(d)) ts_buf_printf(b, "%sInfinity", d < 0 ? "-" : "");
+    else ts_buf_printf(b, "%.17g", d);
 }
 
 static void ts_put_time(ts_buf *b, int64_t ms)
@@ -123,7 +136,7 @@ static void ts_put_time(ts_buf *b, int64_t ms)
     char t[40];
     size_t n = strftime(t, sizeof t, "%Y-%m-%d %H:%M:%S", &tm);
     ts_put(b, t, n);
-    ts_putf(b, ".%03d+00", (int)(ms % 1000));
+    ts_buf_printf(b, ".%03d+00", (int)(ms % 1000));
 }
 
 static void ts_put_bytea(ts_buf *b, const void *data, size_t len)
@@ -164,7 +177,7 @@ static void ts_put_val(ts_buf *b, const ts_val *v)
     switch (v->kind) {
     case V_NULL: ts_put(b, "\\N", 2); break;
     case V_STR: ts_put_text(b, v->s); break;
-    case V_INT: ts_putf(b, "%lld", v->i); break;
+    case V_INT: ts_buf_printf(b, "%lld", v->i); break;
     case V_DBL: ts_put_double(b, v->d); break;
     case V_BOOL: ts_put(b, v->i ? "t" : "f", 1); break;
     case V_STRS: ts_put_text_array(b, v->strs, v->n); break;
@@ -264,17 +277,17 @@ static void ts_add_event(ts_batch *b, const ts_decoded *d, const char *topic, in
     if (ev->agent_instance_id[0]) snprintf(agent_key, sizeof agent_key, "%s", ev->agent_instance_id);
     else snprintf(agent_key, sizeof agent_key, "%s/%s", ev->site, ev->line);
     ts_put_text(o, ev->event_id);
-    ts_put_col(o, 0), ts_put_time(o, ev->time_ms);
-    ts_put_col(o, 0), ts_putf(o, "%" PRIu64, ev->seq);
+    ts_tab(o), ts_put_time(o, ev->time_ms);
+    ts_tab(o), ts_buf_printf(o, "%" PRIu64, ev->seq);
     const char *texts[] = {agent_key,    ev->agent_instance_id, ev->site,   ev->line,   ev->station, ev->order_id,
                            ev->lot_id,   ev->board_id,          ev->serial, d->type,    topic};
-    for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) ts_put_col(o, 0), ts_put_text(o, texts[i]);
-    ts_put_col(o, 0), ts_putf(o, "%" PRId32 "\t%" PRId64, partition, offset);
-    ts_put_col(o, 0), ts_put_bytea(o, value, value_len);
+    for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) ts_tab(o), ts_put_text(o, texts[i]);
+    ts_tab(o), ts_buf_printf(o, "%" PRId32 "\t%" PRId64, partition, offset);
     ts_val v[B_N] = {0};
     char step[32];
     ts_body_values(ev, v, step, sizeof step);
-    for (int i = 0; i < B_N; i++) ts_put_col(o, 0), ts_put_val(o, &v[i]);
+    for (int i = 0; i < B_N; i++) ts_tab(o), ts_put_val(o, &v[i]);
+    ts_tab(o), ts_put_bytea(o, value, value_len);
     ts_put(o, "\n", 1);
     b->n_events++;
 
@@ -283,12 +296,12 @@ static void ts_add_event(ts_batch *b, const ts_decoded *d, const char *topic, in
         const Lineagent__V1__Measurement *m = ev->unit_tested->measurements[i];
         ts_buf *q = &b->meas;
         ts_put_text(q, topic);
-        ts_putf(q, "\t%" PRId32 "\t%" PRId64 "\t%zu\t", partition, offset, i);
+        ts_buf_printf(q, "\t%" PRId32 "\t%" PRId64 "\t%zu\t", partition, offset, i);
         ts_put_text(q, m->name);
-        ts_put_col(q, 0), ts_put_double(q, m->value);
-        ts_put_col(q, 0), ts_put_double(q, m->low);
-        ts_put_col(q, 0), ts_put_double(q, m->high);
-        ts_put_col(q, 0), ts_put_text(q, m->unit);
+        ts_tab(q), ts_put_double(q, m->value);
+        ts_tab(q), ts_put_double(q, m->low);
+        ts_tab(q), ts_put_double(q, m->high);
+        ts_tab(q), ts_put_text(q, m->unit);
         ts_put(q, m->passed ? "\tt\n" : "\tf\n", 3);
         b->n_meas++;
     }
@@ -299,10 +312,10 @@ static void ts_add_field(ts_batch *b, const Lineagent__V1__FieldFirmwareReport *
 {
     ts_buf *o = &b->field;
     ts_put_text(o, f->serial);
-    ts_put_col(o, 0), ts_put_time(o, f->time_ms);
+    ts_tab(o), ts_put_time(o, f->time_ms);
     const char *texts[] = {f->version, f->sha256, f->source, topic};
-    for (size_t i = 0; i < 4; i++) ts_put_col(o, 0), ts_put_text(o, texts[i]);
-    ts_putf(o, "\t%" PRId32 "\t%" PRId64 "\n", partition, offset);
+    for (size_t i = 0; i < 4; i++) ts_tab(o), ts_put_text(o, texts[i]);
+    ts_buf_printf(o, "\t%" PRId32 "\t%" PRId64 "\n", partition, offset);
     b->n_field++;
 }
 
@@ -314,7 +327,7 @@ static void *ts_dup(const void *p, size_t n)
     return c;
 }
 
-static void ts_advance(ts_batch *b, const char *topic, int32_t partition, int64_t offset)
+void ts_batch_add_position(ts_batch *b, const char *topic, int32_t partition, int64_t offset)
 {
     for (size_t i = 0; i < b->n_pos; i++)
         if (b->pos[i].partition == partition && strcmp(b->pos[i].topic, topic) == 0) {
@@ -325,22 +338,68 @@ static void ts_advance(ts_batch *b, const char *topic, int32_t partition, int64_
     b->pos[b->n_pos++] = (ts_pos){strdup(topic), partition, offset + 1};
 }
 
+static size_t ts_arena(ts_buf *a, const void *p, size_t n)
+{
+    size_t at = a->len;
+    if (n) ts_put(a, p, n);
+    return at;
+}
+
+static void ts_note_month(ts_batch *b, int64_t ms)
+{
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    int32_t m = (tm.tm_year + 1900) * 12 + tm.tm_mon;
+    for (size_t i = 0; i < b->n_months; i++)
+        if (b->months[i] == m) return;
+    b->months = realloc(b->months, (b->n_months + 1) * sizeof *b->months);
+    b->months[b->n_months++] = m;
+}
+
+void ts_batch_reject(ts_batch *b, const char *topic, int32_t partition, int64_t offset, const void *key,
+                     size_t key_len, const void *value, size_t value_len, const char *reason)
+{
+    b->rejected = realloc(b->rejected, (b->n_rejected + 1) * sizeof *b->rejected);
+    b->rejected[b->n_rejected++] = (ts_rejected){strdup(topic), strdup(reason), partition, offset,
+                                                 ts_dup(key, key_len), ts_dup(value, value_len), key_len,
+                                                 value_len};
+}
+
+void ts_batch_raw(const ts_batch *b, size_t i, const char **topic, const void **key, const void **value)
+{
+    const ts_raw *r = &b->raw[i];
+    *topic = b->raw_bytes.p + r->topic;
+    *key = r->has_key ? b->raw_bytes.p + r->key : NULL;
+    *value = b->raw_bytes.p + r->value;
+}
+
 void ts_batch_add(ts_batch *b, const char *topic, int32_t partition, int64_t offset, const void *key,
                   size_t key_len, const void *value, size_t value_len, ts_rec_kind kind)
 {
+    if (b->n_raw == b->cap_raw) {
+        b->cap_raw = b->cap_raw ? 2 * b->cap_raw : 1024;
+        b->raw = realloc(b->raw, b->cap_raw * sizeof *b->raw);
+    }
+    ts_raw *r = &b->raw[b->n_raw++];
+    *r = (ts_raw){.key_len = key_len, .value_len = value_len, .has_key = key != NULL, .partition = partition,
+                  .offset = offset, .kind = kind};
+    r->topic = ts_arena(&b->raw_bytes, topic, strlen(topic) + 1);
+    r->key = ts_arena(&b->raw_bytes, key, key ? key_len : 0);
+    r->value = ts_arena(&b->raw_bytes, value, value ? value_len : 0);
     ts_decoded d;
     char reason[200];
     b->n_records++;
-    ts_advance(b, topic, partition, offset);
+    ts_batch_add_position(b, topic, partition, offset);
     if (ts_decode_record(value, value_len, kind, &d, reason, sizeof reason) != 0) {
-        b->rejected = realloc(b->rejected, (b->n_rejected + 1) * sizeof *b->rejected);
-        b->rejected[b->n_rejected++] = (ts_rejected){strdup(topic), strdup(reason), partition, offset,
-                                                     ts_dup(key, key_len), ts_dup(value, value_len),
-                                                     key_len, value_len};
+        ts_batch_reject(b, topic, partition, offset, key, key_len, value, value_len, reason);
         return;
     }
-    if (kind == TS_REC_TRACE) ts_add_event(b, &d, topic, partition, offset, value, value_len);
-    else ts_add_field(b, d.ff, topic, partition, offset);
+    if (kind == TS_REC_TRACE) {
+        ts_add_event(b, &d, topic, partition, offset, value, value_len);
+        ts_note_month(b, d.ev->time_ms);
+    } else
+        ts_add_field(b, d.ff, topic, partition, offset);
     ts_decoded_free(&d);
 }
 
@@ -353,7 +412,8 @@ void ts_batch_reset(ts_batch *b)
         free(b->rejected[i].value);
     }
     for (size_t i = 0; i < b->n_pos; i++) free(b->pos[i].topic);
-    b->n_rejected = b->n_pos = 0;
+    b->n_rejected = b->n_pos = b->n_raw = b->n_months = 0;
+    b->raw_bytes.len = 0;
     b->events.len = b->meas.len = b->field.len = 0;
     b->n_records = b->n_events = b->n_meas = b->n_field = 0;
 }
@@ -366,5 +426,8 @@ void ts_batch_free(ts_batch *b)
     free(b->field.p);
     free(b->rejected);
     free(b->pos);
+    free(b->raw);
+    free(b->raw_bytes.p);
+    free(b->months);
     memset(b, 0, sizeof *b);
 }

@@ -14,7 +14,11 @@
  *
  * While the database is unreachable the assigned partitions are paused and
  * the batch is kept; it is retried with a doubling backoff up to
- * retry_max_ms, and consumption resumes by itself once it is stored. */
+ * retry_max_ms, and consumption resumes by itself once it is stored. When
+ * the database refuses the batch for its data (a record it cannot take
+ * despite decoding), the records are stored one by one and the one refused
+ * goes to rejected_records with the database's reason: one bad record never
+ * stops the stream. */
 #include "ts_consumer.h"
 
 #include <inttypes.h>
@@ -106,6 +110,54 @@ static int ts_backoff(ts_consumer *c, int *ms)
     return *c->stop ? -1 : 0;
 }
 
+static void ts_stored(ts_consumer *c, const ts_batch *b, const ts_store_result *res)
+{
+    ts_db_ok(c);
+    ts_metrics_stored(res);
+    for (size_t i = 0; i < b->n_pos; i++) {
+        int64_t lo = -1, hi = -1;
+        rd_kafka_get_watermark_offsets(c->rk, b->pos[i].topic, b->pos[i].partition, &lo, &hi);
+        ts_metrics_partition(b->pos[i].topic, b->pos[i].partition, b->pos[i].next_offset, hi);
+    }
+    for (size_t i = 0; i < b->n_rejected; i++)
+        ts_warn("rejected %s[%" PRId32 "]@%" PRId64 ": %s", b->rejected[i].topic, b->rejected[i].partition,
+                b->rejected[i].offset, b->rejected[i].reason);
+    ts_debug("stored %zu records: %" PRIu64 " new, %" PRIu64 " duplicate, %zu rejected", b->n_records, res->stored,
+             res->duplicates, b->n_rejected);
+}
+
+/* The batch's records one at a time; a record the database refuses alone
+ * is stored as rejected. -1 (err set) on any other failure: the caller
+ * retries the whole batch, and what was stored here is stored again as a
+ * no-op. */
+static int ts_isolate(ts_consumer *c, char *err, size_t err_len)
+{
+    ts_warn("the database refused a batch of %zu records (%s): storing them one by one", c->batch.n_records, err);
+    ts_batch one = {0};
+    int rc = 0;
+    for (size_t i = 0; i < c->batch.n_raw && rc == 0; i++) {
+        const ts_raw *r = &c->batch.raw[i];
+        const char *topic;
+        const void *key, *value;
+        ts_batch_raw(&c->batch, i, &topic, &key, &value);
+        ts_store_result res;
+        ts_batch_reset(&one);
+        ts_batch_add(&one, topic, r->partition, r->offset, key, r->key_len, value, r->value_len, r->kind);
+        rc = ts_store_flush(c->db, &one, c->cfg->group, &res, err, err_len);
+        if (rc && ts_db_data_error(err)) {
+            char reason[600];
+            snprintf(reason, sizeof reason, "refused by the database: %s", err);
+            ts_batch_reset(&one);
+            ts_batch_reject(&one, topic, r->partition, r->offset, key, r->key_len, value, r->value_len, reason);
+            ts_batch_add_position(&one, topic, r->partition, r->offset);
+            rc = ts_store_flush(c->db, &one, c->cfg->group, &res, err, err_len);
+        }
+        if (rc == 0) ts_stored(c, &one, &res);
+    }
+    ts_batch_free(&one);
+    return rc;
+}
+
 /* Stores the batch, retrying until it is stored, dropped by a rebalance or
  * we are told to stop (then it is simply not stored: its offsets are not
  * either, so it is read again next time). */
@@ -116,20 +168,10 @@ static void ts_flush(ts_consumer *c)
         char err[512];
         ts_store_result res;
         PGconn *db = ts_db(c);
-        if (db && ts_store_flush(db, &c->batch, c->cfg->group, &res, err, sizeof err) == 0) {
-            ts_db_ok(c);
-            ts_metrics_stored(&res);
-            for (size_t i = 0; i < c->batch.n_pos; i++) {
-                int64_t lo = -1, hi = -1;
-                rd_kafka_get_watermark_offsets(c->rk, c->batch.pos[i].topic, c->batch.pos[i].partition, &lo, &hi);
-                ts_metrics_partition(c->batch.pos[i].topic, c->batch.pos[i].partition,
-                                     c->batch.pos[i].next_offset, hi);
-            }
-            for (size_t i = 0; i < c->batch.n_rejected; i++)
-                ts_warn("rejected %s[%" PRId32 "]@%" PRId64 ": %s", c->batch.rejected[i].topic,
-                        c->batch.rejected[i].partition, c->batch.rejected[i].offset, c->batch.rejected[i].reason);
-            ts_debug("stored %zu records: %" PRIu64 " new, %" PRIu64 " duplicate, %zu rejected",
-                     c->batch.n_records, res.stored, res.duplicates, c->batch.n_rejected);
+        int rc = db ? ts_store_flush(db, &c->batch, c->cfg->group, &res, err, sizeof err) : -1;
+        if (rc == 0) ts_stored(c, &c->batch, &res);
+        else if (db && ts_db_data_error(err)) rc = ts_isolate(c, err, sizeof err);
+        if (rc == 0) {
             ts_batch_reset(&c->batch);
             ts_pause(c, 0);
             return;
@@ -248,7 +290,9 @@ static rd_kafka_t *ts_kafka_new(ts_consumer *c)
     char err[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     const ts_config *cfg = c->cfg;
-    int bad = 0;
+    /* librdkafka's 500 ms would be most of the latency budget (event to
+     * row queryable) on a quiet topic; the config may say otherwise. */
+    int bad = rd_kafka_conf_set(conf, "fetch.wait.max.ms", "50", err, sizeof err) != RD_KAFKA_CONF_OK;
     for (int i = 0; i < cfg->n_rdkafka && !bad; i++)
         bad = rd_kafka_conf_set(conf, cfg->rdkafka[i].key, cfg->rdkafka[i].value, err, sizeof err) !=
               RD_KAFKA_CONF_OK;

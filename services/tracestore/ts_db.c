@@ -39,15 +39,28 @@ PGconn *ts_db_connect(const ts_config *c, char *err, size_t err_len)
     return db;
 }
 
+void ts_db_error(PGconn *db, const PGresult *r, char *err, size_t err_len)
+{
+    const char *msg = r ? PQresultErrorMessage(r) : PQerrorMessage(db);
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    if (!msg || !*msg) msg = PQerrorMessage(db);
+    int n = (int)strcspn(msg, "\n");
+    if (state) snprintf(err, err_len, "%.*s (SQLSTATE %s)", n, msg, state);
+    else snprintf(err, err_len, "%.*s", n, msg);
+}
+
+int ts_db_data_error(const char *err)
+{
+    const char *s = strstr(err, "(SQLSTATE ");
+    return s && (strncmp(s + 10, "22", 2) == 0 || strncmp(s + 10, "23", 2) == 0);
+}
+
 int ts_db_exec(PGconn *db, const char *sql, char *err, size_t err_len)
 {
     PGresult *r = PQexec(db, sql);
     ExecStatusType st = PQresultStatus(r);
     int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
-    if (!ok) {
-        snprintf(err, err_len, "%s", PQerrorMessage(db));
-        err[strcspn(err, "\n")] = '\0';
-    }
+    if (!ok) ts_db_error(db, r, err, err_len);
     PQclear(r);
     return ok ? 0 : -1;
 }

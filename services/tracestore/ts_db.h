@@ -16,6 +16,14 @@ PGconn *ts_db_connect(const ts_config *c, char *err, size_t err_len);
  * server's message in err. */
 int ts_db_exec(PGconn *db, const char *sql, char *err, size_t err_len);
 
+/* The failed result's message, one line, with its SQLSTATE:
+ * "message (SQLSTATE 23505)"; r may be NULL (then the connection's). */
+void ts_db_error(PGconn *db, const PGresult *r, char *err, size_t err_len);
+
+/* Whether err (from ts_db_error) is about the data (SQLSTATE classes 22 data
+ * exception, 23 integrity violation): retrying the same rows cannot help. */
+int ts_db_data_error(const char *err);
+
 /* Applies every pending migration, each in a transaction, logging each;
  * returns how many were applied, or -1 with err set. */
 int ts_db_migrate(PGconn *db, char *err, size_t err_len);

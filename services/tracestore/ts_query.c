@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ts_db.h"
+
 /* Rows of a per-unit table as a JSON array, oldest first. */
 #define TS_UNIT_ROWS(table, fields)                                                                              \
     "(SELECT coalesce(json_agg(json_build_object(" fields ") ORDER BY t.time), '[]') FROM " table " t"          \
@@ -93,8 +95,7 @@ int ts_query_json(PGconn *db, const char *sql, int n, const char *const *params,
     PGresult *r = PQexecParams(db, sql, n, NULL, params, NULL, NULL, 0);
     int rc = -1;
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        snprintf(err, err_len, "%s", PQerrorMessage(db));
-        err[strcspn(err, "\n")] = '\0';
+        ts_db_error(db, r, err, err_len);
     } else if (PQntuples(r) == 0 || PQgetisnull(r, 0, 0)) {
         rc = 1;
     } else {

@@ -30,6 +30,7 @@ const ts_migration ts_migrations[] = {
      "  IF to_regclass(n) IS NOT NULL THEN RETURN; END IF;"
      "  EXECUTE format('CREATE TABLE %I PARTITION OF events FOR VALUES FROM (%L) TO (%L)',"
      "                 n, m, m + interval '1 month');"
+     " EXCEPTION WHEN duplicate_table THEN NULL;" /* made meanwhile by another instance */
      " END $$;"
      "CREATE TABLE units ("
      " lot_id text NOT NULL, board_id text NOT NULL, order_id text NOT NULL, site text NOT NULL,"

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # pg_lib.sh - a private PostgreSQL server for the tracestore tests, the demo
 # and the bench: initdb into a directory of the caller's, a free loopback
 # port, no Unix socket, a random password (SCRAM) in a 0600 file. PostgreSQL

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # ts_lib.sh - tracestore helpers for the integration tests, sourced after
 # lib.sh: $TRACESTORE and $TS_FEED from argv 5 and 6, a private PostgreSQL
 # (pg_lib.sh) with the schema migrated, tracestore instances as processes.

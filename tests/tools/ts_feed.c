@@ -2,13 +2,16 @@
 /* ts_feed.c - produces records for the tracestore tests and benchmark:
  *
  *   ts_feed --brokers B [--topic T] events N [--agents A] [--lot-size L]
- *           [--rate R] [--skip-seq S] [--first-seq S] [--tag X]
+ *           [--rate R] [--stamp-now 1] [--skip-seq S] [--first-seq S] [--tag X]
  *       N synthetic trace events as a line agent makes them: per lot a
  *       lot_started, per board unit_written, unit_tested (two measurements)
  *       and unit_completed; A agents interleaved, each with its own
  *       agent_instance_id and seq from --first-seq (default 1). Ids derive
  *       from (tag, agent, seq), so running it again re-sends the same
- *       events. --rate R: R events/s, each stamped with its send time.
+ *       events (their times are fixed too). --rate R: R events/s.
+ *       --stamp-now 1: each event's time is its send time (latency).
+ *       --time-offset-ms D: times shifted by D (same ids, other times: a
+ *       producer bug tracestore must survive).
  *       --skip-seq S: agent 0's seq S is never sent (a gap).
  *   ts_feed --brokers B [--topic T] garbage
  *       the bad records tracestore must reject: random bytes, an event
@@ -70,7 +73,7 @@ static void ts_feed_event(rd_kafka_t *rk, const char *topic, Lineagent__V1__Trac
 }
 
 typedef struct ts_feed_opts {
-    long n, agents, lot_size, rate, skip_seq, first_seq;
+    long n, agents, lot_size, rate, skip_seq, first_seq, stamp_now, time_offset_ms;
     const char *tag;
 } ts_feed_opts;
 
@@ -136,12 +139,12 @@ static long ts_feed_events(rd_kafka_t *rk, const char *topic, const ts_feed_opts
 {
     int64_t t0 = ts_feed_now_ms(), base = 1767225600000LL; /* 2026-01-01 */
     for (long i = 0; i < o->n; i++) {
-        int64_t when = base + i; /* fixed times: a re-run re-sends identical events */
         if (o->rate > 0) {
             int64_t due = t0 + i * 1000 / o->rate;
             while (ts_feed_now_ms() < due) rd_kafka_poll(rk, (int)(due - ts_feed_now_ms()));
-            when = ts_feed_now_ms();
         }
+        /* fixed times unless asked: a re-run re-sends identical events */
+        int64_t when = o->stamp_now ? ts_feed_now_ms() : base + i + o->time_offset_ms;
         ts_feed_one(rk, topic, o, i % o->agents, i / o->agents, when);
         rd_kafka_poll(rk, 0);
     }
@@ -182,7 +185,7 @@ static long ts_feed_field(rd_kafka_t *rk, const char *topic, char **a)
 static int ts_feed_usage(void)
 {
     fprintf(stderr, "usage: ts_feed --brokers B [--topic T] events N [--agents A] [--lot-size L] [--rate R]\n"
-                    "               [--skip-seq S] [--first-seq S] [--tag X]\n"
+                    "               [--stamp-now 1] [--time-offset-ms D] [--skip-seq S] [--first-seq S] [--tag X]\n"
                     "       ts_feed --brokers B [--topic T] garbage\n"
                     "       ts_feed --brokers B --topic T field SERIAL VERSION SHA256 TIME_MS SOURCE\n");
     return 2;
@@ -209,6 +212,8 @@ int main(int argc, char **argv)
             else if (strcmp(argv[i], "--lot-size") == 0) o.lot_size = v > 0 ? v : 1;
             else if (strcmp(argv[i], "--rate") == 0) o.rate = v;
             else if (strcmp(argv[i], "--skip-seq") == 0) o.skip_seq = v;
+            else if (strcmp(argv[i], "--stamp-now") == 0) o.stamp_now = v;
+            else if (strcmp(argv[i], "--time-offset-ms") == 0) o.time_offset_ms = v;
             else if (strcmp(argv[i], "--first-seq") == 0) o.first_seq = v > 0 ? v : 1;
             else if (strcmp(argv[i], "--tag") == 0) o.tag = argv[i + 1];
             else return ts_feed_usage();
