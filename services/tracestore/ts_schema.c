@@ -117,6 +117,11 @@ const ts_migration ts_migrations[] = {
      "CREATE TABLE seq_ranges ("
      " agent_key text NOT NULL, lo bigint NOT NULL, hi bigint NOT NULL, first_seen timestamptz NOT NULL);"
      "CREATE INDEX seq_ranges_agent ON seq_ranges (agent_key, lo);"},
+    {2, "indexes for the web page: lines' latest lots, a lot's measurements, units by MAC or device id",
+     "CREATE INDEX lots_line ON lots (site, line, started_at DESC);"
+     "CREATE INDEX measurements_lot ON measurements (lot_id, name);"
+     "CREATE INDEX identities_macs ON identities USING gin (macs);"
+     "CREATE INDEX identities_device ON identities (device_id);"},
 };
 
 const int ts_n_migrations = (int)(sizeof ts_migrations / sizeof ts_migrations[0]);
