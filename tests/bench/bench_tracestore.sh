@@ -19,7 +19,9 @@ exec 3>&1 1>&2 # results on fd 3; everything else is commentary
 TRACESTORE=$B/services/tracestore/tracestore
 TS_FEED=$B/tests/ts_feed
 source "$ROOT/tests/integration/pg_lib.sh"
-trap 'rc=$?; pg_stop_quiet; (exit $rc); cleanup' EXIT
+# set +e: under errexit the (exit $rc) of a failed test would end the trap before
+# cleanup stops what the test started
+trap 'rc=$?; set +e; pg_stop_quiet; (exit $rc); cleanup' EXIT
 report() { # scenario figure unit baseline target note
   jq -cn --arg s "$1" --argjson f "$2" --arg u "$3" --argjson b "$4" --arg t "$5" --arg n "$6" \
     '{scenario:$s, figure:$f, unit:$u, baseline:$b, ratio:(if $b > 0 then $f / $b else 0 end), target:$t, note:$n}' >&3
