@@ -5,7 +5,9 @@
 TRACESTORE=$(readlink -f "$5")
 TS_FEED=$(readlink -f "$6")
 source "$(dirname "${BASH_SOURCE[0]}")/pg_lib.sh"
-trap 'rc=$?; pg_stop_quiet; (exit $rc); cleanup' EXIT
+# set +e: under errexit the (exit $rc) of a failed test would end the trap before
+# cleanup stops what the test started
+trap 'rc=$?; set +e; pg_stop_quiet; (exit $rc); cleanup' EXIT
 TOPIC=lineagent.trace.v1
 FIELD_TOPIC=lineagent.field.v1
 
