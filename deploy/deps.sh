@@ -5,10 +5,11 @@ set -euo pipefail
 
 build=(cmake make gcc pkg-config protobuf-c-compiler libprotobuf-c-dev librdkafka-dev
        libpaho-mqtt-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev zlib1g-dev
-       libinih-dev libjansson-dev libmicrohttpd-dev libgnutls28-dev libsystemd-dev)
-run=(mosquitto mosquitto-clients jq curl)
+       libinih-dev libjansson-dev libmicrohttpd-dev libgnutls28-dev libsystemd-dev libpq-dev)
+# tracestore's database: the demo, the tests and the bench run a private server.
+run=(mosquitto mosquitto-clients jq curl postgresql postgresql-client)
 test=(libcmocka-dev protobuf-compiler gcc-arm-none-eabi qemu-system-arm sqlite3 openssl
-      socat prometheus systemd dpkg-dev fakeroot)
+      socat prometheus systemd dpkg-dev fakeroot chromium nodejs npm)
 
 case "${1:-build}" in
   build) want=("${build[@]}") ;;
