@@ -423,7 +423,7 @@ static int on_decision(line *ln, intake_decision *d)
         size_t len = lineagent__v1__job_order__get_packed_size(o);
         uint8_t *enc = malloc(len ? len : 1);
         lineagent__v1__job_order__pack(o, enc);
-        rc = spool_order_put(ln->sp, o->order_id, o->revision, o->lot_id, enc, len);
+        rc = spool_order_put(ln->sp, o->order_id, o->revision, o->lot_id, o->firmware->sha256, enc, len);
         free(enc);
         int is_new = !l;
         if (is_new) {
