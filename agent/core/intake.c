@@ -19,8 +19,6 @@
 #include "release_sig.h"
 #include "spool.h"
 
-/* spool kv namespace: "<product> <version>" -> the SHA-256 first seen for it. */
-#define INTAKE_RELEASES_NS "releases"
 #define INTAKE_BUSY_RETRY_MS 1000
 
 struct intake {
