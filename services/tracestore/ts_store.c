@@ -82,19 +82,22 @@ static const char *const ts_derive_sql[] = {
     " GROUP BY 1, 2, 3, 4 ON CONFLICT DO NOTHING",
     /* units: one upsert per board and lot: the serial once provisioned, the
      * latest write and the latest outcome (each replacing the stored one
-     * only when newer) */
-    "INSERT INTO units (lot_id, board_id, order_id, site, line, serial, order_revision, fw_version, fw_sha256,"
+     * only when newer); the latest of each kind picked by one sort
+     * (DISTINCT ON) rather than an ordered aggregate per column */
+    "WITH w AS (SELECT DISTINCT ON (lot_id, board_id) lot_id, board_id, b_revision, b_version, b_sha256,"
+    "  b_readback, time, station FROM ts_new WHERE " TS_WRITTEN " ORDER BY lot_id, board_id, time DESC),"
+    " c AS (SELECT DISTINCT ON (lot_id, board_id) lot_id, board_id, b_passed, time, b_version, b_sha256"
+    "  FROM ts_new WHERE " TS_COMPLETED " ORDER BY lot_id, board_id, time DESC),"
+    " a AS (SELECT lot_id, board_id, max(order_id) AS order_id, max(site) AS site, max(line) AS line,"
+    "  coalesce(max(nullif(coalesce(b_serial, serial), '')), '') AS serial, min(time) AS first_seen,"
+    "  max(time) AS last_seen FROM ts_new WHERE board_id <> '' GROUP BY lot_id, board_id)"
+    " INSERT INTO units (lot_id, board_id, order_id, site, line, serial, order_revision, fw_version, fw_sha256,"
     " fw_readback_sha256, written_at, write_station, passed, completed_at, completed_version, completed_sha256,"
     " first_seen, last_seen)"
-    " SELECT lot_id, board_id, max(order_id), max(site), max(line),"
-    " coalesce(max(nullif(coalesce(b_serial, serial), '')), ''),"
-    " " TS_LATEST("b_revision", TS_WRITTEN) ", " TS_LATEST("b_version", TS_WRITTEN) ","
-    " " TS_LATEST("b_sha256", TS_WRITTEN) ", " TS_LATEST("b_readback", TS_WRITTEN) ","
-    " max(time) FILTER (WHERE " TS_WRITTEN "), " TS_LATEST("station", TS_WRITTEN) ","
-    " " TS_LATEST("b_passed", TS_COMPLETED) ", max(time) FILTER (WHERE " TS_COMPLETED "),"
-    " " TS_LATEST("b_version", TS_COMPLETED) ", " TS_LATEST("b_sha256", TS_COMPLETED) ","
-    " min(time), max(time)"
-    " FROM ts_new WHERE board_id <> '' GROUP BY lot_id, board_id"
+    " SELECT a.lot_id, a.board_id, a.order_id, a.site, a.line, a.serial,"
+    " w.b_revision, w.b_version, w.b_sha256, w.b_readback, w.time, w.station,"
+    " c.b_passed, c.time, c.b_version, c.b_sha256, a.first_seen, a.last_seen"
+    " FROM a LEFT JOIN w USING (lot_id, board_id) LEFT JOIN c USING (lot_id, board_id)"
     " ON CONFLICT (lot_id, board_id) DO UPDATE SET"
     " serial = CASE WHEN EXCLUDED.serial <> '' THEN EXCLUDED.serial ELSE units.serial END,"
     " " TS_IF_NEWER("units", "written_at", "order_revision") ", " TS_IF_NEWER("units", "written_at", "fw_version") ","
