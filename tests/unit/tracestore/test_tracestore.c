@@ -151,6 +151,17 @@ static void test_batch_copy_text(void **state)
     assert_non_null(strstr(row, "\tNaN\t1.5\t"));
     assert_non_null(strstr(row, "\t\\N\t")); /* body columns of other types */
     assert_ptr_equal(strchr(row, '\n'), row + strlen(row) - 1); /* one row, the station's newline escaped */
+    /* The events table's row: the same envelope (up to the offset), then the
+     * bytes as bytea hex. */
+    char *ev_row = strndup(b.event_rows.p, b.event_rows.len);
+    size_t env = (size_t)(strstr(row, "\t41\t") - row) + 4;
+    assert_memory_equal(ev_row, row, env);
+    char want[1024] = "\t\\\\x";
+    assert_true(2 * len + 8 < sizeof want);
+    for (size_t i = 0; i < len; i++) sprintf(want + strlen(want), "%02x", buf[i]);
+    strcat(want, "\n");
+    assert_string_equal(ev_row + env - 1, want);
+    free(ev_row);
     free(row);
     ts_batch_add(&b, "t", 2, 43, NULL, 0, "\x01", 1, TS_REC_TRACE);
     assert_int_equal(b.n_rejected, 1);
