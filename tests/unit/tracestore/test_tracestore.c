@@ -200,7 +200,7 @@ static void test_config_errors(void **state)
 {
     assert_null(config_error("[kafka]\ntopic = x\nbootstrap.servers = h:1\n"));
     assert_string_equal(config_error("[kafka]\ntopic = x\n\nbatch_max = 0\n"),
-                        "F:4: batch_max must be an integer in 1..100000");
+                        "F:4: [kafka] batch_max: must be a whole number in 1..100000");
     assert_string_equal(config_error("[kafka]\nbatchmax = 5\n"), "F:2: unknown key \"batchmax\" in [kafka]");
     assert_string_equal(config_error("[postgres]\nconninfo = a\n[nope]\nx = 1\n"), "F:4: unknown section [nope]");
     assert_string_equal(config_error("[kafka]\nenable.auto.commit = true\n"),
@@ -220,7 +220,20 @@ static void test_config_errors(void **state)
     snprintf(secret_path, sizeof secret_path, "%s", secret);
     snprintf(text, sizeof text, "[postgres]\npassword_file = %s\n", secret_path);
     assert_non_null(strstr(config_error(text), "is readable by group or others (chmod 600 it)"));
+    /* a secret file's first line is read at load, and may not be empty */
+    chmod(secret_path, 0600);
+    assert_null(config_error(text));
+    FILE *f = fopen(secret_path, "w");
+    fputs("\n", f);
+    fclose(f);
+    char want[128];
+    snprintf(want, sizeof want, "[postgres] password_file %s: empty first line", secret_path);
+    assert_non_null(strstr(config_error(text), want));
     unlink(secret_path);
+    assert_non_null(strstr(config_error(text), "F:2: [postgres] password_file: cannot read "));
+    /* the table's choices, with the line */
+    assert_string_equal(config_error("[tracestore]\n\nlog_level = loud\n"),
+                        "F:3: [tracestore] log_level: must be error, warn, info or debug");
 }
 
 /* deploy/tracestore.conf loads, and names every key of the table. */
@@ -245,7 +258,7 @@ static void test_config_deploy_file(void **state)
         char key[64];
         int end = 0;
         if (!(sscanf(line, "%63[a-z_.] = %n", key, &end) == 1 && end) &&
-            !(sscanf(line, "# %63[a-z_] = (unset)%n", key, &end) == 1 && end))
+            !(sscanf(line, "# %63[a-z_] =%n", key, &end) == 1 && end && !line[end]))
             continue;
         char want[80];
         snprintf(want, sizeof want, "\n%s = ", key);
