@@ -12,8 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "eol.h"
 #include "line_int.h"
 #include "log.h"
@@ -58,17 +58,23 @@ struct line {
 
 /* ---- queue ----------------------------------------------------------- */
 
-static void line_enqueue(line *ln, station_result *sr, intake_decision *d)
+/* Appends m to the coordinator's queue and wakes it. */
+static void line_push(line *ln, line_msg *m)
 {
-    line_msg *m = calloc(1, sizeof *m);
-    m->sr = sr;
-    m->d = d;
     pthread_mutex_lock(&ln->lock);
     if (ln->tail) ln->tail->next = m;
     else ln->head = m;
     ln->tail = m;
     pthread_cond_signal(&ln->cond);
     pthread_mutex_unlock(&ln->lock);
+}
+
+static void line_enqueue(line *ln, station_result *sr, intake_decision *d)
+{
+    line_msg *m = calloc(1, sizeof *m);
+    m->sr = sr;
+    m->d = d;
+    line_push(ln, m);
 }
 
 static void line_post_station(void *ud, station_result *first, station_result *last)
@@ -91,12 +97,7 @@ void line_site_resume(line *ln, const char *name, int site)
     line_msg *m = calloc(1, sizeof *m);
     m->resume_station = strdup(name);
     m->resume_site = site;
-    pthread_mutex_lock(&ln->lock);
-    if (ln->tail) ln->tail->next = m;
-    else ln->head = m;
-    ln->tail = m;
-    pthread_cond_signal(&ln->cond);
-    pthread_mutex_unlock(&ln->lock);
+    line_push(ln, m);
 }
 
 int line_site_alarms(line *ln, json_t *alarms) { return line_sites_alarms(&ln->sites, alarms); }
@@ -105,14 +106,7 @@ static line_msg *line_take_all(line *ln, int timeout_ms)
 {
     pthread_mutex_lock(&ln->lock);
     if (!ln->head && timeout_ms > 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += timeout_ms / 1000;
-        ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = clock_deadline_ms(timeout_ms);
         pthread_cond_timedwait(&ln->cond, &ln->lock, &ts);
     }
     line_msg *all = ln->head;
