@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 deploy/deps.sh test
 build=build/test
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DLINEAGENT_SANITIZE=ON -DLINEAGENT_WERROR=ON >/dev/null
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DLINEAGENT_SANITIZE=ON -DLINEAGENT_WERROR=ON -DLINEAGENT_FAULT_INJECTION=ON >/dev/null
 cmake --build "$build" -j"$(nproc)"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0
