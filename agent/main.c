@@ -1,9 +1,10 @@
-/* main.c - the lineagent command line: run, check-config, trace, --version. */
+/* main.c - the lineagent command line: run, check-config, trace, spool, site, --version. */
 #include <stdio.h>
 #include <string.h>
 
 #include "agent.h"
 #include "config.h"
+#include "site_cli.h"
 #include "spool_cli.h"
 #include "trace_reader.h"
 
@@ -14,6 +15,7 @@ static void usage(FILE *out)
             "       lineagent check-config -c FILE   validate FILE and print the effective config\n"
             "       lineagent trace --brokers B ...  read trace events back from Kafka (see trace --help)\n"
             "       lineagent spool stats|replay|export -c FILE ...  backlog, re-publish, export (see spool --help)\n"
+            "       lineagent site resume --station S [--site N] -c FILE  clear a paused fixture site\n"
             "       lineagent --version\n");
 }
 
@@ -41,6 +43,7 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "trace") == 0) return trace_reader_main(argc - 1, argv + 1);
     if (strcmp(cmd, "spool") == 0) return spool_cli_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "site") == 0) return site_cli_main(argc - 1, argv + 1);
     if (strcmp(cmd, "run") != 0 && strcmp(cmd, "check-config") != 0) {
         fprintf(stderr, "lineagent: unknown command \"%s\"\n", cmd);
         usage(stderr);

@@ -5,15 +5,23 @@
 # (absolute figures drift on a shared machine; ratios much less). Medians
 # over BENCH_REPEAT runs (default 3). Prints one table and writes
 # build/bench/results.json and results.md.
-# Usage: deploy/bench.sh [--smoke] [--no-build]
+# Usage: deploy/bench.sh [--smoke] [--no-build] [--only LIST]
 #   --smoke     tiny sizes, one run: checks the harness, not the figures
+#   --only      comma-separated scenarios to run, of: ingest, drain,
+#               provision, line (with live data on and off), scrape, intake,
+#               footprint (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-SMOKE=0 BUILD=1
-for a in "$@"; do
-  case $a in --smoke) SMOKE=1 ;; --no-build) BUILD=0 ;; *) echo "usage: $0 [--smoke] [--no-build]" >&2; exit 2 ;; esac
+SMOKE=0 BUILD=1 ONLY=
+while [ $# -gt 0 ]; do
+  case $1 in
+    --smoke) SMOKE=1 ;; --no-build) BUILD=0 ;; --only) ONLY=${2:?--only needs a list}; shift ;;
+    *) echo "usage: $0 [--smoke] [--no-build] [--only ingest,drain,provision,line,scrape,intake,footprint]" >&2; exit 2 ;;
+  esac
+  shift
 done
+want() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
 B=${LINEAGENT_BENCH_BUILD:-$ROOT/build/bench}
 if [ $BUILD = 1 ]; then
   deploy/deps.sh test
@@ -47,54 +55,129 @@ report() { # scenario figure unit baseline target note
 
 echo "bench: $REPEAT run(s) per scenario; raw lines in $RAW" >&2
 for r in $(seq "$REPEAT"); do
-  echo "bench: run $r: spool ingest" >&2
-  d=$(mktemp -d "$T/spool.XXXX"); "$B/tests/bench/bench_spool" "$d" $N_SPOOL >>"$RAW"; rm -rf "$d"
-  echo "bench: run $r: backlog drain" >&2
-  d=$(mktemp -d "$T/drain.XXXX"); "$B/tests/bench/bench_drain" "$B/tests/kafka_mock" "$d" $N_DRAIN >>"$RAW"; rm -rf "$d"
-  echo "bench: run $r: provisioning ($N_PROV units, 16 stations, plain HTTP and mTLS)" >&2
-  bash tests/bench/bench_provision.sh $N_PROV 16 >>"$RAW"
+  if want ingest; then
+    echo "bench: run $r: spool ingest" >&2
+    d=$(mktemp -d "$T/spool.XXXX"); "$B/tests/bench/bench_spool" "$d" $N_SPOOL >>"$RAW"; rm -rf "$d"
+  fi
+  if want drain; then
+    echo "bench: run $r: backlog drain" >&2
+    d=$(mktemp -d "$T/drain.XXXX"); "$B/tests/bench/bench_drain" "$B/tests/kafka_mock" "$d" $N_DRAIN >>"$RAW"; rm -rf "$d"
+  fi
+  if want provision; then
+    echo "bench: run $r: provisioning ($N_PROV units, 16 stations, plain HTTP and mTLS)" >&2
+    bash tests/bench/bench_provision.sh $N_PROV 16 >>"$RAW"
+  fi
 done
 
 start_mosquitto
 start_kafka
 make_firmware bench 1.0.0
 
-line_config() { # line_config FILE: 64 sim stations, zero step time
+line_config() { # line_config FILE on|off: 64 sim stations, zero step time; live data on or off
   local st=() i
   for i in $(seq 16); do
     st+=("[station prog$i]" "adapter = sim" "steps = write, verify" "sim.boards_per_second = 1000000000")
     st+=("[station fct$i]" "adapter = sim" "steps = test" "[station cal$i]" "adapter = sim" "steps = calibrate")
     st+=("[station lock$i]" "adapter = sim" "steps = lock")
   done
+  [ "$2" = on ] && st+=("[http]" "listen = 127.0.0.1:$HTTP_PORT")
   write_config "$1" "${st[@]}"
   sed -i 's/^\[agent\]/[agent]\nmax_quantity = 10000000/' "$1"
+  [ "$2" = on ] || sed -i 's/^\[mqtt\]/[mqtt]\nlive_topics = false/' "$1"
 }
+task_cpu() { # task_cpu PID [THREAD_NAME]: CPU seconds of the process, or of its threads so named
+  local t s=0
+  for t in /proc/"$1"/task/*; do
+    [ -z "${2:-}" ] || [ "$(cat "$t/comm")" = "$2" ] || continue
+    s=$((s + $(awk '{print $14 + $15}' "$t/stat")))
+  done
+  echo "$s / $(getconf CLK_TCK)" | bc -l
+}
+pctl() { sort -n | awk -v p="$1" '{v[NR] = $1} END {i = int(NR * p + 0.999999); if (i < 1) i = 1; print v[i] * 1000}'; }
 
-for r in $(seq "$REPEAT"); do
-  echo "bench: run $r: line throughput ($N_LINE boards, 64 stations)" >&2
+# The line throughput with live data on (<prefix>/yield and the station
+# topics published, [http] listen with /metrics scraped every second, as
+# Prometheus would) and off ([mqtt] live_topics = false, no listener), in
+# the order A B / B A alternately; each run's ratio is on / off.
+HTTP_PORT=$(free_port)
+N_SCRAPE=200
+[ $SMOKE = 1 ] && N_SCRAPE=20
+line_run() { # line_run RUN on|off: sets UPS (units/s); on: also reports latency and follower CPU
+  local r=$1 mode=$2 t0 t1 flushed lat p50 p99 scraper=
+  echo "bench: run $r: line throughput, live data $mode ($N_LINE boards, 64 stations)" >&2
   rm -f "$T"/spool.db*
-  line_config "$T/line.conf"
+  line_config "$T/line.conf" "$mode"
   start_agent "$T/line.conf"
+  if [ "$mode" = on ]; then
+    (while :; do curl -s -o /dev/null "http://127.0.0.1:$HTTP_PORT/metrics"; sleep 1; done) & scraper=$!
+    PIDS+=("$scraper")
+  fi
   t0=$(now)
-  publish -m "$(order_json "WO-L$r" 1 "LOT-L$r" $N_LINE 1.0.0 "$FW_SHA" "$FW_PATH")"
-  wait_log "lot LOT-L$r completed" 900
+  publish -m "$(order_json "WO-L$r$mode" 1 "LOT-L$r$mode" $N_LINE 1.0.0 "$FW_SHA" "$FW_PATH")"
+  wait_log "lot LOT-L$r$mode completed" 900
+  CPU_S=$(task_cpu "$AGENT_PID")
+  if [ "$mode" = on ]; then
+    kill "$scraper"; wait "$scraper" 2>/dev/null || true
+    # The follower thread behind the yield and the metrics runs in both
+    # modes (it also feeds STATUS); its share of the agent's CPU is its cost.
+    report "live follower CPU" "$(task_cpu "$AGENT_PID" la-live)" "s" "$(task_cpu "$AGENT_PID")" "-" \
+      "CPU of the thread following the spool for yield and metrics (on and off alike); baseline = the whole agent's CPU for the lot"
+  fi
   # SIGTERM now: the agent logs "spool flushed" once Kafka has acknowledged
   # every event (delivery reports), which is the end of this measurement.
   stop_agent
   flushed=$(grep -m1 "spool flushed" "$AGENT_LOG" | cut -d' ' -f1) || fail "line throughput: spool not flushed at stop"
   t1=$(date -d "$flushed" +%s.%N)
+  UPS=$(echo "$N_LINE / ($t1 - $t0)" | bc -l)
+  [ "$mode" = on ] || return 0
   lat=$(grep -o 'p50 [0-9]* us, p99 [0-9]* us' "$AGENT_LOG")
   p50=$(awk '{print $2}' <<<"$lat"); p99=$(awk '{print $5}' <<<"$lat")
   # Baseline: the bare producer's rate from the drain runs, as units of 6 events.
   bare=$(jq -s '[.[] | select(.scenario=="backlog drain") | .baseline] | sort | (.[length/2|floor] // 0) / 6' "$RAW")
-  report "line throughput" "$(echo "$N_LINE / ($t1 - $t0)" | bc -l)" "units/s" "$bare" ">= 5000/s" \
-    "order in to every event acked; baseline = bare librdkafka produce rate / 6 events per unit"
+  report "line throughput" "$UPS" "units/s" "$bare" ">= 5000/s" \
+    "live data on; order in to every event acked; baseline = bare librdkafka produce rate / 6 events per unit"
   report "dispatch latency p50" "$p50" "us" 0 "-" "submit to adapter call, 64 stations"
   report "dispatch latency p99" "$p99" "us" 0 "< 1000 us" "submit to adapter call, 64 stations"
+}
+want line && for r in $(seq "$REPEAT"); do
+  if [ $((r % 2)) = 1 ]; then line_run "$r" on; ups_on=$UPS cpu_on=$CPU_S; line_run "$r" off; ups_off=$UPS cpu_off=$CPU_S
+  else line_run "$r" off; ups_off=$UPS cpu_off=$CPU_S; line_run "$r" on; ups_on=$UPS cpu_on=$CPU_S; fi
+  report "line throughput, live data on/off" "$ups_on" "units/s" "$ups_off" ">= 0.95" \
+    "pairs alternate on first, off first; on = yield and station topics, [http] listen, /metrics scraped every second; off = [mqtt] live_topics = false, no listener"
+  # CPU moves less than wall time with other load on the machine.
+  report "agent CPU per lot, live data on/off" "$cpu_on" "s" "$cpu_off" "<= 1.05" \
+    "the agent's CPU (all threads) from start to the lot completed, on against off"
 done
 
-echo "bench: order intake ($N_ORDERS orders)" >&2
-for r in $(seq "$REPEAT"); do
+# The time of one /metrics scrape with 64 stations' series filled (a lot of
+# 5,000 boards, fewer in the smoke run), outside any throughput clock.
+scrape_run() {
+  echo "bench: /metrics scrapes at 64 stations ($N_SCRAPE of /metrics and /healthz, alternated)" >&2
+  rm -f "$T"/spool.db*
+  line_config "$T/line.conf" on
+  start_agent "$T/line.conf"
+  local n=$((N_LINE < 5000 ? N_LINE : 5000))
+  publish -m "$(order_json WO-SCRAPE 1 LOT-SCRAPE $n 1.0.0 "$FW_SHA" "$FW_PATH")"
+  wait_log "lot LOT-SCRAPE completed" 900
+  # One /metrics scrape with 64 stations' series filled, beside /healthz
+  # on the same listener and keep-alive connection, alternated.
+  local urls=() i
+  for i in $(seq $N_SCRAPE); do
+    urls+=(-o /dev/null "http://127.0.0.1:$HTTP_PORT/metrics" -o /dev/null "http://127.0.0.1:$HTTP_PORT/healthz")
+  done
+  curl -s -w '%{url_effective} %{time_total} %{size_download}\n' "${urls[@]}" >"$T/scrapes.txt"
+  local bytes m50 m99 h50 h99
+  bytes=$(awk '/metrics/ {print $3; exit}' "$T/scrapes.txt")
+  m50=$(awk '/metrics/ {print $2}' "$T/scrapes.txt" | pctl 0.5); m99=$(awk '/metrics/ {print $2}' "$T/scrapes.txt" | pctl 0.99)
+  h50=$(awk '/healthz/ {print $2}' "$T/scrapes.txt" | pctl 0.5); h99=$(awk '/healthz/ {print $2}' "$T/scrapes.txt" | pctl 0.99)
+  report "/metrics scrape p50" "$m50" "ms" "$h50" "< 5 ms" "$N_SCRAPE scrapes at 64 stations ($bytes bytes), keep-alive; baseline = /healthz on the same listener"
+  report "/metrics scrape p99" "$m99" "ms" "$h99" "< 5 ms" "$N_SCRAPE scrapes at 64 stations ($bytes bytes), keep-alive; baseline = /healthz on the same listener"
+  stop_agent
+}
+want scrape && for r in $(seq "$REPEAT"); do scrape_run; done
+
+want intake && echo "bench: order intake ($N_ORDERS orders)" >&2
+want intake && for r in $(seq "$REPEAT"); do
   rm -f "$T"/spool.db*
   write_config "$T/intake.conf" "[station p]" "adapter = sim" "steps = write, verify, lock" "sim.boards_per_second = 1000000000"
   start_agent "$T/intake.conf"
@@ -117,10 +200,10 @@ for r in $(seq "$REPEAT"); do
     "-" "QoS 1, accepted and durable (result received); baseline = mosquitto_sub receive rate"
 done
 
-echo "bench: footprint" >&2
+want footprint && echo "bench: footprint" >&2
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-for r in $(seq "$REPEAT"); do
+want footprint && for r in $(seq "$REPEAT"); do
   rm -f "$T"/spool.db*
   write_config "$T/idle.conf"
   t0=$(now)

@@ -16,7 +16,7 @@ if [ ! tests/browser/node_modules/.package-lock.json -nt tests/browser/package-l
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi
 build=build/test
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DLINEAGENT_SANITIZE=ON -DLINEAGENT_WERROR=ON >/dev/null
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DLINEAGENT_SANITIZE=ON -DLINEAGENT_WERROR=ON -DLINEAGENT_FAULT_INJECTION=ON >/dev/null
 cmake --build "$build" -j"$(nproc)"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0

@@ -86,6 +86,8 @@ static const conf_key config_mqtt_keys[] = {
     {"ca_file", CONF_STRING, CONF_AT(config, mqtt_ca_file), .desc = "ssl://: CA that signed the broker's certificate"},
     {"cert_file", CONF_STRING, CONF_AT(config, mqtt_cert_file), .desc = "ssl://: this agent's client certificate"},
     {"key_file", CONF_STRING, CONF_AT(config, mqtt_key_file), .desc = "ssl://: the client certificate's key"},
+    {"live_topics", CONF_BOOL, "true", CONF_AT(config, mqtt_live_topics),
+     .desc = "publish <prefix>/yield and <prefix>/stations/<name> (false: neither; metrics and STATUS stay)"},
     {0}};
 
 static const conf_key config_kafka_keys[] = {

@@ -43,6 +43,7 @@ typedef struct config {
     char *mqtt_uri, *mqtt_client_id, *mqtt_username, *mqtt_password_file;
     char *mqtt_ca_file, *mqtt_cert_file, *mqtt_key_file;
     int mqtt_keepalive_s;
+    int mqtt_live_topics; /* <prefix>/yield and <prefix>/stations/<name> */
     char *mqtt_password; /* read from mqtt_password_file; never printed */
     char *topic_prefix;  /* lineagent/<site>/<line> */
     /* [kafka] */

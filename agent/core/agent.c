@@ -336,7 +336,8 @@ static int agent_ride_out_full(agent *a)
     }
     if (probe < 0) log_error("spool: %s", spool_errmsg(a->sp));
     if (probe != 1) return -1;
-    line_hooks hooks = {agent_publish_result, agent_events_committed, a, agent_sites_changed, agent_publish_live};
+    line_hooks hooks = {agent_publish_result, agent_events_committed, a, agent_sites_changed,
+                        a->cfg->mqtt_live_topics ? agent_publish_live : NULL};
     line *ln = line_start(a->cfg, a->sp, &hooks, err, sizeof err);
     if (!ln) {
         log_error("line: %s", err);
@@ -446,7 +447,8 @@ int agent_run(const config *cfg)
         log_error("%s", err);
         goto out;
     }
-    line_hooks hooks = {agent_publish_result, agent_events_committed, &a, agent_sites_changed, agent_publish_live};
+    line_hooks hooks = {agent_publish_result, agent_events_committed, &a, agent_sites_changed,
+                        cfg->mqtt_live_topics ? agent_publish_live : NULL};
     if (!(a.ln = line_start(cfg, a.sp, &hooks, err, sizeof err))) {
         log_error("line: %s", err);
         goto out;
@@ -466,7 +468,7 @@ int agent_run(const config *cfg)
         log_error("mqtt: %s", err);
         goto out;
     }
-    live_attach(a.lv, a.ml);
+    if (cfg->mqtt_live_topics) live_attach(a.lv, a.ml); /* else the yield is kept, never published */
     log_info("lineagent %s running: site %s line %s, %zu stations, orders on %s/orders", LINEAGENT_VERSION,
              cfg->site, cfg->line, cfg->n_stations, cfg->topic_prefix);
     service_ready(&a.notify, "running");

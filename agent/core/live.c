@@ -221,6 +221,7 @@ live *live_start(const config *cfg, const spool_options *so, char *err, size_t e
         live_stop(lv);
         return NULL;
     }
+    pthread_setname_np(lv->thread, "la-live"); /* for top -H and the benchmark's CPU split */
     lv->started = 1;
     return lv;
 }

@@ -90,6 +90,9 @@ struct kafka_out {
     /* forwarder thread: the bytes of the events a ko_batch holds */
     char *held;
     size_t held_len, held_cap;
+#ifdef LINEAGENT_FAULT_INJECTION
+    const char *stall_file; /* $LINEAGENT_FAULT_FORWARDER_STALL */
+#endif
 };
 
 static void ko_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -401,12 +404,29 @@ static void ko_recreate(kafka_out *ko)
     ko->rewind = 1;
 }
 
+#ifdef LINEAGENT_FAULT_INJECTION
+/* Test builds only (-DLINEAGENT_FAULT_INJECTION=ON, as deploy/test.sh
+ * builds): while the file $LINEAGENT_FAULT_FORWARDER_STALL names exists, the
+ * forwarder's loop does not turn, as a thread caught in a deadlock or an
+ * endless call would not; it_service checks the watchdog heartbeat stops. */
+static void ko_fault_stall(kafka_out *ko)
+{
+    if (!ko->stall_file || access(ko->stall_file, F_OK) != 0) return;
+    log_warn("fault injection: the forwarder's loop stalls while %s exists", ko->stall_file);
+    while (access(ko->stall_file, F_OK) == 0) nanosleep(&(struct timespec){.tv_nsec = 50000000}, NULL);
+    log_warn("fault injection: the forwarder's loop turns again");
+}
+#else
+static void ko_fault_stall(kafka_out *ko) { (void)ko; }
+#endif
+
 static void *ko_main(void *arg)
 {
     kafka_out *ko = arg;
     ko_nice();
     for (;;) {
         atomic_store(&ko->beat_ms, clock_mono_ms());
+        ko_fault_stall(ko);
         if (atomic_load(&ko->fatal)) ko_recreate(ko);
         if (ko->rewind && ko->in_flight == 0) {
             /* Pause before resending so a permanent error (e.g. an ACL)
@@ -491,6 +511,10 @@ kafka_out *kafka_out_start(const config *cfg, char *err, size_t err_len)
     pthread_join(creator, NULL);
     if (!ko->rk) goto fail;
     atomic_store(&ko->beat_ms, clock_mono_ms());
+#ifdef LINEAGENT_FAULT_INJECTION
+    if ((ko->stall_file = getenv("LINEAGENT_FAULT_FORWARDER_STALL")))
+        log_warn("fault injection compiled in: the forwarder stalls while %s exists", ko->stall_file);
+#endif
     pthread_create(&ko->thread, NULL, ko_main, ko);
     pthread_setname_np(ko->thread, "la-forwarder"); /* for top -H and perf */
     return ko;

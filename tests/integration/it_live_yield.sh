@@ -109,3 +109,23 @@ grep -q '^lineagent_mqtt_connected 1' "$T/metrics.txt" || fail "mqtt_connected i
 grep -q '^lineagent_orders_total{result="accepted"}' "$T/metrics.txt" || fail "no orders_total"
 if grep -E '^lineagent_[a-z_]+\{[^}]*(board|serial)' "$T/metrics.txt"; then fail "a board id or serial as a label"; fi
 pass "/metrics: units_total $m_units = Kafka's units since the restart (replayed events not counted twice)"
+
+# [mqtt] live_topics = false: a lot runs, its result is published, and
+# neither <prefix>/yield nor <prefix>/stations/<name> is (a line of its own,
+# so nothing retained from above answers).
+P2=lineagent/$SITE/L2
+write_config "$T/quiet.conf" "[station prog1]" "adapter = sim" "steps = write, verify" "sim.boards_per_second = 200" \
+  "[station fct1]" "adapter = sim" "steps = test" "sim.fail_rate = 0.2" "sim.seed = 3" \
+  "[station lock1]" "adapter = sim" "steps = lock"
+sed -i -e "s/^line = .*/line = L2/" -e "s#^spool = .*#spool = $T/quiet.db#" -e 's/^\[mqtt\]/[mqtt]\nlive_topics = false/' "$T/quiet.conf"
+stdbuf -oL mosquitto_sub -p "$MQTT_PORT" -t "$P2/#" -F '%t' >"$T/quiet.topics" 2>/dev/null &
+PIDS+=($!)
+start_agent "$T/quiet.conf"
+mosquitto_pub -p "$MQTT_PORT" -q 1 -t "$P2/orders" -m "$(order_json WO-Q 1 LOT-Q 20 1.0.0 "$FW_SHA" "$FW_PATH" '["WRITE","VERIFY","TEST","LOCK"]')"
+wait_log "lot LOT-Q completed" 60
+sleep 1.5 # past the follower's next publication, had there been one
+stop_agent
+grep -qx "$P2/orders/result" "$T/quiet.topics" || fail "live_topics = false: no order result on $P2 ($(sort -u "$T/quiet.topics" | tr '\n' ' '))"
+grep -qx "$P2/status" "$T/quiet.topics" || fail "live_topics = false: no status on $P2"
+if grep -E "^$P2/(yield|stations/)" "$T/quiet.topics"; then fail "live_topics = false, yet live documents were published"; fi
+pass "live_topics = false: order result and status published, no yield or station documents"

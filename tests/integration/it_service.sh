@@ -2,7 +2,9 @@
 # The agent as a service: deploy/*.service pass `systemd-analyze verify`
 # (ExecStart pointed at this build); under a $NOTIFY_SOCKET the agent and
 # provisiond send READY=1, the agent STATUS with lot, yield and backlog and a
-# WATCHDOG=1 heartbeat at half of $WATCHDOG_USEC; started as root it warns,
+# WATCHDOG=1 heartbeat at half of $WATCHDOG_USEC, which goes on with Kafka
+# down and stops while the forwarder's loop is stuck (test-only fault
+# injection) and comes back when it turns again; started as root it warns,
 # and with [agent] user it runs as that user after binding its listener.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/pv_lib.sh"
@@ -36,7 +38,9 @@ HTTP_PORT=$(free_port)
 BPS=10 write_config "$T/agent.conf" # 30 boards take 3 s: STATUS shows the lot
 printf '[http]\nlisten = 127.0.0.1:%s\n' "$HTTP_PORT" >>"$T/agent.conf"
 notify_sink agent
-NOTIFY_SOCKET=$T/agent.sock WATCHDOG_USEC=2000000 start_agent "$T/agent.conf"
+LINEAGENT_FAULT_FORWARDER_STALL=$T/stall NOTIFY_SOCKET=$T/agent.sock WATCHDOG_USEC=2000000 start_agent "$T/agent.conf"
+grep -q "fault injection compiled in" "$AGENT_LOG" \
+  || fail "this agent has no fault injection: build with -DLINEAGENT_FAULT_INJECTION=ON (deploy/test.sh does)"
 grep -q "running as root: the packaged service runs as user lineagent" "$AGENT_LOG" || fail "no root warning"
 pass "started as root without [agent] user: warned"
 wait_for 5 "READY=1" grep -q 'READY=1' "$T/agent.notify"
@@ -49,9 +53,43 @@ beats=$(( $(grep -o 'WATCHDOG=1' "$T/agent.notify" | wc -l) - b0 ))
 [ "$beats" -ge 2 ] && [ "$beats" -le 4 ] || fail "$beats watchdog heartbeats in 3 s, want one a second (WATCHDOG_USEC 2 s)"
 grep -aq 'STATUS=lot LOT-S: [0-9]* of 30 done, yield [0-9.]*%; backlog [0-9]* events' "$T/agent.notify" \
   || fail "no STATUS with lot, yield and backlog: $(tr '\n' ' ' <"$T/agent.notify" | tail -c 300)"
+pass "agent: READY=1, $beats WATCHDOG=1 in 3 s, STATUS with lot/yield/backlog"
+
+# ---- the heartbeat needs the forwarder's loop turning --------------------
+# count_in SECONDS PATTERN: datagram fields matching PATTERN that arrive in
+# the next SECONDS.
+count_in() {
+  local n0
+  n0=$(grep -ao "$2" "$T/agent.notify" | wc -l)
+  sleep "$1"
+  echo $(($(grep -ao "$2" "$T/agent.notify" | wc -l) - n0))
+}
+# Kafka unreachable is not a stuck forwarder: its loop keeps turning.
+kafka_cmd down all
+beats=$(count_in 4 'WATCHDOG=1')
+kafka_cmd up all
+[ "$beats" -ge 3 ] || fail "$beats heartbeats in 4 s with Kafka down, want one a second (the forwarder's loop turns)"
+pass "Kafka down: $beats WATCHDOG=1 in 4 s"
+# A stuck forwarder (its loop no longer turning; test builds stall it while
+# $T/stall exists): no heartbeat once its last turn is 10 s old, while the
+# main loop goes on sending STATUS; the heartbeat resumes when it turns again.
+touch "$T/stall"
+wait_log "fault injection: the forwarder's loop stalls" 5
+sleep 11.5
+beats=$(count_in 4 'WATCHDOG=1')
+statuses=$(count_in 3 'STATUS=')
+[ "$beats" -eq 0 ] || fail "$beats heartbeats 11.5-15.5 s into a forwarder stall, want none"
+[ "$statuses" -ge 2 ] || fail "$statuses STATUS in 3 s during the stall, want one a second (the main loop turns)"
+kill -0 "$AGENT_PID" || fail "the agent died during the stall"
+rm "$T/stall"
+wait_log "fault injection: the forwarder's loop turns again" 5
+wait_for 3 "a heartbeat after the stall" bash -c "tail -c 2000 '$T/agent.notify' | grep -aq 'WATCHDOG=1'"
+beats=$(count_in 3 'WATCHDOG=1')
+[ "$beats" -ge 2 ] || fail "$beats heartbeats in 3 s after the stall, want one a second"
+pass "forwarder stalled: no WATCHDOG=1 from 11.5 s on ($statuses STATUS in 3 s); turning again: $beats in 3 s"
 stop_agent
 grep -q 'STOPPING=1' "$T/agent.notify" || fail "no STOPPING=1"
-pass "agent: READY=1, $beats WATCHDOG=1 in 3 s, STATUS with lot/yield/backlog, STOPPING=1"
+pass "agent: STOPPING=1"
 
 make_pki "$T/pki"
 write_pv_config "$T/pv.conf" 0

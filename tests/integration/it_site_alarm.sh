@@ -8,7 +8,8 @@
 # holds finishes: at most one more); the retained station document says
 # paused with its counts, which stay put. An operator's
 # <prefix>/command/site/resume clears it; the site loads again and, still
-# failing, raises it again after three more. Then warn mode on a tester that
+# failing, raises it again after three more; `lineagent site resume` clears
+# that one (and refuses an unknown station or site). Then warn mode on a tester that
 # fails one board in two at its second site (sites = 2, fail_rate 0.5 with
 # consecutive = 2): alarms are raised and clear by themselves at a pass, and
 # the lot completes.
@@ -61,6 +62,20 @@ f2=$(fct1_failed)
 a=$(last "$T/status.log" | jq -c '.alarms[] | select(.alarm == "fixture_site_suspect")')
 [ "$(jq -r .count <<<"$a")" = 3 ] || fail "second alarm: $a"
 pass "resume clears the alarm and loads the site again; 3 more failures raise it again"
+# The same command from the command line, with the config's MQTT settings.
+out=$("$AGENT" site resume --station fct1 --site 0 -c "$T/agent.conf") || fail "lineagent site resume exited $?"
+[ "$out" = "published {\"station\":\"fct1\",\"site\":0} to $PREFIX/command/site/resume" ] || fail "site resume printed: $out"
+wait_for 10 "the second resume" bash -c "[ \$(grep -c 'site resume: station fct1 site 0 by an operator: 1 alarm(s) cleared' '$AGENT_LOG') -ge 2 ]"
+wait_for 10 "the site loading again after the CLI resume" bash -c "[ \$(tail -n1 '$T/fct1.log' | jq '.sites[0].failed') -gt $f2 ]"
+pass "lineagent site resume --station fct1 --site 0 clears the alarm; the site loads again"
+rc=0; "$AGENT" site resume --station nope -c "$T/agent.conf" 2>"$T/cli.err" || rc=$?
+[ $rc -eq 2 ] && grep -q "has no station nope" "$T/cli.err" || fail "site resume of an unknown station: exit $rc, $(cat "$T/cli.err")"
+rc=0; "$AGENT" site resume --station fct1 --site 1 -c "$T/agent.conf" 2>"$T/cli.err" || rc=$?
+[ $rc -eq 2 ] && grep -q "station fct1 has sites 0..0 only" "$T/cli.err" || fail "site resume of site 1 of 1: exit $rc, $(cat "$T/cli.err")"
+sed "s#^uri = .*#uri = tcp://127.0.0.1:$(free_port)#" "$T/agent.conf" >"$T/nobroker.conf"
+rc=0; "$AGENT" site resume --station fct1 -c "$T/nobroker.conf" 2>"$T/cli.err" || rc=$?
+[ $rc -eq 1 ] && grep -q "connecting to tcp://127.0.0.1" "$T/cli.err" || fail "site resume without a broker: exit $rc, $(cat "$T/cli.err")"
+pass "site resume refuses an unknown station or site (exit 2) and reports a broker it cannot reach (exit 1)"
 mosquitto_pub -p "$MQTT_PORT" -q 1 -t "$PREFIX/command/site/resume" -m '{"station":"nope"}'
 wait_log "site resume: no station nope" 10
 stop_agent
