@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "adapter.h"
+#include "firmware.h"
 #include "log.h"
 #include "order.h"
 
@@ -210,6 +211,11 @@ static int on_key(void *user, const char *section, const char *key, const char *
             if (parse_duration_ms(v, &c->kafka_stall_alarm_ms))
                 return BAD("stall_alarm must be a duration, e.g. 60s, 5m, or 0 for never");
         } else kv_add(&c->kafka_props, &c->n_kafka_props, key, v);
+    } else if (strcmp(section, "firmware") == 0) {
+        char why[200];
+        if (strcmp(key, "allowed_urls")) return BAD("unknown key \"%s\" in [firmware]", key);
+        if (firmware_allowed_check(v, why, sizeof why)) return BAD("allowed_urls: %s", why);
+        set_str(&c->firmware_allowed_urls, v);
     } else if (strcmp(section, "provisioning") == 0) {
         if (strcmp(key, "url") == 0) {
             if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8))
@@ -377,7 +383,7 @@ static void kv_free(config_kv *kv, size_t n)
 
 void config_free(config *c)
 {
-    char **strs[] = {&c->site, &c->line, &c->spool_path, &c->log_level, &c->firmware_ca_file,
+    char **strs[] = {&c->site, &c->line, &c->spool_path, &c->log_level, &c->firmware_ca_file, &c->firmware_allowed_urls,
                      &c->spool_synchronous, &c->mqtt_uri, &c->mqtt_client_id, &c->mqtt_username,
                      &c->mqtt_password_file, &c->mqtt_ca_file, &c->mqtt_cert_file, &c->mqtt_key_file,
                      &c->topic_prefix, &c->kafka_topic, &c->prov_url, &c->prov_ca_file,
@@ -432,6 +438,7 @@ void config_print(const config *c, FILE *out)
                  "firmware_timeout_ms = %ld\n",
             c->max_quantity, c->shutdown_timeout_ms, c->firmware_max_bytes, c->firmware_timeout_ms);
     print_kv(out, "firmware_ca_file", c->firmware_ca_file);
+    fprintf(out, "\n[firmware]\nallowed_urls = %s\n", c->firmware_allowed_urls ? c->firmware_allowed_urls : "");
     fprintf(out, "\n[spool]\nsynchronous = %s\nbatch_max = %d\nretention = %llds\nmax_bytes = %lld\nmin_free_bytes = %lld\n",
             c->spool_synchronous, c->spool_batch_max, (long long)(c->spool_retention_ms / 1000),
             (long long)c->spool_max_bytes, (long long)c->spool_min_free_bytes);

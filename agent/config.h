@@ -33,6 +33,9 @@ typedef struct config {
     size_t firmware_max_bytes;
     long firmware_timeout_ms;
     char *firmware_ca_file;
+    /* [firmware] allowed_urls: comma-separated URL prefixes orders may name
+     * (firmware_allowed_check); NULL: none, every order is refused */
+    char *firmware_allowed_urls;
     /* [spool] */
     char *spool_synchronous;
     int spool_batch_max;
