@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "adapter.h"
+#include "adapter_exec.h"
 #include "log.h"
 #include "mono_time.h"
 
@@ -344,6 +345,13 @@ static void exec_parse(char *out, size_t len, adapter_result *r, exec_out *x)
     }
 }
 
+int adapter_exec_parse(char *out, size_t len, adapter_result *r)
+{
+    exec_out x = {0};
+    exec_parse(out, len, r, &x);
+    return x.htf_fail;
+}
+
 /* Runs one step's program; fills r (passed, or failure) and x. */
 static void exec_run(exec_state *s, int step, const adapter_step_ctx *ctx, adapter_result *r, exec_out *x)
 {
@@ -417,6 +425,15 @@ static void exec_run(exec_state *s, int step, const adapter_step_ctx *ctx, adapt
     }
 
     char *out = malloc(s->max_output + 1);
+    if (!out) {
+        kill(-pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+        }
+        close(outp[0]);
+        close(errp[0]);
+        adapter_fail(r, "exec_failed", "out of memory for %zu bytes of %s's output", s->max_output, prog);
+        return;
+    }
     size_t olen = 0, dropped = 0;
     char eline[EXEC_STDERR_LINE + 1], last_err[EXEC_STDERR_LINE + 1] = "";
     size_t elen = 0;
@@ -479,11 +496,28 @@ static void exec_run(exec_state *s, int step, const adapter_step_ctx *ctx, adapt
     if (edropped) log_warn("station %s %s: %d more stderr lines not logged", s->station, exec_step_names[step], edropped);
     if (dropped) log_warn("station %s %s: stdout over %zu bytes; %zu bytes ignored", s->station, exec_step_names[step],
                           s->max_output, dropped);
+    /* Both pipes closed is not the end: a program that redirected its
+     * output runs on. It gets until the same deadline to exit. */
+    int status = 0;
+    for (;;) {
+        int64_t now = mono_now_ms();
+        int block = timed_out && now >= kill_at;
+        pid_t w = waitpid(pid, &status, block ? 0 : WNOHANG);
+        if (w == pid || (w < 0 && errno != EINTR)) break;
+        if (w < 0) continue;
+        if (!timed_out && now >= deadline) {
+            timed_out = 1;
+            kill(-pid, SIGTERM);
+            kill_at = now + 1000;
+        } else if (timed_out && now >= kill_at) {
+            kill(-pid, SIGKILL);
+        } else {
+            struct timespec ts = {0, 10 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
     /* Stragglers the program left in its group go too. */
     kill(-pid, SIGKILL);
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
     out[olen] = 0;
     if (timed_out) {
         adapter_fail(r, "timeout", "%s killed after %ld ms", prog, s->timeout_ms);
