@@ -41,6 +41,24 @@ new=$(s_client -tls1_2)
 grep -q "TLSv1.2, Cipher is ECDHE" <<<"$new" || fail "the same client with TLS 1.2 failed: $new"
 pass "a TLS 1.1 handshake fails where the same client's TLS 1.2 handshake succeeds"
 
+# ...and the agent's provisioning client will not speak TLS 1.1 either: a
+# server offering only TLS 1.1 (RSA key exchange, so no signature algorithm
+# stands in the way) is refused on the version.
+openssl req -new -newkey rsa:2048 -nodes -subj "/CN=old" -keyout "$P/old.key" -out "$P/old.csr" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\n' >"$P/old.ext"
+openssl x509 -req -in "$P/old.csr" -CA "$P/tlsca.pem" -CAkey "$P/tlsca.key" -CAcreateserial -days 30 \
+  -extfile "$P/old.ext" -out "$P/old.pem" 2>/dev/null
+OLD_PORT=$(free_port)
+openssl s_server -accept "127.0.0.1:$OLD_PORT" -tls1_1 -cipher 'AES128-SHA:@SECLEVEL=0' -cert "$P/old.pem" \
+  -key "$P/old.key" -quiet </dev/null >"$T/s_server.log" 2>&1 &
+PIDS+=($!)
+wait_for 10 "TLS 1.1 server" port_open "$OLD_PORT"
+if "$PV_LOAD" "https://127.0.0.1:$OLD_PORT" 1 1 "$T/old.txt" --prefix OLD --ca "$P/tlsca.pem" \
+  --cert "$P/station1.pem" --key "$P/station1.key" >"$T/old.out" 2>&1; then fail "provisioning client spoke TLS 1.1"; fi
+grep -qiE "protocol version|unsupported protocol" "$T/old.out" "$T/s_server.log" \
+  || fail "TLS 1.1 refusal for another reason: $(cat "$T/old.out" "$T/s_server.log")"
+pass "the provisioning client refuses a TLS 1.1-only server: $(grep -m1 -ohiE '[^:]*(protocol version|unsupported protocol)[^:]*' "$T/old.out" "$T/s_server.log")"
+
 # --- certificates refused in the handshake, each with its reason logged
 device=$(curl -sf "${STATION[@]}" -X POST --data-binary "$(unit DEV-1 station1)" "$URL/v1/units") \
   || fail "issuing a device identity failed"
