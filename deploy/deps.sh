@@ -7,7 +7,8 @@ build=(cmake make gcc pkg-config protobuf-c-compiler libprotobuf-c-dev librdkafk
        libpaho-mqtt-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev zlib1g-dev
        libinih-dev libjansson-dev libmicrohttpd-dev libgnutls28-dev)
 run=(mosquitto mosquitto-clients)
-test=(libcmocka-dev jq protobuf-compiler gcc-arm-none-eabi qemu-system-arm sqlite3 openssl curl)
+test=(libcmocka-dev jq protobuf-compiler gcc-arm-none-eabi qemu-system-arm sqlite3 openssl curl
+      clang libclang-rt-dev) # clang + its libFuzzer runtime: deploy/fuzz.sh
 
 case "${1:-build}" in
   build) want=("${build[@]}") ;;

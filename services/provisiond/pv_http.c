@@ -160,48 +160,48 @@ static pv_sock *pv_sock_of(struct MHD_Connection *c)
     return sc ? (pv_sock *)sc->socket_context : NULL;
 }
 
-static enum MHD_Result pv_post_unit(pv_server *s, struct MHD_Connection *c, pv_conn *pc)
+int pv_request_parse(const char *body, size_t len, json_t **root, const char *v[6], char *reason,
+                     size_t reason_len)
 {
     json_error_t je;
-    json_t *in = json_loadb(pc->body ? pc->body : "", pc->len, JSON_REJECT_DUPLICATES, &je);
-    if (!in || !json_is_object(in)) {
-        char reason[256];
-        snprintf(reason, sizeof reason, "body is not a JSON object: %s", in ? "not an object" : je.text);
-        json_decref(in);
-        return pv_error(c, MHD_HTTP_BAD_REQUEST, reason);
-    }
+    memset(v, 0, 6 * sizeof *v);
+    *reason = 0;
+    json_t *in = *root = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &je);
+    if (!in || !json_is_object(in))
+        return snprintf(reason, reason_len, "body is not a JSON object: %s", in ? "not an object" : je.text), -1;
     static const char *const fields[] = {"product", "board_id", "lot_id", "order_id", "station", "csr"};
-    const char *v[6] = {0};
-    char reason[320] = "";
     const char *key;
     json_t *val;
     json_object_foreach(in, key, val) {
         size_t i = 0;
         while (i < 6 && strcmp(key, fields[i])) i++;
-        if (i == 6) {
-            snprintf(reason, sizeof reason, "unknown field \"%.64s\"", key);
-            break;
-        }
-        if (!json_is_string(val)) {
-            snprintf(reason, sizeof reason, "field %s must be a string", key);
-            break;
-        }
+        if (i == 6) return snprintf(reason, reason_len, "unknown field \"%.64s\"", key), -1;
+        if (!json_is_string(val)) return snprintf(reason, reason_len, "field %s must be a string", key), -1;
         v[i] = json_string_value(val);
     }
-    for (size_t i = 0; !*reason && i < 5; i++) {
-        if (!v[i]) snprintf(reason, sizeof reason, "field %s is required", fields[i]);
-        else if (!pv_id_ok(v[i]))
-            snprintf(reason, sizeof reason, "field %s must be 1-64 characters of [A-Za-z0-9._:/-]", fields[i]);
+    for (size_t i = 0; i < 5; i++) {
+        if (!v[i]) return snprintf(reason, reason_len, "field %s is required", fields[i]), -1;
+        if (!pv_id_ok(v[i]))
+            return snprintf(reason, reason_len, "field %s must be 1-64 characters of [A-Za-z0-9._:/-]", fields[i]),
+                   -1;
     }
-    const pv_product *prod = *reason ? NULL : pv_config_product(s->cfg, v[0]);
-    if (!*reason && !prod) {
+    return 0;
+}
+
+static enum MHD_Result pv_post_unit(pv_server *s, struct MHD_Connection *c, pv_conn *pc)
+{
+    json_t *in;
+    const char *v[6];
+    char reason[320];
+    if (pv_request_parse(pc->body, pc->len, &in, v, reason, sizeof reason)) {
+        json_decref(in);
+        return pv_error(c, MHD_HTTP_BAD_REQUEST, reason);
+    }
+    const pv_product *prod = pv_config_product(s->cfg, v[0]);
+    if (!prod) {
         snprintf(reason, sizeof reason, "unknown product \"%s\"", v[0]);
         json_decref(in);
         return pv_error(c, MHD_HTTP_NOT_FOUND, reason);
-    }
-    if (*reason) {
-        json_decref(in);
-        return pv_error(c, MHD_HTTP_BAD_REQUEST, reason);
     }
     /* The station is who its certificate says: its subject CN, or CN/NAME
      * for one of several stations behind one certificate (a line agent). */
