@@ -253,7 +253,7 @@ static int gdb_console_connect(const gdb_state *s, char *err, size_t err_len)
      * SYN must not hold the station. */
     char why[400];
     int fd = gdb_tcp_connect(s->console_host, s->console_port, s->timeout_ms, 0, why, sizeof why);
-    if (fd < 0) snprintf(err, err_len, "console: %s", why);
+    if (fd < 0) snprintf(err, err_len, "console: %.200s", why);
     return fd;
 }
 

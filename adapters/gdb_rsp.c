@@ -344,14 +344,14 @@ gdb_rsp *gdb_rsp_connect(const char *host, int port, int timeout_ms, int *code, 
     char why[400];
     int fd = gdb_tcp_connect(host, port, timeout_ms, 1, why, sizeof why);
     if (fd < 0) {
-        snprintf(err, err_len, "GDB server: %s", why);
+        snprintf(err, err_len, "GDB server: %.200s", why);
         *code = GDB_ECLOSED;
         return NULL;
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     gdb_rsp *g = gdb_rsp_open_fd(fd, timeout_ms, code, why, sizeof why);
-    if (!g) snprintf(err, err_len, "GDB server %s:%d: %s", host, port, why);
+    if (!g) snprintf(err, err_len, "GDB server %.100s:%d: %.200s", host, port, why);
     return g;
 }
 

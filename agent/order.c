@@ -264,7 +264,7 @@ static int check_test_items(const JobOrder *o, char *reason, size_t reason_len)
 
 const char *order_id_or_empty(const char *v)
 {
-    char r[8];
+    char r[160];
     return v && check_id("id", v, 0, r, sizeof r) == 0 ? v : "";
 }
 
