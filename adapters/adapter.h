@@ -1,6 +1,9 @@
 /* adapter.h - the station adapter interface: a small vtable, one per kind of
  * station (simulated, GDB-remote programmer, external program ...). Adding an
- * adapter is one new adapter_<name>.c and one line in adapter_registry.c.
+ * adapter is one new adapter_<name>.c (CMake picks up every adapter_*.c) and
+ * its name in ADAPTER_LIST in adapter_registry.c. An adapter declares its
+ * station keys as a conf_table.h table, which parses them into its state and
+ * drives check-config's validation and printing.
  *
  * Threading: a station calls its adapter from its own worker thread only, so
  * an adapter's per-station state needs no locking; state shared between
@@ -12,11 +15,27 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
+#include "conf_table.h"
+#include "kv.h"
 
 #define ADAPTER_MAX_MEASUREMENTS 64
 #define ADAPTER_ID_MAX 65 /* board ids: 64 characters + NUL */
 #define ADAPTER_MAX_MACS 8
+
+/* A [station NAME] section of the agent's configuration: what a station,
+ * and so its adapter, is opened with. */
+typedef struct station_config {
+    char *name;
+    char *adapter;
+    uint32_t steps_mask;  /* bit (1 << Step) per step this station performs */
+    kv_pair *keys;        /* the "<adapter>.*" keys, verbatim (adapter_conf_load parses them) */
+    size_t n_keys;
+    uint32_t sites;       /* fixture sites run in parallel (gang programming); 1 by default */
+    uint32_t site;        /* set per site when the station opens its adapter, 0-based */
+} station_config;
+
+/* The value of a station's key (full name, e.g. "sim.fail_rate"), or NULL. */
+const char *station_config_get(const station_config *st, const char *key);
 
 typedef struct adapter_image {
     const char *version;
@@ -91,11 +110,13 @@ typedef void (*adapter_step_fn)(void *state, const adapter_step_ctx *ctx, adapte
 
 typedef struct adapter {
     const char *name;
-    /* Station keys this adapter accepts, without the "<name>." prefix;
-     * NULL-terminated. check-config refuses any other "<name>.*" key. */
-    const char *const *keys;
+    /* Station keys this adapter accepts, without the "<name>." prefix; the
+     * rows' offsets point into a struct of conf_size bytes (the adapter's
+     * state). check-config refuses any other "<name>.*" key. */
+    const conf_key *keys;
+    size_t conf_size;
     /* Creates per-station state from the station's config section. */
-    int (*open)(void **state, const config_station *st, char *err, size_t err_len);
+    int (*open)(void **state, const station_config *st, char *err, size_t err_len);
     /* Blocks until the next board of the lot is on the fixture and names it
      * (idx is its 0-based arrival index in the lot). 0 on success. */
     int (*load_board)(void *state, const char *lot_id, uint32_t idx, char *board_id, size_t len);
@@ -112,6 +133,18 @@ typedef struct adapter {
      * Without the callback the provisioning server generates the key. */
     int (*provision_csr)(void *state, const adapter_step_ctx *ctx, char *csr, size_t len);
 } adapter;
+
+/* Parses the station's "<name>.*" keys into state (zeroed, conf_size bytes)
+ * by the adapter's table: defaults, ranges, required keys. -1 with
+ * "[station NAME] key: problem" in err and, when failed is not NULL, the
+ * index of the failing key in st->keys (n_keys: a required key is missing);
+ * state then holds nothing. Free with conf_free(ad->keys, state). */
+int adapter_conf_load(const adapter *ad, const station_config *st, void *state, size_t *failed, char *err,
+                      size_t err_len);
+
+/* The adapter's callback for a step (the order's Step number, 1 WRITE ..
+ * 6 LOCK, as in station_config.steps_mask), or NULL: it cannot perform it. */
+adapter_step_fn adapter_step(const adapter *ad, unsigned step);
 
 /* Marks a step failed with a machine-readable mode and a detail for people. */
 void adapter_fail(adapter_result *r, const char *mode, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

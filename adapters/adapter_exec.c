@@ -34,8 +34,8 @@
 
 #include "adapter.h"
 #include "adapter_exec.h"
+#include "clock.h"
 #include "log.h"
-#include "mono_time.h"
 
 extern char **environ;
 
@@ -62,25 +62,31 @@ typedef struct exec_state {
     char site[12];                     /* {site}: the fixture site, 0-based */
 } exec_state;
 
-static const char *const exec_keys[] = {
-    "program", "args", "timeout_ms", "max_output",
-    "write.program", "write.args", "verify.program", "verify.args", "provision.program", "provision.args",
-    "test.program", "test.args", "calibrate.program", "calibrate.args", "lock.program", "lock.args", NULL};
+/* A step's own program and argument template, overriding program/args. */
+#define EXEC_STEP_KEYS(step, i)                                                                               \
+    {step ".program", CONF_STRING, NULL, CONF_AT(exec_state, program[i]), .desc = "the " step " step's own program"}, \
+    {step ".args", CONF_STRING, NULL, CONF_AT(exec_state, args[i]),                                           \
+     .desc = "the " step " step's argument template (default: none)"}
 
-static long exec_num(const config_station *st, const char *key, long lo, long hi, long def, char *err, size_t n,
-                     int *bad)
-{
-    const char *v = config_station_get(st, key);
-    if (!v) return def;
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (errno || end == v || *end || x < lo || x > hi) {
-        snprintf(err, n, "[station %s] %s must be a whole number in %ld..%ld", st->name, key, lo, hi);
-        *bad = 1;
-    }
-    return x;
-}
+static const conf_key exec_keys[] = {
+    {"program", CONF_STRING, NULL, CONF_AT(exec_state, def_program),
+     .desc = "absolute path of the program run for every step without its own"},
+    {"args", CONF_STRING, "{step} {image}", CONF_AT(exec_state, def_args),
+     .desc = "argument template, split on blanks; placeholders {step} {image} {board_id} {serial} {lot_id} "
+             "{version} {sha256} {site}, and {offset} {gain} for calibrate_write"},
+    {"timeout_ms", CONF_INT, "60000", 100, 86400000, CONF_AT(exec_state, timeout_ms),
+     .desc = "the whole run; then SIGTERM to the process group, SIGKILL a second later"},
+    {"max_output", CONF_SIZE, "64K", 1024, 64LL << 20, CONF_AT(exec_state, max_output),
+     .desc = "stdout bytes kept for parsing (stderr goes to the log, at most 200 lines a run)"},
+    EXEC_STEP_KEYS("write", ST_WRITE),
+    EXEC_STEP_KEYS("verify", ST_VERIFY),
+    EXEC_STEP_KEYS("provision", ST_PROVISION),
+    EXEC_STEP_KEYS("test", ST_TEST),
+    EXEC_STEP_KEYS("calibrate", ST_CALIBRATE),
+    EXEC_STEP_KEYS("lock", ST_LOCK),
+    {0}};
+
+extern const adapter adapter_exec;
 
 static void exec_close(void *state)
 {
@@ -88,36 +94,19 @@ static void exec_close(void *state)
     if (!s) return;
     if (s->image_path[0]) unlink(s->image_path);
     if (s->dir[0]) rmdir(s->dir);
-    for (int i = 0; i < ST_N; i++) {
-        free(s->program[i]);
-        free(s->args[i]);
-    }
-    free(s->def_program);
-    free(s->def_args);
+    conf_free(exec_keys, s);
     free(s);
 }
 
-static int exec_open(void **state, const config_station *st, char *err, size_t err_len)
+static int exec_open(void **state, const station_config *st, char *err, size_t err_len)
 {
-    int bad = 0;
-    long timeout = exec_num(st, "exec.timeout_ms", 100, 86400000, 60000, err, err_len, &bad);
-    long maxout = exec_num(st, "exec.max_output", 1024, 64L << 20, 65536, err, err_len, &bad);
-    if (bad) return -1;
     exec_state *s = calloc(1, sizeof *s);
-    snprintf(s->station, sizeof s->station, "%s", st->name);
-    s->timeout_ms = timeout;
-    s->max_output = (size_t)maxout;
-    snprintf(s->site, sizeof s->site, "%u", st->site);
-    const char *p = config_station_get(st, "exec.program"), *a = config_station_get(st, "exec.args");
-    s->def_program = p ? strdup(p) : NULL;
-    s->def_args = strdup(a ? a : "{step} {image}");
-    for (int i = 0; i < ST_N; i++) {
-        char key[48];
-        snprintf(key, sizeof key, "exec.%s.program", exec_step_names[i]);
-        if ((p = config_station_get(st, key))) s->program[i] = strdup(p);
-        snprintf(key, sizeof key, "exec.%s.args", exec_step_names[i]);
-        if ((a = config_station_get(st, key))) s->args[i] = strdup(a);
+    if (adapter_conf_load(&adapter_exec, st, s, NULL, err, err_len) != 0) {
+        free(s);
+        return -1;
     }
+    snprintf(s->station, sizeof s->station, "%s", st->name);
+    snprintf(s->site, sizeof s->site, "%u", st->site);
     int any = s->def_program != NULL;
     for (int i = 0; i < ST_N; i++) {
         const char *prog = s->program[i] ? s->program[i] : s->def_program;
@@ -438,10 +427,10 @@ static void exec_run(exec_state *s, int step, const adapter_step_ctx *ctx, adapt
     char eline[EXEC_STDERR_LINE + 1], last_err[EXEC_STDERR_LINE + 1] = "";
     size_t elen = 0;
     int elines = 0, edropped = 0, timed_out = 0;
-    int64_t deadline = mono_now_ms() + s->timeout_ms, kill_at = 0;
+    int64_t deadline = clock_mono_ms() + s->timeout_ms, kill_at = 0;
     struct pollfd pfd[2] = {{outp[0], POLLIN, 0}, {errp[0], POLLIN, 0}};
     while (pfd[0].fd >= 0 || pfd[1].fd >= 0) {
-        int64_t now = mono_now_ms();
+        int64_t now = clock_mono_ms();
         if (!timed_out && now >= deadline) {
             timed_out = 1;
             kill(-pid, SIGTERM);
@@ -500,7 +489,7 @@ static void exec_run(exec_state *s, int step, const adapter_step_ctx *ctx, adapt
      * output runs on. It gets until the same deadline to exit. */
     int status = 0;
     for (;;) {
-        int64_t now = mono_now_ms();
+        int64_t now = clock_mono_ms();
         int block = timed_out && now >= kill_at;
         pid_t w = waitpid(pid, &status, block ? 0 : WNOHANG);
         if (w == pid || (w < 0 && errno != EINTR)) break;
@@ -618,6 +607,7 @@ static void exec_lock(void *state, const adapter_step_ctx *ctx, adapter_result *
 const adapter adapter_exec = {
     .name = "exec",
     .keys = exec_keys,
+    .conf_size = sizeof(exec_state),
     .open = exec_open,
     .load_board = exec_load_board,
     .write = exec_write,

@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #include "adapter.h"
-#include "firmware.h"
+#include "digest.h"
 #include "gdb_rsp.h"
 #include "log.h"
 
@@ -41,19 +41,20 @@
 typedef struct gdb_state {
     char station[ADAPTER_ID_MAX];
     uint32_t site;
-    char host[256];
+    char *host;
     int port;
     int has_load_address;
     uint64_t load_address;
     int has_uid;
     uint64_t uid_address;
     size_t uid_length;
+    char *console;         /* host:port, parsed into console_host and console_port */
     char console_host[256];
     int console_port;      /* 0: no boot check */
     int timeout_ms;
     int boot_timeout_ms;
-    char banner[64];       /* the version follows this text in the boot banner */
-    char start[16];        /* auto | monitor | vector | none */
+    char *banner;          /* the version follows this text in the boot banner */
+    const char *start;     /* auto | monitor | vector | none */
     int has_lock;
     uint64_t lock_address;
     uint32_t lock_value;
@@ -64,27 +65,35 @@ typedef struct gdb_state {
     adapter_result pending;
 } gdb_state;
 
-static const char *const gdb_keys[] = {"host", "port", "load_address", "uid_address", "uid_length", "console",
-                                       "timeout_ms", "boot_timeout_ms", "banner", "start", "lock_address",
-                                       "lock_value", NULL};
+static const char *const gdb_starts[] = {"auto", "monitor", "vector", "none", NULL};
 
-static int gdb_u64(const config_station *st, const char *key, uint64_t lo, uint64_t hi, uint64_t *out, int *has,
-                   char *err, size_t err_len)
-{
-    const char *v = config_station_get(st, key);
-    if (!v) return 0;
-    char *end;
-    errno = 0;
-    unsigned long long x = strtoull(v, &end, 0);
-    if (errno || end == v || *end || v[0] == '-' || x < lo || x > hi) {
-        snprintf(err, err_len, "[station %s] %s must be a number in %llu..%llu (0x prefix for hex)", st->name, key,
-                 (unsigned long long)lo, (unsigned long long)hi);
-        return -1;
-    }
-    *out = x;
-    if (has) *has = 1;
-    return 0;
-}
+static const conf_key gdb_keys[] = {
+    {"host", CONF_STRING, "127.0.0.1", CONF_AT(gdb_state, host), .desc = "GDB server host"},
+    {"port", CONF_INT, NULL, 1, 65535, .flags = CONF_REQUIRED, CONF_AT(gdb_state, port),
+     .desc = "GDB server port; site k of a gang station uses port + k (and the console port + k)"},
+    {"load_address", CONF_HEX, NULL, CONF_AT(gdb_state, load_address),
+     .desc = "where the image goes; overrides the release's loadAddress"},
+    {"uid_address", CONF_HEX, NULL, CONF_AT(gdb_state, uid_address),
+     .desc = "board id: read uid_length bytes here (the MCU's unique-ID register); none: <lot>-B<index>"},
+    {"uid_length", CONF_INT, NULL, 1, GDB_UID_MAX, CONF_AT(gdb_state, uid_length),
+     .desc = "bytes of the unique ID, shown in hex"},
+    {"console", CONF_STRING, NULL, CONF_AT(gdb_state, console),
+     .desc = "host:port of the target's UART for the boot check (none: no boot check)"},
+    {"timeout_ms", CONF_INT, "5000", 100, 600000, CONF_AT(gdb_state, timeout_ms),
+     .desc = "every exchange with the server (erase and qCRC get 10x / 4x)"},
+    {"boot_timeout_ms", CONF_INT, "5000", 100, 600000, CONF_AT(gdb_state, boot_timeout_ms),
+     .desc = "how long to wait for the boot banner"},
+    {"banner", CONF_STRING, "version ", CONF_AT(gdb_state, banner),
+     .desc = "text the version follows in the boot banner"},
+    {"start", CONF_ENUM, "auto", .choices = gdb_starts, CONF_AT(gdb_state, start),
+     .desc = "how VERIFY starts the target: monitor reset run, the vector table, either, or not at all"},
+    {"lock_address", CONF_HEX, NULL, CONF_AT(gdb_state, lock_address),
+     .desc = "LOCK: the option/fuse word to write (none: the station cannot lock)"},
+    {"lock_value", CONF_HEX, NULL, CONF_AT(gdb_state, lock_value),
+     .desc = "LOCK: the 32-bit value written there, then read back"},
+    {0}};
+
+extern const adapter adapter_gdb;
 
 /* "host:port" (host may be empty for loopback). */
 static int gdb_hostport(const char *v, char *host, size_t host_len, int *port)
@@ -103,54 +112,46 @@ static int gdb_hostport(const char *v, char *host, size_t host_len, int *port)
     return 0;
 }
 
-static int gdb_open(void **state, const config_station *st, char *err, size_t err_len)
+static void gdb_close(void *state)
 {
-    gdb_state s = {0};
-    snprintf(s.station, sizeof s.station, "%s", st->name);
-    s.site = st->site;
-    const char *host = config_station_get(st, "gdb.host");
-    snprintf(s.host, sizeof s.host, "%s", host ? host : "127.0.0.1");
-    uint64_t port = 0, uid_len = 0, timeout = 5000, boot = 5000, lockv = 0;
-    int has_port = 0;
-    if (gdb_u64(st, "gdb.port", 1, 65535, &port, &has_port, err, err_len) ||
-        gdb_u64(st, "gdb.load_address", 0, UINT64_MAX, &s.load_address, &s.has_load_address, err, err_len) ||
-        gdb_u64(st, "gdb.uid_address", 0, UINT64_MAX, &s.uid_address, &s.has_uid, err, err_len) ||
-        gdb_u64(st, "gdb.uid_length", 1, GDB_UID_MAX, &uid_len, NULL, err, err_len) ||
-        gdb_u64(st, "gdb.timeout_ms", 100, 600000, &timeout, NULL, err, err_len) ||
-        gdb_u64(st, "gdb.boot_timeout_ms", 100, 600000, &boot, NULL, err, err_len) ||
-        gdb_u64(st, "gdb.lock_address", 0, UINT64_MAX, &s.lock_address, &s.has_lock, err, err_len) ||
-        gdb_u64(st, "gdb.lock_value", 0, UINT32_MAX, &lockv, NULL, err, err_len))
+    conf_free(gdb_keys, state);
+    free(state);
+}
+
+static int gdb_open(void **state, const station_config *st, char *err, size_t err_len)
+{
+    gdb_state *s = calloc(1, sizeof *s);
+    if (adapter_conf_load(&adapter_gdb, st, s, NULL, err, err_len) != 0) {
+        free(s);
         return -1;
-    if (!has_port) return snprintf(err, err_len, "[station %s] gdb.port is required", st->name), -1;
-    if (s.has_uid && !uid_len)
-        return snprintf(err, err_len, "[station %s] gdb.uid_address needs gdb.uid_length (1..%d)", st->name,
-                        GDB_UID_MAX), -1;
-    if (uid_len && !s.has_uid)
-        return snprintf(err, err_len, "[station %s] gdb.uid_length needs gdb.uid_address", st->name), -1;
-    if (config_station_get(st, "gdb.lock_value") && !s.has_lock)
-        return snprintf(err, err_len, "[station %s] gdb.lock_value needs gdb.lock_address", st->name), -1;
-    const char *console = config_station_get(st, "gdb.console");
-    if (console && gdb_hostport(console, s.console_host, sizeof s.console_host, &s.console_port))
-        return snprintf(err, err_len, "[station %s] gdb.console must be host:port", st->name), -1;
-    const char *banner = config_station_get(st, "gdb.banner");
-    snprintf(s.banner, sizeof s.banner, "%s", banner ? banner : "version ");
-    const char *start = config_station_get(st, "gdb.start");
-    snprintf(s.start, sizeof s.start, "%s", start ? start : "auto");
-    if (strcmp(s.start, "auto") && strcmp(s.start, "monitor") && strcmp(s.start, "vector") && strcmp(s.start, "none"))
-        return snprintf(err, err_len, "[station %s] gdb.start must be auto, monitor, vector or none", st->name), -1;
+    }
+    snprintf(s->station, sizeof s->station, "%s", st->name);
+    s->site = st->site;
+    s->has_load_address = station_config_get(st, "gdb.load_address") != NULL;
+    s->has_uid = station_config_get(st, "gdb.uid_address") != NULL;
+    s->has_lock = station_config_get(st, "gdb.lock_address") != NULL;
+    int rc = -1;
+    if (s->has_uid && !s->uid_length)
+        snprintf(err, err_len, "[station %s] gdb.uid_address needs gdb.uid_length (1..%d)", st->name, GDB_UID_MAX);
+    else if (s->uid_length && !s->has_uid)
+        snprintf(err, err_len, "[station %s] gdb.uid_length needs gdb.uid_address", st->name);
+    else if (station_config_get(st, "gdb.lock_value") && !s->has_lock)
+        snprintf(err, err_len, "[station %s] gdb.lock_value needs gdb.lock_address", st->name);
+    else if (s->console && gdb_hostport(s->console, s->console_host, sizeof s->console_host, &s->console_port))
+        snprintf(err, err_len, "[station %s] gdb.console must be host:port", st->name);
     /* Gang programming: site k talks to the k-th server after gdb.port (and
      * the k-th console), as multi-probe OpenOCD setups number them. */
-    if (port + st->site > 65535 || (s.console_port && s.console_port + (int)st->site > 65535))
-        return snprintf(err, err_len, "[station %s] site %u: port beyond 65535", st->name, st->site), -1;
-    s.port = (int)(port + st->site);
-    if (s.console_port) s.console_port += (int)st->site;
-    s.uid_length = (size_t)uid_len;
-    s.timeout_ms = (int)timeout;
-    s.boot_timeout_ms = (int)boot;
-    s.lock_value = (uint32_t)lockv;
-    gdb_state *p = malloc(sizeof *p);
-    *p = s;
-    *state = p;
+    else if (s->port + (long)st->site > 65535 || (s->console_port && s->console_port + (long)st->site > 65535))
+        snprintf(err, err_len, "[station %s] site %u: port beyond 65535", st->name, st->site);
+    else
+        rc = 0;
+    if (rc != 0) {
+        gdb_close(s);
+        return -1;
+    }
+    s->port += (int)st->site;
+    if (s->console_port) s->console_port += (int)st->site;
+    *state = s;
     return 0;
 }
 
@@ -380,7 +381,7 @@ static void gdb_verify(void *state, const adapter_step_ctx *ctx, adapter_result 
             gdb_rsp_close(g);
             return;
         }
-        firmware_sha256_hex(buf, img->len, r->readback_sha256);
+        digest_sha256_hex(buf, img->len, r->readback_sha256);
         free(buf);
         if (strcmp(r->readback_sha256, img->sha256) != 0) {
             snprintf(r->failure_mode, sizeof r->failure_mode, "verify_mismatch");
@@ -437,11 +438,10 @@ static void gdb_lock(void *state, const adapter_step_ctx *ctx, adapter_result *r
     gdb_rsp_close(g);
 }
 
-static void gdb_close(void *state) { free(state); }
-
 const adapter adapter_gdb = {
     .name = "gdb",
     .keys = gdb_keys,
+    .conf_size = sizeof(gdb_state),
     .open = gdb_open,
     .load_board = gdb_load_board,
     .write = gdb_write,

@@ -1,20 +1,20 @@
 /* adapter_registry.c - the list of station adapters compiled into the agent,
- * and the one helper they share. */
+ * and the helpers they share. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "adapter.h"
 
-extern const adapter adapter_sim;
-extern const adapter adapter_gdb;
-extern const adapter adapter_exec;
+/* Every adapter compiled in, in the order check-config names them: adding
+ * one is its adapter_<name>.c defining `const adapter adapter_<name>` and its
+ * name on this line. */
+#define ADAPTER_LIST(X) X(sim) X(gdb) X(exec)
 
-static const adapter *const adapter_registry[] = {
-    &adapter_sim,
-    &adapter_gdb,
-    &adapter_exec,
-};
+#define ADAPTER_DECLARE(n) extern const adapter adapter_##n;
+ADAPTER_LIST(ADAPTER_DECLARE)
+#define ADAPTER_ENTRY(n) &adapter_##n,
+static const adapter *const adapter_registry[] = {ADAPTER_LIST(ADAPTER_ENTRY)};
 
 #define ADAPTER_COUNT (sizeof adapter_registry / sizeof adapter_registry[0])
 
@@ -45,4 +45,26 @@ void adapter_fail(adapter_result *r, const char *mode, const char *fmt, ...)
     vsnprintf(r->detail, sizeof r->detail, fmt, ap);
     va_end(ap);
     r->passed = 0;
+}
+
+int adapter_conf_load(const adapter *ad, const station_config *st, void *state, size_t *failed, char *err,
+                      size_t err_len)
+{
+    char section[ADAPTER_ID_MAX + 16], prefix[32];
+    snprintf(section, sizeof section, "station %s", st->name);
+    snprintf(prefix, sizeof prefix, "%s.", ad->name);
+    conf_section s;
+    if (conf_init(&s, section, prefix, ad->keys, state, err, err_len) != 0) return -1;
+    return conf_load_kv(&s, st->keys, st->n_keys, failed, err, err_len);
+}
+
+adapter_step_fn adapter_step(const adapter *ad, unsigned step)
+{
+    const adapter_step_fn fns[] = {NULL, ad->write, ad->verify, ad->provision, ad->test, ad->calibrate, ad->lock};
+    return step < sizeof fns / sizeof fns[0] ? fns[step] : NULL;
+}
+
+const char *station_config_get(const station_config *st, const char *key)
+{
+    return kv_find(st->keys, st->n_keys, key);
 }

@@ -18,7 +18,7 @@
 #include <openssl/x509.h>
 
 #include "adapter.h"
-#include "firmware.h"
+#include "digest.h"
 
 #define SIM_FLASH_SLOTS 4096
 
@@ -46,12 +46,25 @@ typedef struct sim_state {
     double boards_per_second;
     double fail_rate;
     long step_ms;
+    int64_t seed;
     int server_keys; /* the simulated board has no key generator */
     uint64_t rng;
     struct timespec next_arrival;
 } sim_state;
 
-static const char *const sim_keys[] = {"boards_per_second", "fail_rate", "step_ms", "seed", "server_keys", NULL};
+static const conf_key sim_keys[] = {
+    {"boards_per_second", CONF_DOUBLE, "5", .dmin = 0.001, .dmax = 1e9, CONF_AT(sim_state, boards_per_second),
+     .desc = "board arrival rate at the first station"},
+    {"fail_rate", CONF_DOUBLE, "0", .dmin = 0, .dmax = 1, CONF_AT(sim_state, fail_rate),
+     .desc = "probability that a step fails; a failed write is a silent bit flip caught by verify"},
+    {"step_ms", CONF_INT, "0", 0, 3600000, CONF_AT(sim_state, step_ms), .desc = "duration of each step in ms"},
+    {"seed", CONF_INT, "1", 0, 1000000000000000000LL, CONF_AT(sim_state, seed),
+     .desc = "random seed, so a run repeats"},
+    {"server_keys", CONF_BOOL, "false", CONF_AT(sim_state, server_keys),
+     .desc = "the board cannot make a key pair: the provisioning server generates it"},
+    {0}};
+
+extern const adapter adapter_sim;
 
 /* xorshift64*: tiny, seedable, and good enough to pick failures. */
 static double sim_random(sim_state *s)
@@ -72,37 +85,15 @@ static void sim_sleep_ms(long ms)
     }
 }
 
-static int sim_num(const config_station *st, const char *key, double lo, double hi, double *out,
-                   char *err, size_t err_len)
+static int sim_open(void **state, const station_config *st, char *err, size_t err_len)
 {
-    const char *v = config_station_get(st, key);
-    if (!v) return 0;
-    char *end;
-    double x = strtod(v, &end);
-    if (end == v || *end || !(x >= lo && x <= hi)) {
-        snprintf(err, err_len, "[station %s] %s must be a number in %g..%g", st->name, key, lo, hi);
+    sim_state *s = calloc(1, sizeof *s);
+    if (adapter_conf_load(&adapter_sim, st, s, NULL, err, err_len) != 0) {
+        free(s);
         return -1;
     }
-    *out = x;
-    return 0;
-}
-
-static int sim_open(void **state, const config_station *st, char *err, size_t err_len)
-{
-    double bps = 5, fail = 0, step = 0, seed = 1, server_keys = 0;
-    if (sim_num(st, "sim.boards_per_second", 0.001, 1e9, &bps, err, err_len) ||
-        sim_num(st, "sim.fail_rate", 0, 1, &fail, err, err_len) ||
-        sim_num(st, "sim.step_ms", 0, 3600000, &step, err, err_len) ||
-        sim_num(st, "sim.seed", 0, 1e18, &seed, err, err_len) ||
-        sim_num(st, "sim.server_keys", 0, 1, &server_keys, err, err_len))
-        return -1;
-    sim_state *s = calloc(1, sizeof *s);
     snprintf(s->station, sizeof s->station, "%s", st->name);
-    s->boards_per_second = bps;
-    s->fail_rate = fail;
-    s->step_ms = (long)step;
-    s->server_keys = server_keys != 0;
-    s->rng = (uint64_t)seed * 0x9E3779B97F4A7C15ull + 1; /* never 0: xorshift would stick */
+    s->rng = (uint64_t)s->seed * 0x9E3779B97F4A7C15ull + 1; /* never 0: xorshift would stick */
     clock_gettime(CLOCK_MONOTONIC, &s->next_arrival);
     *state = s;
     return 0;
@@ -150,7 +141,7 @@ static void sim_write(void *state, const adapter_step_ctx *ctx, adapter_result *
         uint8_t *bad = malloc(ctx->image->len + 1);
         memcpy(bad, ctx->image->data, ctx->image->len);
         bad[ctx->image->len / 2] ^= 0x01;
-        firmware_sha256_hex(bad, ctx->image->len ? ctx->image->len : 1, digest);
+        digest_sha256_hex(bad, ctx->image->len ? ctx->image->len : 1, digest);
         free(bad);
     } else {
         /* The image's digest was checked when the order was taken; a
@@ -340,6 +331,7 @@ static void sim_close(void *state) { free(state); }
 const adapter adapter_sim = {
     .name = "sim",
     .keys = sim_keys,
+    .conf_size = sizeof(sim_state),
     .open = sim_open,
     .load_board = sim_load_board,
     .write = sim_write,

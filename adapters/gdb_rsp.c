@@ -19,7 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "mono_time.h"
+#include "clock.h"
 
 #define RSP_DEFAULT_PACKET 400
 #define RSP_MAX_PACKET 16384  /* what we ask for and ever send */
@@ -68,7 +68,7 @@ static int rsp_send_raw(gdb_rsp *g, const void *buf, size_t len, int64_t deadlin
 {
     const char *p = buf;
     while (len) {
-        int wait = (int)(deadline - mono_now_ms());
+        int wait = (int)(deadline - clock_mono_ms());
         if (wait <= 0) return rsp_fail(g, GDB_ETIMEOUT, "timed out sending to the GDB server");
         struct pollfd pfd = {g->fd, POLLOUT, 0};
         int r = poll(&pfd, 1, wait);
@@ -87,7 +87,7 @@ static int rsp_send_raw(gdb_rsp *g, const void *buf, size_t len, int64_t deadlin
 static int rsp_getc(gdb_rsp *g, int64_t deadline)
 {
     while (g->rx_off == g->rx_len) {
-        int wait = (int)(deadline - mono_now_ms());
+        int wait = (int)(deadline - clock_mono_ms());
         if (wait <= 0) return rsp_fail(g, GDB_ETIMEOUT, "no answer from the GDB server within %d ms", g->timeout_ms);
         struct pollfd pfd = {g->fd, POLLIN, 0};
         int r = poll(&pfd, 1, wait);
@@ -128,7 +128,7 @@ static int rsp_send_packet(gdb_rsp *g, const char *payload, size_t len)
     g->tx[len + 2] = hexdig[sum >> 4];
     g->tx[len + 3] = hexdig[sum & 15];
     for (int attempt = 0; attempt <= RSP_RETRIES; attempt++) {
-        int64_t deadline = mono_now_ms() + g->timeout_ms;
+        int64_t deadline = clock_mono_ms() + g->timeout_ms;
         int rc = rsp_send_raw(g, g->tx, len + 4, deadline);
         if (rc) return rc;
         for (;;) {
@@ -212,7 +212,7 @@ static int rsp_recv_packet(gdb_rsp *g, int64_t deadline, size_t *out_len)
  * the bare "OK") to out when given. */
 static int rsp_reply(gdb_rsp *g, char *out, size_t out_len, size_t *got)
 {
-    int64_t deadline = mono_now_ms() + g->timeout_ms;
+    int64_t deadline = clock_mono_ms() + g->timeout_ms;
     size_t o = out && out_len ? strlen(out) : 0;
     for (int i = 0; i < RSP_MAX_OUTPUT_PKTS; i++) {
         int rc = rsp_recv_packet(g, deadline, got);
@@ -375,12 +375,12 @@ int gdb_rsp_halt(gdb_rsp *g)
     if (g->broken) return rsp_unusable(g);
     /* A running target answers the interrupt byte with a stop reply; a
      * halted one says nothing. Either way '?' then reports the stop. */
-    int64_t deadline = mono_now_ms() + g->timeout_ms;
+    int64_t deadline = clock_mono_ms() + g->timeout_ms;
     int rc = rsp_send_raw(g, "\x03", 1, deadline);
     if (rc) return rc;
     int short_ms = g->timeout_ms < 300 ? g->timeout_ms : 300;
     size_t got;
-    rc = rsp_recv_packet(g, mono_now_ms() + short_ms, &got);
+    rc = rsp_recv_packet(g, clock_mono_ms() + short_ms, &got);
     if (rc == GDB_ETIMEOUT) g->broken = 0; /* no stop reply: it was halted already */
     else if (rc) return rc;
     char reply[128];
@@ -393,7 +393,7 @@ int gdb_rsp_halt(gdb_rsp *g)
      * so it is never read as the answer to the next command. */
     for (int i = 0; i < 4; i++) {
         size_t n;
-        rc = rsp_recv_packet(g, mono_now_ms() + 50, &n);
+        rc = rsp_recv_packet(g, clock_mono_ms() + 50, &n);
         if (rc == GDB_ETIMEOUT) {
             g->broken = 0;
             break;

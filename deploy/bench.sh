@@ -28,8 +28,10 @@ mkdir -p "$OUT"
 RAW=$OUT/raw.jsonl
 : >"$RAW"
 
-# The integration harness gives us mosquitto, kafka_mock, agents and cleanup.
-set -- "$B/lineagent" "$B/tests/kafka_mock"
+# The integration harness gives us mosquitto, kafka_mock, agents and cleanup;
+# it and bench_provision.sh find the binaries by name.
+export LINEAGENT_BIN=$B/lineagent KAFKA_MOCK_BIN=$B/tests/kafka_mock
+export PROVISIOND_BIN=$B/services/provisiond/provisiond PV_LOAD_BIN=$B/tests/pv_load
 source "$ROOT/tests/integration/lib.sh"
 now() { date +%s.%N; }
 report() { # scenario figure unit baseline target note
@@ -44,7 +46,7 @@ for r in $(seq "$REPEAT"); do
   echo "bench: run $r: backlog drain" >&2
   d=$(mktemp -d "$T/drain.XXXX"); "$B/tests/bench/bench_drain" "$B/tests/kafka_mock" "$d" $N_DRAIN >>"$RAW"; rm -rf "$d"
   echo "bench: run $r: provisioning ($N_PROV units, 16 stations, plain HTTP and mTLS)" >&2
-  bash tests/bench/bench_provision.sh "$B/services/provisiond/provisiond" "$B/tests/pv_load" $N_PROV 16 >>"$RAW"
+  bash tests/bench/bench_provision.sh $N_PROV 16 >>"$RAW"
 done
 
 start_mosquitto
@@ -116,7 +118,7 @@ for r in $(seq "$REPEAT"); do
   rm -f "$T"/spool.db*
   write_config "$T/idle.conf"
   t0=$(now)
-  "$B/lineagent" run -c "$T/idle.conf" >"$T/idle.log" 2>&1 & apid=$!
+  "$LINEAGENT_BIN" run -c "$T/idle.conf" >"$T/idle.log" 2>&1 & apid=$!
   PIDS+=("$apid")
   until grep -q "subscribed to" "$T/idle.log"; do sleep 0.002; done
   t1=$(now)

@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #define SPOOL_APP_ID 0x4C4E4147 /* "LNAG" in the database header */
-#define SPOOL_SCHEMA_VERSION 2  /* PRAGMA user_version */
+#define SPOOL_SCHEMA_VERSION 3  /* PRAGMA user_version */
 #define SPOOL_DEFAULT_BUSY_MS 5000
 
 /* Schema version 2. meta.next_seq is the next event seq to hand out: it lives
@@ -37,6 +37,13 @@
 /* In the schema and in the migration from version 1 alike. */
 #define DELIVERIES_TABLE \
     "CREATE TABLE IF NOT EXISTS deliveries(upto_seq INTEGER PRIMARY KEY, delivered_ms INTEGER NOT NULL);"
+/* Schema version 3: a firmware image is stored as chunks of its own rows,
+ * each written in a short transaction of its own, before its firmware row
+ * (image left empty) makes it visible; see spool_firmware_put. Rows of
+ * version 2 keep the whole image in firmware.image and are read as before. */
+#define FIRMWARE_CHUNK_TABLE \
+    "CREATE TABLE IF NOT EXISTS firmware_chunk(sha256 TEXT NOT NULL, idx INTEGER NOT NULL," \
+    " data BLOB NOT NULL, PRIMARY KEY(sha256, idx));"
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
     "INSERT OR IGNORE INTO meta(name, value) VALUES('next_seq', 1);"
@@ -48,6 +55,7 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS inbox(id INTEGER PRIMARY KEY AUTOINCREMENT,"
     " received_ms INTEGER NOT NULL, payload BLOB, original_len INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS firmware(sha256 TEXT PRIMARY KEY, image BLOB NOT NULL);"
+    FIRMWARE_CHUNK_TABLE
     "CREATE TABLE IF NOT EXISTS orders(order_id TEXT PRIMARY KEY, revision INTEGER NOT NULL,"
     " lot_id TEXT NOT NULL, encoded BLOB NOT NULL, updated_ms INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS lots(lot_id TEXT PRIMARY KEY, order_id TEXT NOT NULL,"
@@ -79,6 +87,12 @@ static const char migrate_v1_sql[] =
     " WHERE seq <= " SPOOL_WATERMARK " GROUP BY delivered_ms;"
     "DROP INDEX events_pending;"
     "ALTER TABLE events DROP COLUMN delivered_ms;"
+    FIRMWARE_CHUNK_TABLE
+    "PRAGMA user_version = " STR(SPOOL_SCHEMA_VERSION) ";";
+
+/* Version 2 lacks only the firmware chunks. */
+static const char migrate_v2_sql[] =
+    FIRMWARE_CHUNK_TABLE
     "PRAGMA user_version = " STR(SPOOL_SCHEMA_VERSION) ";";
 
 static const char *const stmt_sql[ST_COUNT] = {
@@ -201,10 +215,10 @@ static int pragma_int(sqlite3 *db, const char *sql, int64_t *out)
     return rc == SQLITE_ROW ? 0 : -1;
 }
 
-/* Run under the write lock, through SQLite, so it also sees what is still in
- * the WAL. 1: a current lineagent spool; 2: a version 1 spool, to migrate;
- * 0: an empty database, ours to initialise; -1: refused, with err filled.
- * Only reads. */
+/* Run inside a transaction, through SQLite, so it also sees what is still in
+ * the WAL. 1: a current lineagent spool; 2: a version 1 spool, 3: a version
+ * 2 spool, to migrate; 0: an empty database, ours to initialise; -1:
+ * refused, with err filled. Only reads. */
 static int classify(sqlite3 *db, const char *path, char *err, size_t err_len)
 {
     int64_t app_id, version, objects;
@@ -220,7 +234,7 @@ static int classify(sqlite3 *db, const char *path, char *err, size_t err_len)
                      path, (long long)version, SPOOL_SCHEMA_VERSION);
             return -1;
         }
-        return version == SPOOL_SCHEMA_VERSION ? 1 : version == 1 ? 2 : 0;
+        return version == SPOOL_SCHEMA_VERSION ? 1 : version == 1 ? 2 : version == 2 ? 3 : 0;
     }
     if (app_id != 0 || version != 0 || objects != 0) {
         snprintf(err, err_len, "%s is not a lineagent spool (application_id 0x%08x)", path,
@@ -338,10 +352,24 @@ static void open_files_release(dev_t dev, ino_t ino)
     pthread_mutex_unlock(&open_files_mu);
 }
 
-/* Schema creation under the write lock, re-checking the file there: another
- * handle may be initialising the same new file at the same moment. */
+/* A current spool is only read here, in a read transaction: opening one
+ * never waits for the write lock, so a handle opens while another process
+ * (the sqlite3 shell, a backup) holds it. Creation and migration run under
+ * the write lock, re-checking the file there: another handle may be
+ * initialising the same new file at the same moment. */
 static int init_schema(sqlite3 *db, const char *path, char *err, size_t err_len)
 {
+    if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+        snprintf(err, err_len, "%s: begin: %s", path, sqlite3_errmsg(db));
+        return -1;
+    }
+    int current = classify(db, path, err, err_len);
+    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL); /* a read: nothing to commit */
+    if (current < 0) {
+        sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+        return -1;
+    }
+    if (current == 1) return 0;
     if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
         snprintf(err, err_len, "%s: begin: %s", path, sqlite3_errmsg(db));
         return -1;
@@ -353,6 +381,10 @@ static int init_schema(sqlite3 *db, const char *path, char *err, size_t err_len)
     }
     if (kind == 2 && sqlite3_exec(db, migrate_v1_sql, NULL, NULL, NULL) != SQLITE_OK) {
         snprintf(err, err_len, "%s: migrating schema 1 to %d: %s", path, SPOOL_SCHEMA_VERSION, sqlite3_errmsg(db));
+        kind = -1;
+    }
+    if (kind == 3 && sqlite3_exec(db, migrate_v2_sql, NULL, NULL, NULL) != SQLITE_OK) {
+        snprintf(err, err_len, "%s: migrating schema 2 to %d: %s", path, SPOOL_SCHEMA_VERSION, sqlite3_errmsg(db));
         kind = -1;
     }
     if (kind >= 0 && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
@@ -445,6 +477,7 @@ int spool_open(spool **out, const char *path, const spool_options *opts, char *e
         goto fail;
     }
     sqlite3_busy_timeout(sp->db, busy_ms);
+    sp->busy_ms = busy_ms;
 
     if (init_schema(sp->db, path, err, err_len) < 0 ||
         set_wal(sp->db, path, busy_ms, err, err_len) < 0 ||
@@ -491,6 +524,8 @@ int spool_check(spool *sp, char *err, size_t err_len)
 }
 
 int spool_error_is_full(spool *sp) { return (sp->err_code & 0xff) == SQLITE_FULL; }
+int spool_error_is_busy(spool *sp) { return (sp->err_code & 0xff) == SQLITE_BUSY; }
+int spool_busy_timeout_ms(spool *sp) { return sp->busy_ms; }
 
 int spool_set_max_pages(spool *sp, int pages)
 {

@@ -34,6 +34,14 @@ const char *spool_errmsg(spool *sp); /* last SQLite error on this handle */
  * database's page limit) is full. Nothing committed is affected; the caller
  * may wait for space and try again. */
 int spool_error_is_full(spool *sp);
+/* 1 when the last error on this handle was SQLITE_BUSY: another connection
+ * (another process: the sqlite3 shell, a backup, a tool) held the write lock
+ * for longer than the busy timeout. Nothing was written by the call that
+ * failed (a transaction it was in is rolled back); nothing committed is
+ * affected; the caller may try again later. */
+int spool_error_is_busy(spool *sp);
+/* The busy timeout of this handle (spool_options.busy_timeout_ms or 5000). */
+int spool_busy_timeout_ms(spool *sp);
 /* Tests only: caps the database at this many pages on this connection
  * (PRAGMA max_page_count), so SQLITE_FULL can be provoked without filling a
  * disk. 0 on success. */

@@ -28,6 +28,8 @@ enum spool_stmt {
     ST_INBOX_DEL,
     ST_FW_PUT,
     ST_FW_GET,
+    ST_FW_CHUNK_PUT,
+    ST_FW_CHUNKS,
     ST_ORDER_PUT,
     ST_ORDER_GET,
     ST_LOT_PUT,
@@ -49,6 +51,7 @@ struct spool {
     ino_t ino;
     sqlite3_stmt *stmt[ST_COUNT];
     int in_txn;        /* inside a spool_begin transaction */
+    int busy_ms;       /* busy timeout: how long a write waits for the lock */
     uint64_t next_seq; /* next seq to hand out in this transaction */
     uint64_t seq_base; /* meta.next_seq as read at begin */
     int err_code;      /* SQLite result code behind err, 0 for our own errors */

@@ -9,6 +9,9 @@
 #include <string.h>
 #include <time.h>
 
+/* Firmware images are written in chunks of this size, one transaction each. */
+#define SPOOL_FW_CHUNK (256 * 1024)
+
 #define LOT_COLS \
     "lot_id, order_id, active, loaded, passed, failed, written_revision, written_version," \
     " last_written_board"
@@ -19,9 +22,12 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_INBOX_NEXT] = "SELECT id, received_ms, payload, original_len FROM inbox"
                       " WHERE id > ?1 ORDER BY id LIMIT 1",
     [ST_INBOX_DEL] = "DELETE FROM inbox WHERE id = ?1",
-    /* Content-addressed: an image already stored under its hash is the same. */
-    [ST_FW_PUT] = "INSERT OR IGNORE INTO firmware(sha256, image) VALUES(?1, ?2)",
+    /* Content-addressed: an image already stored under its hash is the same.
+     * The row made last, with an empty image, says its chunks are complete. */
+    [ST_FW_PUT] = "INSERT OR IGNORE INTO firmware(sha256, image) VALUES(?1, x'')",
     [ST_FW_GET] = "SELECT image FROM firmware WHERE sha256 = ?1",
+    [ST_FW_CHUNK_PUT] = "INSERT OR REPLACE INTO firmware_chunk(sha256, idx, data) VALUES(?1, ?2, ?3)",
+    [ST_FW_CHUNKS] = "SELECT data FROM firmware_chunk WHERE sha256 = ?1 ORDER BY idx",
     [ST_ORDER_PUT] = "INSERT INTO orders(order_id, revision, lot_id, encoded, updated_ms)"
                      " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(order_id) DO UPDATE SET"
                      " revision = excluded.revision, lot_id = excluded.lot_id,"
@@ -140,19 +146,85 @@ static int sha256_key(const char *hex, char key[65])
     return 0;
 }
 
-/* One statement: atomic on its own outside a transaction, part of the
- * caller's inside one. */
+/* 1 when the image's firmware row exists (stored whole), 0 not, -1 error. */
+static int firmware_known(spool *sp, const char *key)
+{
+    sqlite3_stmt *st = prep(sp, ST_FW_GET);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, key, 64, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    int ret = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : spool_fail(sp, "firmware_put");
+    sqlite3_reset(st);
+    return ret;
+}
+
+/* Why chunks: an image is up to [firmware] max_bytes (many MiB). Written as
+ * one blob in one transaction it would hold the spool's write lock for as
+ * long as writing and syncing all of it takes, and every other writer (the
+ * line's group commit above all, which then holds the boards) would wait
+ * behind it, or give up with SQLITE_BUSY past the busy timeout. So outside a
+ * transaction each chunk of SPOOL_FW_CHUNK bytes is its own short
+ * transaction, and the firmware row that makes the image visible is written
+ * last, in one more: a crash in between leaves only chunks no reader looks
+ * at, overwritten when the same image is stored again. Inside the caller's
+ * transaction it is all part of that one. */
 int spool_firmware_put(spool *sp, const char *sha256_hex, const uint8_t *image, size_t len)
 {
     char key[65];
     if (sha256_key(sha256_hex, key) < 0)
         return spool_fail_msg(sp, "firmware_put: \"%.80s\" is not a hex SHA-256",
                         sha256_hex ? sha256_hex : "(null)");
+    int known = firmware_known(sp, key);
+    if (known != 0) return known < 0 ? -1 : 0;
+    for (size_t off = 0, idx = 0; off < len; off += SPOOL_FW_CHUNK, idx++) {
+        sqlite3_stmt *st = prep(sp, ST_FW_CHUNK_PUT);
+        if (!st) return -1;
+        sqlite3_bind_text(st, 1, key, 64, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)idx);
+        spool_bind_blob(st, 3, image + off, len - off < SPOOL_FW_CHUNK ? len - off : SPOOL_FW_CHUNK);
+        if (spool_step_done(sp, st, "firmware_put: chunk") < 0) return -1;
+    }
     sqlite3_stmt *st = prep(sp, ST_FW_PUT);
     if (!st) return -1;
     sqlite3_bind_text(st, 1, key, 64, SQLITE_STATIC);
-    spool_bind_blob(st, 2, image, len);
     return spool_step_done(sp, st, "firmware_put");
+}
+
+/* The image of a row written in chunks, read in one statement (one read
+ * transaction, so one consistent snapshot). */
+static int firmware_chunks(spool *sp, const char *key, uint8_t **image, size_t *len)
+{
+    sqlite3_stmt *st = prep(sp, ST_FW_CHUNKS);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, key, 64, SQLITE_STATIC);
+    uint8_t *buf = malloc(1);
+    size_t n = 0;
+    int rc = SQLITE_DONE;
+    while (buf && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        size_t k = (size_t)sqlite3_column_bytes(st, 0);
+        uint8_t *grown = k ? realloc(buf, n + k) : buf;
+        if (!grown) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = grown;
+        if (k) memcpy(buf + n, sqlite3_column_blob(st, 0), k);
+        n += k;
+    }
+    int ret = 0;
+    if (!buf)
+        ret = spool_fail_msg(sp, "firmware_get: out of memory (%zu bytes)", n);
+    else if (rc != SQLITE_DONE)
+        ret = spool_fail(sp, "firmware_get");
+    sqlite3_reset(st);
+    if (ret < 0) {
+        free(buf);
+        return -1;
+    }
+    *image = buf;
+    *len = n;
+    return 1;
 }
 
 int spool_firmware_get(spool *sp, const char *sha256_hex, uint8_t **image, size_t *len)
@@ -164,13 +236,15 @@ int spool_firmware_get(spool *sp, const char *sha256_hex, uint8_t **image, size_
     sqlite3_stmt *st = prep(sp, ST_FW_GET);
     if (!st) return -1;
     sqlite3_bind_text(st, 1, key, 64, SQLITE_STATIC);
-    int rc = sqlite3_step(st), ret = 0;
-    if (rc == SQLITE_ROW)
-        ret = spool_column_dup(sp, st, 0, image, len) < 0 ? -1 : 1;
+    int rc = sqlite3_step(st), ret = 0, chunked = 0;
+    if (rc == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 0)
+        chunked = 1; /* schema 3: the image is in firmware_chunk */
+    else if (rc == SQLITE_ROW)
+        ret = spool_column_dup(sp, st, 0, image, len) < 0 ? -1 : 1; /* a row of schema 2 */
     else if (rc != SQLITE_DONE)
         ret = spool_fail(sp, "firmware_get");
     sqlite3_reset(st);
-    return ret;
+    return chunked ? firmware_chunks(sp, key, image, len) : ret;
 }
 
 /* ---- orders ---------------------------------------------------------- */

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "bench_util.h"
+#include "clock.h"
 #include "config.h"
 #include "event.h"
 #include "kafka_out.h"
@@ -82,7 +83,7 @@ static void fill(const char *path, int n)
             /* As the agent writes them (event.c): a real time, which the
              * forwarder passes on as the record's timestamp. */
             char id[37];
-            int64_t now = event_now_ms();
+            int64_t now = clock_wall_ms();
             event_uuid7(id, now);
             spool_event ev = {spool_next_seq(sp), id, "LOT-BENCH", "unit_written", now, buf, len};
             if (spool_append_event(sp, &ev)) {
@@ -133,7 +134,7 @@ static double cpu_agent, cpu_bare;
 static double drain_with_agent(const char *path, const char *bootstrap, int n)
 {
     config cfg = {0};
-    config_kv props[] = {{"bootstrap.servers", (char *)bootstrap}, {"acks", "all"}};
+    kv_pair props[] = {{"bootstrap.servers", (char *)bootstrap}, {"acks", "all"}};
     cfg.spool_path = (char *)path;
     cfg.spool_synchronous = "FULL";
     cfg.kafka_topic = "lineagent.trace.v1";

@@ -8,12 +8,15 @@
 # on every core, measured in the same run; progress and CPU per issuance of
 # client and server on stderr. Fails when an issuance fails or the audit
 # finds anything.
-# usage: bench_provision.sh PROVISIOND PV_LOAD [UNITS] [CLIENTS]
+# usage: PROVISIOND_BIN=... PV_LOAD_BIN=... bench_provision.sh [UNITS] [CLIENTS]
 set -euo pipefail
-PROVISIOND=$(readlink -f "$1")
-PV_LOAD=$(readlink -f "$2")
-N=${3:-10000}
-C=${4:-16}
+for v in PROVISIOND_BIN PV_LOAD_BIN; do
+  [ -x "${!v:-}" ] || { echo "bench_provision: $v must name the built binary (now: '${!v:-}')" >&2; exit 2; }
+done
+PROVISIOND=$(readlink -f "$PROVISIOND_BIN")
+PV_LOAD=$(readlink -f "$PV_LOAD_BIN")
+N=${1:-10000}
+C=${2:-16}
 W=$(mktemp -d /tmp/bench-provision.XXXXXX)
 PID=""
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$W"; }

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
+
 
 double bench_now(void)
 {
@@ -55,10 +57,10 @@ size_t bench_sample_event(uint64_t i, uint8_t **buf)
     Lineagent__V1__UnitWritten w;
     bench_board_id(i, board);
     bench_sample_fill(&ev, &w, board);
-    event_uuid7(id, event_now_ms());
+    event_uuid7(id, clock_wall_ms());
     ev.event_id = id;
     ev.seq = i + 1;
-    ev.time_ms = event_now_ms();
+    ev.time_ms = clock_wall_ms();
     ev.site = "plant1";
     ev.line = "smt3";
     size_t len = lineagent__v1__trace_event__get_packed_size(&ev);
@@ -75,7 +77,7 @@ void bench_samples_make(bench_samples *s, int n)
     s->ids = malloc((size_t)n * sizeof *s->ids);
     for (int i = 0; i < n; i++) {
         s->len[i] = bench_sample_event((uint64_t)i, &s->payload[i]);
-        event_uuid7(s->ids[i], event_now_ms());
+        event_uuid7(s->ids[i], clock_wall_ms());
     }
 }
 

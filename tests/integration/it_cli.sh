@@ -26,6 +26,14 @@ rc=0; out=$("$AGENT" check-config -c "$T/bad.conf" 2>&1) || rc=$?
 grep -q "bad.conf:5:.*frobnicate" <<<"$out" || fail "error does not name line 5: $out"
 pass "bad config: exit $rc, \"$out\""
 
+# a station configured for a step its adapter cannot perform (issue 20, finding 8)
+BOOTSTRAP=embedded MQTT_PORT=1883 write_config "$T/steps.conf"
+printf '[station prog9]\nadapter = gdb\nsteps = write, verify, test\ngdb.port = 3333\n' >>"$T/steps.conf"
+rc=0; out=$("$AGENT" check-config -c "$T/steps.conf" 2>&1) || rc=$?
+[ "$rc" -ne 0 ] || fail "a gdb station with steps = test accepted"
+grep -q "steps.conf:[0-9]*: \[station prog9\] steps: adapter gdb cannot perform test" <<<"$out" || fail "unclear: $out"
+pass "a step the adapter cannot perform: exit $rc, \"$out\""
+
 # a foreign file where the spool should be
 printf 'SQLite format 3\0 but not really; quality records of another tool\n' >"$T/spool.db"
 sum=$(sha256sum "$T/spool.db")

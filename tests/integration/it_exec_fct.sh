@@ -54,11 +54,13 @@ adapter = exec
 steps = calibrate, lock
 exec.program = $PROG
 exec.args = $ARGS"
-"$AGENT" check-config -c "$T/agent.conf" | grep -q '^sites = 2$' || fail "check-config does not show sites = 2"
+# (the output whole first: grep -q stopping early would cut the pipe under pipefail)
+out=$("$AGENT" check-config -c "$T/agent.conf") || fail "check-config: $out"
+grep -q '^sites = 2$' <<<"$out" || fail "check-config does not show sites = 2"
 # the adapters' own checks run at check-config too, naming the station
 sed 's/^sites = 2$/sites = 0/' "$T/agent.conf" >"$T/bad1.conf"
 out=$("$AGENT" check-config -c "$T/bad1.conf" 2>&1) && fail "sites = 0 accepted"
-grep -q "sites must be 1..64" <<<"$out" || fail "sites = 0: $out"
+grep -q "\[station fct1\] sites: must be a whole number in 1..64" <<<"$out" || fail "sites = 0: $out"
 sed "s|^exec.program = $PROG\$|exec.program = $T/missing|" "$T/agent.conf" >"$T/bad2.conf"
 out=$("$AGENT" check-config -c "$T/bad2.conf" 2>&1) && fail "a missing program accepted"
 grep -q "\[station fct1\] exec program $T/missing is not executable" <<<"$out" || fail "missing program: $out"

@@ -14,7 +14,7 @@
 #   drop     the probe connection vanishes mid-write -> gdb_disconnected
 #   stall    the probe never answers -> gdb_timeout within gdb.timeout_ms
 source "$(dirname "$0")/lib.sh"
-PROXY=$(readlink -f "$3")
+PROXY=$(need_bin GDB_FAULT_PROXY_BIN)
 
 for tool in qemu-system-arm arm-none-eabi-gcc arm-none-eabi-objcopy; do
   command -v "$tool" >/dev/null || fail "$tool is not installed (deploy/deps.sh test installs it)"

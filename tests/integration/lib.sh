@@ -2,12 +2,29 @@
 # and the mock Kafka cluster (tests/tools/kafka_mock) on free loopback ports,
 # runs lineagent as a separate process, publishes orders with mosquitto_pub
 # and reads Kafka back with `lineagent trace`. Sourced, not run.
-# Every test gets: $AGENT $KAFKA_MOCK (from argv), $T (scratch dir), and
-# cleanup of everything it started.
+# Every test gets: $AGENT $KAFKA_MOCK, $T (scratch dir), and cleanup of
+# everything it started. Binaries come by name from the environment, never
+# by position: tests/CMakeLists.txt sets LINEAGENT_BIN, KAFKA_MOCK_BIN,
+# PROVISIOND_BIN, PV_LOAD_BIN and GDB_FAULT_PROXY_BIN for every test; by hand,
+#   LINEAGENT_BIN=build/test/agent/lineagent KAFKA_MOCK_BIN=build/test/tests/kafka_mock \
+#     bash tests/integration/it_cli.sh
 set -euo pipefail
 
-AGENT=$(readlink -f "$1")
-KAFKA_MOCK=$(readlink -f "$2")
+# need_bin VAR: the absolute path of the executable named by environment
+# variable VAR; fails the test, saying which variable, when it is unset or
+# names nothing executable.
+need_bin() {
+  local path=${!1:-}
+  if [ -z "$path" ]; then
+    echo "FAIL: $1 is not set: this test needs it (ctest sets it; by hand, $1=path/to/binary)" >&2
+    exit 1
+  fi
+  [ -x "$path" ] || { echo "FAIL: $1=$path is not an executable file" >&2; exit 1; }
+  readlink -f "$path"
+}
+
+AGENT=$(need_bin LINEAGENT_BIN)
+KAFKA_MOCK=$(need_bin KAFKA_MOCK_BIN)
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 T=$(mktemp -d /tmp/lineagent-it.XXXXXX)
 SITE=S1

@@ -1,8 +1,9 @@
 # pv_lib.sh - provisiond helpers for the integration tests, sourced after
-# lib.sh: $PROVISIOND and $PV_LOAD from argv 3 and 4, a test PKI made with the
-# openssl command line, a server started on a free loopback port.
-PROVISIOND=$(readlink -f "$3")
-PV_LOAD=$(readlink -f "$4")
+# lib.sh: $PROVISIOND and $PV_LOAD (need_bin: PROVISIOND_BIN, PV_LOAD_BIN), a
+# test PKI made with the openssl command line, a server started on a free
+# loopback port.
+PROVISIOND=$(need_bin PROVISIOND_BIN)
+PV_LOAD=$(need_bin PV_LOAD_BIN)
 for tool in openssl sqlite3 curl; do
   command -v "$tool" >/dev/null || fail "$tool is not installed (deploy/deps.sh test installs it)"
 done

@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* line_int.h - what the line coordinator's source files share and no one
+ * else sees: the release, lot and unit types (line.c owns and changes them)
+ * and the trace events built from them (line_events.c). */
+#ifndef LINEAGENT_LINE_INT_H
+#define LINEAGENT_LINE_INT_H
+
+#include <stdint.h>
+
+#include "changeover.h"
+#include "event.h"
+#include "spool.h"
+#include "station.h"
+
+/* A firmware release as bound to boards: shared by the lot and every unit
+ * written with it, freed when the last one lets go (coordinator thread only). */
+typedef struct release {
+    int refs;
+    uint32_t revision;
+    char version[SPOOL_ID_MAX];
+    char sha256[65];
+    uint8_t *data;
+    adapter_image img;
+} release;
+
+typedef struct lot {
+    spool_lot st;
+    JobOrder *order; /* the revision in effect */
+    release *rel;    /* its firmware, for boards not yet written */
+    Step flow[STATION_MAX_FLOW];
+    int n_flow;
+    uint32_t next_idx; /* arrival index of the next board to load */
+    uint32_t taken;    /* boards taken onto the line (loaded, durable or not) */
+    uint32_t loading;  /* loads outstanding */
+    int dirty;         /* st changed in this transaction; written before commit */
+    int units;         /* units still referring to this lot */
+    int completed;     /* off the lot list; freed with its last unit */
+    struct lot *next;
+} lot;
+
+typedef struct unit {
+    lot *lt;
+    spool_unit st;
+    release *rel; /* bound when the job containing WRITE is dispatched */
+    char write_station[SPOOL_ID_MAX];
+    char verified_version[SPOOL_ID_MAX];
+    char verified_sha256[65];
+    int flow_pos;
+    int finished; /* outcome committed; waiting for the station to let go */
+    int calibrated, lock_verified; /* for the end-of-line check */
+    uint32_t site;                 /* fixture site of the latest step result */
+    /* Issued at PROVISION. Not in the spool: a board resumed after a restart
+     * runs its flow again and the server returns the same identity. */
+    char serial[128];
+    struct unit *prev, *next; /* every live unit, so stop can free them */
+} unit;
+
+/* ---- line_events.c: one function per trace event ----------------------
+ * Each builds its event from the state the coordinator has already set and
+ * appends it inside the coordinator's open transaction; 0, or -1 on a spool
+ * error. Every event about a provisioned unit carries its serial. */
+
+typedef struct line_emitter {
+    spool *sp;
+    const char *site, *line; /* stamped into every event */
+    int committed;           /* events appended in this transaction */
+} line_emitter;
+
+/* The revision now in effect for l (l->order). */
+int line_ev_order_accepted(line_emitter *em, const lot *l);
+/* o may be NULL (the payload did not decode). */
+int line_ev_order_rejected(line_emitter *em, const JobOrder *o, const char *reason);
+int line_ev_lot_started(line_emitter *em, const lot *l);
+int line_ev_lot_completed(line_emitter *em, const lot *l);
+/* Every test record is kept, passed or not (rule T1). */
+int line_ev_unit_tested(line_emitter *em, const unit *u, const char *st_name, const adapter_result *res);
+/* The unit's bound release, verified by read-back. */
+int line_ev_unit_written(line_emitter *em, const unit *u, const char *st_name, const char *readback_sha256);
+int line_ev_changeover(line_emitter *em, const unit *u, const char *st_name, const changeover *co);
+int line_ev_unit_provisioned(line_emitter *em, const unit *u, const char *st_name, const adapter_result *res);
+int line_ev_unit_calibrated(line_emitter *em, const unit *u, const char *st_name, const adapter_result *res);
+int line_ev_unit_locked(line_emitter *em, const unit *u, const char *st_name, const adapter_result *res);
+int line_ev_unit_failed(line_emitter *em, const unit *u, const char *st_name, Step step, const char *mode,
+                        const char *detail);
+int line_ev_unit_completed(line_emitter *em, const unit *u, const char *st_name, int passed);
+
+#endif
