@@ -58,13 +58,24 @@ typedef struct adapter_cal_point {
 } adapter_cal_point;
 #define ADAPTER_MAX_CAL_POINTS 16
 
+/* CRC-32 variants a target may compute over flash: the zlib / IEEE 802.3 one
+ * (vendor programmers) and GDB's qCRC (non-reflected, no final XOR). */
+typedef enum adapter_crc { ADAPTER_CRC_NONE = 0, ADAPTER_CRC32_ZLIB, ADAPTER_CRC32_GDB } adapter_crc;
+
 /* What one step did. The station zeroes it before each call; an adapter sets
  * passed, or failure_mode + detail, plus the step's own outputs. */
 typedef struct adapter_result {
     int passed;
     char failure_mode[48];   /* machine-readable, e.g. verify_mismatch */
     char detail[256];        /* for people */
-    char readback_sha256[65];                              /* VERIFY */
+    /* VERIFY: what the adapter read back, for the agent to compare with the
+     * release image (an adapter never reports the release's own digest as
+     * read back): the SHA-256 of the bytes read, or, where the target only
+     * computes a CRC over them, that CRC-32 and which CRC it is. */
+    char readback_sha256[65];
+    uint32_t readback_crc32;
+    adapter_crc readback_crc;
+    char verify_method[16]; /* set by the agent: how the read-back was checked (sha256, crc32, crc32_gdb) */
     adapter_measurement measurements[ADAPTER_MAX_MEASUREMENTS]; /* TEST */
     int n_measurements;
     double cal_offset, cal_gain;                           /* CALIBRATE */
@@ -81,6 +92,11 @@ typedef struct adapter_result {
     char macs[ADAPTER_MAX_MACS][18];
     int n_macs;
     char cert_sha256[65];  /* SHA-256 of the certificate's DER, lowercase hex */
+    /* PROVISION, set by the agent from the server's answer (not read back). */
+    char factory_code[24];
+    char issued_at[40];
+    char cert_serial[64];
+    int identity_reused;
 } adapter_result;
 
 /* A unit's identity as issued by the provisioning server, for PROVISION to
@@ -132,6 +148,10 @@ typedef struct adapter {
      * board cannot make keys (the server then generates it), -1 on failure.
      * Without the callback the provisioning server generates the key. */
     int (*provision_csr)(void *state, const adapter_step_ctx *ctx, char *csr, size_t len);
+    /* Optional, with provision_csr: after a CSR was made, no identity will
+     * come (the server refused or did not answer); ends what provision_csr
+     * began. */
+    void (*provision_abort)(void *state);
 } adapter;
 
 /* Parses the station's "<name>.*" keys into state (zeroed, conf_size bytes)

@@ -1,48 +1,46 @@
 /* adapter_exec.c - a station that runs an external program per step: vendor
  * programmers (openocd, STM32_Programmer_CLI, nrfjprog, esptool) and FCT
- * programs. The program is started with posix_spawn and an argv built from a
- * template, one placeholder substitution per argument and never a shell, so
- * a board id or path can never become a command. It runs in its own process
- * group, which is killed at the timeout; its exit status decides pass/fail,
- * its stdout (bounded) is parsed for measurements, and its stderr goes to
- * the log line by line (bounded too), never into memory without limit.
+ * programs. The program is started with an argv built from a template, one
+ * placeholder substitution per argument and never a shell, so a board id or
+ * path can never become a command (exec_proc.c runs it, kills its process
+ * group at the timeout and bounds its output). Its exit status decides
+ * pass/fail; its stdout is parsed for what the step reports.
  *
  * Stdout, one JSON object per line (other lines are ignored):
  *   {"name":"vbus","value":5.02,"unit":"V"}          a measurement
  *     (optional "low"/"high": the station's own limits, used only when the
  *     order gives none)
- *   {"readback_sha256":"<hex>"}                        VERIFY: the digest read back
+ *   {"readback_sha256":"<hex>"}                        VERIFY: SHA-256 of what was read back
+ *   {"readback_crc32":"<8 hex>"}                       VERIFY: or the target's CRC-32 (zlib) of it
  *   {"lock_verified":true}                             LOCK: the lock was checked
  *   {"offset":..,"gain":..}                            CALIBRATE: coefficients
+ *   {"failure_mode":"<mode>","detail":"..."}           any step: why it failed (EXEC_FAILURE_MODES)
+ *   {"csr":"-----BEGIN CERTIFICATE REQUEST-----..."}   PROVISION with exec.provision_csr
+ *   {"readback":{"serial":..,"macs":[..],"device_id":..,"cert_sha256":..}}   PROVISION
  *   an OpenHTF JSON test record (one line, or the whole of stdout), whose
  *   phases' measurements become measurements with limits from validators
- *   such as "4.75 <= x <= 5.25". */
+ *   such as "4.75 <= x <= 5.25".
+ * PROVISION hands the identity to the program as one JSON document on its
+ * standard input, never in argv or a file (adapters/README.md, "PROVISION through a program").
+ * With exec.board_id_program the board id is what that program prints. */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "adapter.h"
 #include "adapter_exec.h"
-#include "clock.h"
+#include "exec_proc.h"
 #include "log.h"
-
-extern char **environ;
 
 #define EXEC_MAX_ARGS 64
 #define EXEC_ARG_MAX 1024
-#define EXEC_STDERR_LINES 200 /* per run; the rest are counted, not logged */
-#define EXEC_STDERR_LINE 240
 
 enum { ST_WRITE, ST_VERIFY, ST_PROVISION, ST_TEST, ST_CALIBRATE, ST_LOCK, ST_N };
 static const char *const exec_step_names[ST_N] = {"write", "verify", "provision", "test", "calibrate", "lock"};
@@ -60,7 +58,20 @@ typedef struct exec_state {
     char cal_offset[32], cal_gain[32]; /* {offset} {gain} while writing calibration */
     const char *step_name;             /* {step} override (calibrate_write) */
     char site[12];                     /* {site}: the fixture site, 0-based */
+    char *board_id_program;            /* exec.board_id_program: prints the board's physical id */
+    int provision_csr;                 /* exec.provision_csr: the board makes its key and a CSR */
+    exec_proc *pending;                /* PROVISION paused after the CSR, waiting for the identity */
 } exec_state;
+
+/* Failure modes a program may report ({"failure_mode":..}); the stable
+ * vocabulary documented in adapters/README.md. Any other
+ * reported mode becomes unknown_failure_mode, so consumers of the events
+ * see only these. */
+static const char *const exec_failure_modes[] = {
+    "probe_not_found", "target_not_responding", "power_fault", "contact_fault", "board_absent",
+    "erase_failed", "write_failed", "target_protected", "verify_mismatch", "verify_read_error",
+    "provision_csr_failed", "provision_write_failed", "provision_key_mismatch", "test_failed",
+    "measurement_error", "calibration_failed", "lock_failed", "lock_unverified", "fixture_error", NULL};
 
 /* A step's own program and argument template, overriding program/args. */
 #define EXEC_STEP_KEYS(step, i)                                                                               \
@@ -78,6 +89,11 @@ static const conf_key exec_keys[] = {
      .desc = "the whole run; then SIGTERM to the process group, SIGKILL a second later"},
     {"max_output", CONF_SIZE, "64K", 1024, 64LL << 20, CONF_AT(exec_state, max_output),
      .desc = "stdout bytes kept for parsing (stderr goes to the log, at most 200 lines a run)"},
+    {"board_id_program", CONF_STRING, NULL, CONF_AT(exec_state, board_id_program),
+     .desc = "absolute path of a program run as PROGRAM LOT_ID SITE when a board arrives; its first stdout line "
+             "is the board id (none: <lot>-B<nnnnn>)"},
+    {"provision_csr", CONF_BOOL, "false", CONF_AT(exec_state, provision_csr),
+     .desc = "true: the PROVISION program has the board make its key and prints {\"csr\":\"<PEM>\"} first"},
     EXEC_STEP_KEYS("write", ST_WRITE),
     EXEC_STEP_KEYS("verify", ST_VERIFY),
     EXEC_STEP_KEYS("provision", ST_PROVISION),
@@ -88,10 +104,23 @@ static const conf_key exec_keys[] = {
 
 extern const adapter adapter_exec;
 
+/* Ends a run nobody waits for any more (a CSR without its identity). */
+static void exec_drop_pending(exec_state *s)
+{
+    if (!s->pending) return;
+    adapter_result scratch = {0};
+    char *out;
+    size_t len;
+    exec_proc_finish(s->pending, &scratch, &out, &len);
+    free(out);
+    s->pending = NULL;
+}
+
 static void exec_close(void *state)
 {
     exec_state *s = state;
     if (!s) return;
+    exec_drop_pending(s);
     if (s->image_path[0]) unlink(s->image_path);
     if (s->dir[0]) rmdir(s->dir);
     conf_free(exec_keys, s);
@@ -107,6 +136,13 @@ static int exec_open(void **state, const station_config *st, char *err, size_t e
     }
     snprintf(s->station, sizeof s->station, "%s", st->name);
     snprintf(s->site, sizeof s->site, "%u", st->site);
+    const char *p = s->board_id_program;
+    if (p && (p[0] != '/' || access(p, X_OK) != 0)) {
+        snprintf(err, err_len, "[station %s] exec.board_id_program \"%s\" must be an executable absolute path",
+                 st->name, p);
+        exec_close(s);
+        return -1;
+    }
     int any = s->def_program != NULL;
     for (int i = 0; i < ST_N; i++) {
         const char *prog = s->program[i] ? s->program[i] : s->def_program;
@@ -139,10 +175,46 @@ static int exec_open(void **state, const station_config *st, char *err, size_t e
     return 0;
 }
 
+/* The id printed by exec.board_id_program: its first stdout line, 1 to 64
+ * characters of [A-Za-z0-9._:-] (it keys the board's identity on the
+ * provisioning server, so a misread is refused, never trimmed into shape). */
+static int exec_board_id_ok(const char *id, size_t n)
+{
+    if (n == 0 || n >= ADAPTER_ID_MAX || id[0] == '-') return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-", id[i])) return 0;
+    return 1;
+}
+
+/* Runs exec.board_id_program LOT_ID SITE and takes the board id it prints
+ * (a barcode or the MCU's unique id): the board's physical identity, the
+ * same in every lot it passes through. */
 static int exec_load_board(void *state, const char *lot_id, uint32_t idx, char *board_id, size_t len)
 {
-    snprintf(board_id, len, "%s-B%05u", lot_id, idx + 1);
-    return 0;
+    exec_state *s = state;
+    if (!s->board_id_program) {
+        snprintf(board_id, len, "%s-B%05u", lot_id, idx + 1);
+        return 0;
+    }
+    char *argv[] = {s->board_id_program, (char *)lot_id, s->site, NULL}, err[256];
+    exec_proc_opts po = {s->station, "board_id", s->timeout_ms, 4096, 0};
+    exec_proc *p = exec_proc_start(argv, &po, err, sizeof err);
+    if (!p) {
+        log_error("station %s: %s", s->station, err);
+        return -1;
+    }
+    exec_proc_pump(p, NULL, 0, NULL, NULL);
+    adapter_result r = {0};
+    char *out;
+    size_t olen;
+    exec_proc_finish(p, &r, &out, &olen);
+    size_t n = strcspn(out, "\r\n");
+    int ok = r.passed && exec_board_id_ok(out, n) && n < len;
+    if (ok) snprintf(board_id, len, "%.*s", (int)n, out);
+    else if (r.passed) log_error("station %s: board id program printed no usable id (1-64 of [A-Za-z0-9._:-])", s->station);
+    else log_error("station %s: board id program: %s", s->station, r.detail);
+    free(out);
+    return ok ? 0 : -1;
 }
 
 /* The release image as a file the program can read, written once per release. */
@@ -219,6 +291,13 @@ static void exec_add_measurement(adapter_result *r, const char *name, double val
         log_warn("exec: more than %d measurements; %s dropped", ADAPTER_MAX_MEASUREMENTS, name);
         return;
     }
+    /* A cut name could match another item's: the step fails instead. */
+    if (strlen(name) >= sizeof r->measurements[0].name || (unit && strlen(unit) >= sizeof r->measurements[0].unit)) {
+        if (r->passed || !r->failure_mode[0])
+            adapter_fail(r, "measurement_name_too_long", "measurement \"%.40s...\" or its unit is longer than %zu/%zu "
+                         "characters", name, sizeof r->measurements[0].name - 1, sizeof r->measurements[0].unit - 1);
+        return;
+    }
     adapter_measurement *m = &r->measurements[r->n_measurements++];
     snprintf(m->name, sizeof m->name, "%s", name);
     snprintf(m->unit, sizeof m->unit, "%s", unit ? unit : "");
@@ -281,8 +360,37 @@ static void exec_openhtf(const json_t *rec, adapter_result *r, int *htf_fail)
 }
 
 typedef struct exec_out {
-    int lock_verified, has_cal, htf_fail;
+    int lock_verified, has_cal, htf_fail, has_readback;
+    char failure_mode[48], detail[200]; /* reported by the program */
 } exec_out;
+
+/* A program's string as printable ASCII, for events and logs. */
+static void exec_printable(char *dst, size_t n, const char *src)
+{
+    size_t i = 0;
+    for (; src && src[i] && i + 1 < n; i++) dst[i] = src[i] >= 0x20 && src[i] < 0x7f ? src[i] : '?';
+    dst[i] = 0;
+}
+
+/* PROVISION: {"readback":{"serial":..,"macs":[..],"device_id":..,"cert_sha256":..}} */
+static void exec_readback(const json_t *rb, adapter_result *r, exec_out *x)
+{
+    if (!json_is_object(rb)) return;
+    x->has_readback = 1;
+    exec_printable(r->serial, sizeof r->serial, json_string_value(json_object_get(rb, "serial")));
+    exec_printable(r->device_id, sizeof r->device_id, json_string_value(json_object_get(rb, "device_id")));
+    exec_printable(r->cert_sha256, sizeof r->cert_sha256, json_string_value(json_object_get(rb, "cert_sha256")));
+    size_t i;
+    json_t *m;
+    r->n_macs = 0;
+    json_array_foreach(json_object_get(rb, "macs"), i, m) {
+        if (r->n_macs == ADAPTER_MAX_MACS) {
+            r->n_macs++; /* more than any identity has: a mismatch, not a silent cut */
+            break;
+        }
+        exec_printable(r->macs[r->n_macs++], sizeof r->macs[0], json_string_value(m));
+    }
+}
 
 static void exec_json_obj(const json_t *o, adapter_result *r, exec_out *x)
 {
@@ -300,6 +408,17 @@ static void exec_json_obj(const json_t *o, adapter_result *r, exec_out *x)
     }
     const char *rb = json_string_value(json_object_get(o, "readback_sha256"));
     if (rb) snprintf(r->readback_sha256, sizeof r->readback_sha256, "%s", rb);
+    const char *crc = json_string_value(json_object_get(o, "readback_crc32"));
+    if (crc && strlen(crc) == 8 && strspn(crc, "0123456789abcdefABCDEF") == 8) {
+        r->readback_crc32 = (uint32_t)strtoul(crc, NULL, 16);
+        r->readback_crc = ADAPTER_CRC32_ZLIB;
+    }
+    const char *fm = json_string_value(json_object_get(o, "failure_mode"));
+    if (fm && !x->failure_mode[0]) {
+        exec_printable(x->failure_mode, sizeof x->failure_mode, fm);
+        exec_printable(x->detail, sizeof x->detail, json_string_value(json_object_get(o, "detail")));
+    }
+    exec_readback(json_object_get(o, "readback"), r, x);
     if (json_is_true(json_object_get(o, "lock_verified"))) x->lock_verified = 1;
     json_t *ref = json_object_get(o, "reference"), *raw = json_object_get(o, "raw");
     if (json_is_number(ref) && json_is_number(raw) && r->n_cal_points < ADAPTER_MAX_CAL_POINTS) {
@@ -341,13 +460,15 @@ int adapter_exec_parse(char *out, size_t len, adapter_result *r)
     return x.htf_fail;
 }
 
-/* Runs one step's program; fills r (passed, or failure) and x. */
-static void exec_run(exec_state *s, int step, const adapter_step_ctx *ctx, adapter_result *r, exec_out *x)
+/* Starts one step's program (stdin the agent's when with_stdin); NULL with
+ * r failed. */
+static exec_proc *exec_start(exec_state *s, int step, const adapter_step_ctx *ctx, int with_stdin,
+                             adapter_result *r)
 {
     char err[256];
     if (exec_image_file(s, ctx->image, err, sizeof err)) {
         adapter_fail(r, "exec_failed", "%s", err);
-        return;
+        return NULL;
     }
     const char *prog = s->program[step] ? s->program[step] : s->def_program;
     const char *tmpl = s->args[step] ? s->args[step] : s->program[step] ? "" : s->def_args;
@@ -373,156 +494,55 @@ static void exec_run(exec_state *s, int step, const adapter_step_ctx *ctx, adapt
             adapter_fail(r, "exec_failed", "argument template: bad or unknown placeholder in \"%.60s\"", tok);
             for (int i = 1; i < argc; i++) free(argv[i]);
             free(copy);
-            return;
+            return NULL;
         }
         argv[argc++] = strdup(buf);
     }
     argv[argc] = NULL;
     free(copy);
 
-    int outp[2] = {-1, -1}, errp[2] = {-1, -1};
-    pid_t pid = -1;
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t at;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawnattr_init(&at);
-    int rc = pipe2(outp, O_CLOEXEC) || pipe2(errp, O_CLOEXEC) ? errno : 0;
-    if (!rc) {
-        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-        posix_spawn_file_actions_adddup2(&fa, outp[1], 1);
-        posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
-        /* The child's own process group, so the timeout kills whatever it started. */
-        sigset_t none, all;
-        sigemptyset(&none);
-        sigfillset(&all);
-        posix_spawnattr_setpgroup(&at, 0);
-        posix_spawnattr_setsigmask(&at, &none);
-        posix_spawnattr_setsigdefault(&at, &all);
-        posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-        rc = posix_spawn(&pid, prog, &fa, &at, argv, environ);
-    }
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&at);
+    exec_proc_opts po = {s->station, s->step_name ? s->step_name : exec_step_names[step], s->timeout_ms,
+                         s->max_output, with_stdin};
+    exec_proc *p = exec_proc_start(argv, &po, err, sizeof err);
     for (int i = 1; i < argc; i++) free(argv[i]);
-    if (outp[1] >= 0) close(outp[1]);
-    if (errp[1] >= 0) close(errp[1]);
-    if (rc) {
-        adapter_fail(r, "exec_failed", "cannot start %s: %s", prog, strerror(rc));
-        if (outp[0] >= 0) close(outp[0]);
-        if (errp[0] >= 0) close(errp[0]);
-        return;
-    }
+    if (!p) adapter_fail(r, "exec_failed", "%s", err);
+    return p;
+}
 
-    char *out = malloc(s->max_output + 1);
-    if (!out) {
-        kill(-pid, SIGKILL);
-        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+/* A failure mode the program reported replaces the exit status's: it is in
+ * the vocabulary, or it is unknown_failure_mode. */
+static void exec_reported_failure(adapter_result *r, const exec_out *x)
+{
+    for (int i = 0; exec_failure_modes[i]; i++)
+        if (!strcmp(exec_failure_modes[i], x->failure_mode)) {
+            adapter_fail(r, x->failure_mode, "%s", x->detail);
+            return;
         }
-        close(outp[0]);
-        close(errp[0]);
-        adapter_fail(r, "exec_failed", "out of memory for %zu bytes of %s's output", s->max_output, prog);
-        return;
-    }
-    size_t olen = 0, dropped = 0;
-    char eline[EXEC_STDERR_LINE + 1], last_err[EXEC_STDERR_LINE + 1] = "";
-    size_t elen = 0;
-    int elines = 0, edropped = 0, timed_out = 0;
-    int64_t deadline = clock_mono_ms() + s->timeout_ms, kill_at = 0;
-    struct pollfd pfd[2] = {{outp[0], POLLIN, 0}, {errp[0], POLLIN, 0}};
-    while (pfd[0].fd >= 0 || pfd[1].fd >= 0) {
-        int64_t now = clock_mono_ms();
-        if (!timed_out && now >= deadline) {
-            timed_out = 1;
-            kill(-pid, SIGTERM);
-            kill_at = now + 1000; /* a grace second to clean up, then no more */
-        }
-        if (timed_out && now >= kill_at) {
-            kill(-pid, SIGKILL);
-            break;
-        }
-        int wait = (int)((timed_out ? kill_at : deadline) - now);
-        int pr = poll(pfd, 2, wait);
-        if (pr < 0 && errno != EINTR) break;
-        if (pr <= 0) continue;
-        for (int k = 0; k < 2; k++) {
-            if (pfd[k].fd < 0 || !pfd[k].revents) continue;
-            char buf[4096];
-            ssize_t n = read(pfd[k].fd, buf, sizeof buf);
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) {
-                close(pfd[k].fd);
-                pfd[k].fd = -1;
-                continue;
-            }
-            if (k == 0) {
-                size_t take = (size_t)n < s->max_output - olen ? (size_t)n : s->max_output - olen;
-                memcpy(out + olen, buf, take);
-                olen += take;
-                dropped += (size_t)n - take;
-                continue;
-            }
-            for (ssize_t i = 0; i < n; i++) {
-                if (buf[i] != '\n' && elen < EXEC_STDERR_LINE) {
-                    eline[elen++] = buf[i] >= 0x20 && buf[i] < 0x7f ? buf[i] : '?';
-                    continue;
-                }
-                if (buf[i] != '\n') continue; /* long line: the rest is cut */
-                eline[elen] = 0;
-                memcpy(last_err, eline, elen + 1);
-                if (elines++ < EXEC_STDERR_LINES) log_info("station %s %s: %s", s->station, exec_step_names[step], eline);
-                else edropped++;
-                elen = 0;
-            }
-        }
-    }
-    for (int k = 0; k < 2; k++)
-        if (pfd[k].fd >= 0) close(pfd[k].fd);
-    if (elen) {
-        eline[elen] = 0;
-        memcpy(last_err, eline, elen + 1);
-        log_info("station %s %s: %s", s->station, exec_step_names[step], eline);
-    }
-    if (edropped) log_warn("station %s %s: %d more stderr lines not logged", s->station, exec_step_names[step], edropped);
-    if (dropped) log_warn("station %s %s: stdout over %zu bytes; %zu bytes ignored", s->station, exec_step_names[step],
-                          s->max_output, dropped);
-    /* Both pipes closed is not the end: a program that redirected its
-     * output runs on. It gets until the same deadline to exit. */
-    int status = 0;
-    for (;;) {
-        int64_t now = clock_mono_ms();
-        int block = timed_out && now >= kill_at;
-        pid_t w = waitpid(pid, &status, block ? 0 : WNOHANG);
-        if (w == pid || (w < 0 && errno != EINTR)) break;
-        if (w < 0) continue;
-        if (!timed_out && now >= deadline) {
-            timed_out = 1;
-            kill(-pid, SIGTERM);
-            kill_at = now + 1000;
-        } else if (timed_out && now >= kill_at) {
-            kill(-pid, SIGKILL);
-        } else {
-            struct timespec ts = {0, 10 * 1000000L};
-            nanosleep(&ts, NULL);
-        }
-    }
-    /* Stragglers the program left in its group go too. */
-    kill(-pid, SIGKILL);
-    out[olen] = 0;
-    if (timed_out) {
-        adapter_fail(r, "timeout", "%s killed after %ld ms", prog, s->timeout_ms);
-    } else if (WIFSIGNALED(status)) {
-        adapter_fail(r, "exit_signal", "%s killed by signal %d%s%.160s", prog, WTERMSIG(status), last_err[0] ? ": " : "",
-                  last_err);
-    } else if (WEXITSTATUS(status) != 0) {
-        adapter_fail(r, "exit_status", "%s exited %d%s%.160s", prog, WEXITSTATUS(status), last_err[0] ? ": " : "",
-                  last_err);
-    } else {
-        r->passed = 1;
-    }
+    adapter_fail(r, "unknown_failure_mode", "the program reported failure mode \"%.40s\", not in the vocabulary: %s",
+                 x->failure_mode, x->detail);
+}
+
+/* Ends a run: its exit judged into r, its stdout parsed into r and x. */
+static void exec_end(exec_proc *p, adapter_result *r, exec_out *x)
+{
+    char *out;
+    size_t olen;
+    exec_proc_finish(p, r, &out, &olen);
     /* Measurements are kept even from a failed run: the test record is evidence. */
     exec_parse(out, olen, r, x);
+    explicit_bzero(out, olen); /* a PROVISION program's output may echo identity data */
     free(out);
-    if (r->passed && x->htf_fail) adapter_fail(r, "test_failed", "OpenHTF reports a failed measurement without limits");
+    if (x->failure_mode[0]) exec_reported_failure(r, x);
+    else if (r->passed && x->htf_fail) adapter_fail(r, "test_failed", "OpenHTF reports a failed measurement without limits");
+}
+
+/* Runs one step's program; fills r (passed, or failure) and x. */
+static void exec_run(exec_state *s, int step, const adapter_step_ctx *ctx, adapter_result *r, exec_out *x)
+{
+    exec_proc *p = exec_start(s, step, ctx, 0, r);
+    if (!p) return;
+    exec_proc_pump(p, NULL, 0, NULL, NULL);
+    exec_end(p, r, x);
 }
 
 static void exec_write(void *state, const adapter_step_ctx *ctx, adapter_result *r)
@@ -531,25 +551,133 @@ static void exec_write(void *state, const adapter_step_ctx *ctx, adapter_result 
     exec_run(state, ST_WRITE, ctx, r, &x);
 }
 
+/* VERIFY reports what the program read back; the agent compares it with the
+ * release (a program that only exits 0 has verified nothing it can show). */
 static void exec_verify(void *state, const adapter_step_ctx *ctx, adapter_result *r)
 {
     exec_out x = {0};
     exec_run(state, ST_VERIFY, ctx, r, &x);
-    if (!r->passed) return;
-    if (!r->readback_sha256[0]) {
-        /* The program verified and said so by its exit status. */
-        snprintf(r->readback_sha256, sizeof r->readback_sha256, "%s", ctx->image->sha256);
-    } else if (strcmp(r->readback_sha256, ctx->image->sha256) != 0) {
-        adapter_fail(r, "verify_mismatch", "read back sha256 %.16s... expected %.16s... (%s)", r->readback_sha256,
-                  ctx->image->sha256, ctx->image->version);
-    }
 }
 
+/* ---- PROVISION ------------------------------------------------------- */
+
+/* Appends "key":"value" (JSON-escaped) at *o; dst was sized by exec_identity_json. */
+static void exec_json_put(char *dst, size_t *o, const char *key, const char *v)
+{
+    *o += (size_t)sprintf(dst + *o, "%s\"%s\":\"", dst[*o - 1] == '{' || dst[*o - 1] == '[' ? "" : ",", key);
+    for (const unsigned char *c = (const unsigned char *)(v ? v : ""); *c; c++) {
+        if (*c == '"' || *c == '\\') dst[(*o)++] = '\\', dst[(*o)++] = (char)*c;
+        else if (*c == '\n') dst[(*o)++] = '\\', dst[(*o)++] = 'n';
+        else if (*c < 0x20) *o += (size_t)sprintf(dst + *o, "\\u%04x", *c);
+        else dst[(*o)++] = (char)*c;
+    }
+    dst[(*o)++] = '"';
+    dst[*o] = 0;
+}
+
+/* The identity as the one-line JSON document the program reads on stdin.
+ * Built by hand into one buffer the caller wipes: a JSON library would
+ * leave copies of the private key in memory it frees without wiping. */
+static char *exec_identity_json(const adapter_identity *id, size_t *len)
+{
+    const char *const f[][2] = {{"serial", id->serial},           {"device_id", id->device_id},
+                                {"factory_code", id->factory_code}, {"issued_at", id->issued_at},
+                                {"certificate", id->certificate}, {"ca_chain", id->ca_chain},
+                                {"cert_sha256", id->cert_sha256},  {"private_key", id->private_key}};
+    size_t n = 64 + (size_t)id->n_macs * 32;
+    for (size_t i = 0; i < sizeof f / sizeof *f; i++) n += 16 + 6 * (f[i][1] ? strlen(f[i][1]) : 0);
+    char *d = malloc(n);
+    size_t o = (size_t)sprintf(d, "{\"identity\":{");
+    for (size_t i = 0; i < 4; i++) exec_json_put(d, &o, f[i][0], f[i][1]);
+    o += (size_t)sprintf(d + o, ",\"macs\":[");
+    for (int i = 0; i < id->n_macs; i++) {
+        if (i) d[o++] = ',';
+        o += (size_t)sprintf(d + o, "\"%.17s\"", id->macs[i]);
+    }
+    d[o++] = ']';
+    d[o] = 0;
+    /* private_key only when the server made the key; with a CSR the key never left the board. */
+    for (size_t i = 4; i < sizeof f / sizeof *f; i++)
+        if (f[i][1]) exec_json_put(d, &o, f[i][0], f[i][1]);
+    o += (size_t)sprintf(d + o, "}}\n");
+    *len = o;
+    return d;
+}
+
+/* Writes the identity to the program's stdin (a run paused after its CSR,
+ * or a new one) and takes the read-back it prints. */
 static void exec_provision(void *state, const adapter_step_ctx *ctx, adapter_result *r)
 {
+    exec_state *s = state;
+    if (!ctx->identity) {
+        /* Identities come only from the provisioning server (rule P1). */
+        exec_drop_pending(s);
+        adapter_fail(r, "provision_unavailable", "no provisioning server configured");
+        return;
+    }
+    exec_proc *p = s->pending;
+    s->pending = NULL;
+    if (!p && !(p = exec_start(s, ST_PROVISION, ctx, 1, r))) return;
+    size_t len;
+    char *doc = exec_identity_json(ctx->identity, &len);
+    exec_proc_pump(p, doc, len, NULL, NULL);
+    explicit_bzero(doc, len);
+    free(doc);
     exec_out x = {0};
-    exec_run(state, ST_PROVISION, ctx, r, &x);
+    exec_end(p, r, &x);
+    if (r->passed && !x.has_readback)
+        adapter_fail(r, "provision_unverified", "the program printed no {\"readback\":{...}} of what the board holds");
 }
+
+typedef struct exec_csr {
+    char *csr;
+    size_t cap;
+    int found;
+} exec_csr;
+
+static int exec_csr_line(const char *line, void *ud)
+{
+    exec_csr *c = ud;
+    while (*line == ' ' || *line == '\t') line++;
+    if (*line != '{') return 0;
+    json_t *o = json_loads(line, 0, NULL);
+    const char *v = json_string_value(json_object_get(o, "csr"));
+    if (v && strlen(v) < c->cap && strstr(v, "-----BEGIN CERTIFICATE REQUEST-----")) {
+        memcpy(c->csr, v, strlen(v) + 1);
+        c->found = 1;
+    }
+    int stop = v != NULL;
+    json_decref(o);
+    return stop;
+}
+
+/* exec.provision_csr: starts the PROVISION program, which has the board make
+ * its key pair and prints {"csr":"<PEM>"}; the run then waits, stdin open,
+ * for exec_provision to hand it the identity the server issued for that CSR. */
+static int exec_provision_csr(void *state, const adapter_step_ctx *ctx, char *csr, size_t len)
+{
+    exec_state *s = state;
+    if (!s->provision_csr) return 1;
+    exec_drop_pending(s);
+    adapter_result r = {0};
+    exec_proc *p = exec_start(s, ST_PROVISION, ctx, 1, &r);
+    if (!p) {
+        log_warn("station %s: %s", s->station, r.detail);
+        return -1;
+    }
+    exec_csr c = {csr, len, 0};
+    if (exec_proc_pump(p, NULL, 0, exec_csr_line, &c) == 1 && c.found) {
+        s->pending = p;
+        return 0;
+    }
+    exec_out x = {0};
+    exec_end(p, &r, &x);
+    log_warn("station %s: board %s: no CSR from the provision program%s%s", s->station, ctx->board_id,
+             r.passed ? "" : ": ", r.passed ? "" : r.detail);
+    return -1;
+}
+
+static void exec_provision_abort(void *state) { exec_drop_pending(state); }
 
 static void exec_test(void *state, const adapter_step_ctx *ctx, adapter_result *r)
 {
@@ -618,4 +746,6 @@ const adapter adapter_exec = {
     .lock = exec_lock,
     .close = exec_close,
     .write_calibration = exec_write_calibration,
+    .provision_csr = exec_provision_csr,
+    .provision_abort = exec_provision_abort,
 };

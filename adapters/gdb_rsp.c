@@ -615,15 +615,6 @@ int gdb_rsp_flash(gdb_rsp *g, uint64_t addr, const uint8_t *data, size_t len)
     return rc == GDB_UNSUPPORTED ? rsp_fail(g, GDB_EPROTO, "the GDB server has no vFlashDone") : rc;
 }
 
-uint32_t gdb_rsp_crc32(uint32_t crc, const uint8_t *data, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        crc ^= (uint32_t)data[i] << 24;
-        for (int b = 0; b < 8; b++) crc = crc & 0x80000000u ? (crc << 1) ^ 0x04c11db7u : crc << 1;
-    }
-    return crc;
-}
-
 int gdb_rsp_crc(gdb_rsp *g, uint64_t addr, size_t len, uint32_t *crc)
 {
     char cmd[64], reply[64];

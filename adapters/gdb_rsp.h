@@ -61,9 +61,6 @@ int gdb_rsp_flash(gdb_rsp *g, uint64_t addr, const uint8_t *data, size_t len);
 /* The target's CRC over [addr, addr+len) via qCRC; GDB_UNSUPPORTED if the
  * server has no qCRC. */
 int gdb_rsp_crc(gdb_rsp *g, uint64_t addr, size_t len, uint32_t *crc);
-/* GDB's CRC-32 (polynomial 0x04c11db7, MSB first, no reflection), as qCRC
- * computes it; start with crc = 0xffffffff. */
-uint32_t gdb_rsp_crc32(uint32_t crc, const uint8_t *data, size_t len);
 /* Writes a 32-bit register with P (little-endian target). */
 int gdb_rsp_write_reg32(gdb_rsp *g, unsigned regno, uint32_t value);
 /* "monitor CMD" (qRcmd); the server's console output goes to out. */

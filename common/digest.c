@@ -1,4 +1,4 @@
-/* digest.c - SHA-256 hex digests (see digest.h). */
+/* digest.c - SHA-256 hex digests and GDB's CRC-32 (see digest.h). */
 #include "digest.h"
 
 #include <openssl/evp.h>
@@ -19,4 +19,14 @@ void digest_sha256_hex(const void *data, size_t len, char out[65])
         out[2 * i + 1] = hex[md[i] & 15];
     }
     out[64] = '\0';
+}
+
+uint32_t digest_crc32_gdb(uint32_t crc, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++) {
+        crc ^= (uint32_t)p[i] << 24;
+        for (int b = 0; b < 8; b++) crc = crc & 0x80000000u ? (crc << 1) ^ 0x04c11db7u : crc << 1;
+    }
+    return crc;
 }

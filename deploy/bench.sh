@@ -90,10 +90,10 @@ done
 echo "bench: order intake ($N_ORDERS orders)" >&2
 for r in $(seq "$REPEAT"); do
   rm -f "$T"/spool.db*
-  write_config "$T/intake.conf" "[station p]" "adapter = sim" "steps = write, verify" "sim.boards_per_second = 1000000000"
+  write_config "$T/intake.conf" "[station p]" "adapter = sim" "steps = write, verify, lock" "sim.boards_per_second = 1000000000"
   start_agent "$T/intake.conf"
   for i in $(seq $N_ORDERS); do
-    order_json "WO-I$r-$i" 1 "LOT-I$r-$i" 1 1.0.0 "$FW_SHA" "$FW_PATH" '["WRITE","VERIFY"]'; echo
+    order_json "WO-I$r-$i" 1 "LOT-I$r-$i" 1 1.0.0 "$FW_SHA" "$FW_PATH" '["WRITE","VERIFY","LOCK"]'; echo
   done >"$T/orders.txt"
   # baseline: mosquitto_sub receiving the same messages on another topic
   mosquitto_sub -p "$MQTT_PORT" -q 1 -t "bench/raw$r" -C $N_ORDERS >/dev/null & sub=$!

@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #define SPOOL_APP_ID 0x4C4E4147 /* "LNAG" in the database header */
-#define SPOOL_SCHEMA_VERSION 3  /* PRAGMA user_version */
+#define SPOOL_SCHEMA_VERSION 4  /* PRAGMA user_version */
 #define SPOOL_DEFAULT_BUSY_MS 5000
 
 /* Schema version 2. meta.next_seq is the next event seq to hand out: it lives
@@ -44,6 +44,16 @@
 #define FIRMWARE_CHUNK_TABLE \
     "CREATE TABLE IF NOT EXISTS firmware_chunk(sha256 TEXT NOT NULL, idx INTEGER NOT NULL," \
     " data BLOB NOT NULL, PRIMARY KEY(sha256, idx));"
+/* Schema version 4: the agent instance id, a UUID (version 4) drawn once when
+ * the spool is created (or first opened by version 4) and stamped into every
+ * event, so a replaced spool starting again at seq 1 is another instance, not
+ * a reuse of seq; and each unit's attempt (1 + the lots the same board id
+ * went through before), with the index that counts them. */
+#define INSTANCE_ID_SQL \
+    "INSERT OR IGNORE INTO kv(ns, key, value) SELECT 'spool', 'instance_id', lower(substr(h, 1, 8) || '-'" \
+    " || substr(h, 9, 4) || '-4' || substr(h, 14, 3) || '-' || substr('89ab', 1 + (abs(random()) % 4), 1)" \
+    " || substr(h, 18, 3) || '-' || substr(h, 21, 12)) FROM (SELECT hex(randomblob(16)) AS h);"
+#define UNITS_BOARD_INDEX "CREATE INDEX IF NOT EXISTS units_board ON units(board_id);"
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
     "INSERT OR IGNORE INTO meta(name, value) VALUES('next_seq', 1);"
@@ -67,10 +77,12 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS units(lot_id TEXT NOT NULL, board_id TEXT NOT NULL,"
     " idx INTEGER NOT NULL, state INTEGER NOT NULL, steps_done INTEGER NOT NULL,"
     " revision INTEGER NOT NULL, version TEXT NOT NULL, sha256 TEXT NOT NULL,"
-    " PRIMARY KEY(lot_id, board_id));"
+    " attempt INTEGER NOT NULL DEFAULT 1, PRIMARY KEY(lot_id, board_id));"
+    UNITS_BOARD_INDEX
     "CREATE INDEX IF NOT EXISTS units_in_progress ON units(lot_id, idx) WHERE state = 0;"
     "CREATE TABLE IF NOT EXISTS kv(ns TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,"
     " PRIMARY KEY(ns, key));"
+    INSTANCE_ID_SQL
     "PRAGMA application_id = " STR(SPOOL_APP_ID) ";"
     "PRAGMA user_version = " STR(SPOOL_SCHEMA_VERSION) ";";
 
@@ -90,7 +102,7 @@ static const char migrate_v1_sql[] =
     FIRMWARE_CHUNK_TABLE
     "PRAGMA user_version = " STR(SPOOL_SCHEMA_VERSION) ";";
 
-/* Version 2 lacks only the firmware chunks. */
+/* Version 2 lacks the firmware chunks (version 4's additions: migrate_v4). */
 static const char migrate_v2_sql[] =
     FIRMWARE_CHUNK_TABLE
     "PRAGMA user_version = " STR(SPOOL_SCHEMA_VERSION) ";";
@@ -217,7 +229,7 @@ static int pragma_int(sqlite3 *db, const char *sql, int64_t *out)
 
 /* Run inside a transaction, through SQLite, so it also sees what is still in
  * the WAL. 1: a current lineagent spool; 2: a version 1 spool, 3: a version
- * 2 spool, to migrate; 0: an empty database, ours to initialise; -1:
+ * 2 spool, 4: a version 3 spool, to migrate; 0: an empty database, ours to initialise; -1:
  * refused, with err filled. Only reads. */
 static int classify(sqlite3 *db, const char *path, char *err, size_t err_len)
 {
@@ -234,7 +246,7 @@ static int classify(sqlite3 *db, const char *path, char *err, size_t err_len)
                      path, (long long)version, SPOOL_SCHEMA_VERSION);
             return -1;
         }
-        return version == SPOOL_SCHEMA_VERSION ? 1 : version == 1 ? 2 : version == 2 ? 3 : 0;
+        return version == SPOOL_SCHEMA_VERSION ? 1 : version >= 1 && version <= 3 ? (int)version + 1 : 0;
     }
     if (app_id != 0 || version != 0 || objects != 0) {
         snprintf(err, err_len, "%s is not a lineagent spool (application_id 0x%08x)", path,
@@ -352,6 +364,23 @@ static void open_files_release(dev_t dev, ino_t ino)
     pthread_mutex_unlock(&open_files_mu);
 }
 
+/* Version 4's additions to an older spool, after its own migration: the
+ * units' attempt column where the table exists, then the schema's CREATE ...
+ * IF NOT EXISTS for whatever is missing (the board index, tables an old
+ * spool never had) and the instance id. */
+static int migrate_v4(sqlite3 *db)
+{
+    int64_t units = 0, attempt = 0;
+    if (pragma_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'units'", &units) < 0 ||
+        pragma_int(db, "SELECT count(*) FROM pragma_table_info('units') WHERE name = 'attempt'", &attempt) < 0)
+        return -1;
+    if (units && !attempt &&
+        sqlite3_exec(db, "ALTER TABLE units ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1;", NULL, NULL, NULL) !=
+            SQLITE_OK)
+        return -1;
+    return sqlite3_exec(db, schema_sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
 /* A current spool is only read here, in a read transaction: opening one
  * never waits for the write lock, so a handle opens while another process
  * (the sqlite3 shell, a backup) holds it. Creation and migration run under
@@ -385,6 +414,10 @@ static int init_schema(sqlite3 *db, const char *path, char *err, size_t err_len)
     }
     if (kind == 3 && sqlite3_exec(db, migrate_v2_sql, NULL, NULL, NULL) != SQLITE_OK) {
         snprintf(err, err_len, "%s: migrating schema 2 to %d: %s", path, SPOOL_SCHEMA_VERSION, sqlite3_errmsg(db));
+        kind = -1;
+    }
+    if (kind >= 2 && migrate_v4(db) != 0) {
+        snprintf(err, err_len, "%s: migrating to schema %d: %s", path, SPOOL_SCHEMA_VERSION, sqlite3_errmsg(db));
         kind = -1;
     }
     if (kind >= 0 && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {

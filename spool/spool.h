@@ -147,6 +147,9 @@ int spool_inbox_delete(spool *sp, int64_t id); /* inside the caller's transactio
 int spool_firmware_put(spool *sp, const char *sha256_hex, const uint8_t *image, size_t len);
 /* 1 found (malloc'ed copy), 0 absent, -1 error. */
 int spool_firmware_get(spool *sp, const char *sha256_hex, uint8_t **image, size_t *len);
+/* Removes the image stored under that hash (one that no longer re-hashes to
+ * it); 0 also when there was none. */
+int spool_firmware_delete(spool *sp, const char *sha256_hex);
 
 /* ---- orders: the latest accepted revision of each order ---------------- */
 int spool_order_put(spool *sp, const char *order_id, uint32_t revision, const char *lot_id,
@@ -179,6 +182,7 @@ typedef struct spool_unit {
     uint32_t revision;     /* order revision bound at write dispatch, 0 before */
     char version[SPOOL_ID_MAX];
     char sha256[65];
+    uint32_t attempt;      /* 1 + the earlier lots this board id went through (rework); 0 stored as 1 */
 } spool_unit;
 
 /* Upserts, inside the caller's transaction. */
@@ -191,6 +195,23 @@ typedef int (*spool_lot_cb)(void *ud, const spool_lot *lot);
 typedef int (*spool_unit_cb)(void *ud, const spool_unit *unit);
 int spool_lot_list_active(spool *sp, spool_lot_cb cb, void *ud);
 int spool_unit_list_in_progress(spool *sp, const char *lot_id, spool_unit_cb cb, void *ud);
+
+/* A lot's finished units per release they were bound to ("" before any
+ * write), in the order first bound; passed_first: passed at attempt 1. */
+typedef struct spool_version_count {
+    char version[SPOOL_ID_MAX];
+    char sha256[65];
+    uint32_t passed, failed, passed_first;
+} spool_version_count;
+typedef int (*spool_version_cb)(void *ud, const spool_version_count *vc);
+int spool_unit_versions(spool *sp, const char *lot_id, spool_version_cb cb, void *ud);
+/* Units of board_id in lots other than lot_id (the spool keeps them for its
+ * retention); -1 on error. */
+int spool_unit_earlier_lots(spool *sp, const char *board_id, const char *lot_id);
+
+/* The agent instance id: a UUID drawn when the spool was created (or first
+ * opened by schema 4); "" only if it cannot be read. */
+const char *spool_instance_id(spool *sp);
 
 /* ---- key/value: the MQTT client's own persistence ---------------------
  * Paho acknowledges a QoS 1 message before our callback runs; with its

@@ -28,8 +28,10 @@ enum spool_stmt {
     ST_INBOX_DEL,
     ST_FW_PUT,
     ST_FW_GET,
+    ST_FW_DEL,
     ST_FW_CHUNK_PUT,
     ST_FW_CHUNKS,
+    ST_FW_CHUNK_DEL,
     ST_ORDER_PUT,
     ST_ORDER_GET,
     ST_LOT_PUT,
@@ -37,6 +39,9 @@ enum spool_stmt {
     ST_LOT_ACTIVE,
     ST_UNIT_PUT,
     ST_UNIT_IN_PROGRESS,
+    ST_UNIT_VERSIONS,
+    ST_UNIT_EARLIER,
+    ST_INSTANCE_ID,
     ST_KV_PUT,
     ST_KV_GET,
     ST_KV_DEL,
@@ -56,6 +61,7 @@ struct spool {
     uint64_t seq_base; /* meta.next_seq as read at begin */
     int err_code;      /* SQLite result code behind err, 0 for our own errors */
     char err[512];
+    char instance_id[37]; /* cached by spool_instance_id */
 };
 
 /* Every event up to this seq was acknowledged (schema 2). */

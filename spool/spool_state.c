@@ -15,7 +15,7 @@
 #define LOT_COLS \
     "lot_id, order_id, active, loaded, passed, failed, written_revision, written_version," \
     " last_written_board"
-#define UNIT_COLS "lot_id, board_id, idx, state, steps_done, revision, version, sha256"
+#define UNIT_COLS "lot_id, board_id, idx, state, steps_done, revision, version, sha256, attempt"
 
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_INBOX_PUT] = "INSERT INTO inbox(received_ms, payload, original_len) VALUES(?1, ?2, ?3)",
@@ -26,6 +26,8 @@ static const char *const stmt_sql[ST_COUNT] = {
      * The row made last, with an empty image, says its chunks are complete. */
     [ST_FW_PUT] = "INSERT OR IGNORE INTO firmware(sha256, image) VALUES(?1, x'')",
     [ST_FW_GET] = "SELECT image FROM firmware WHERE sha256 = ?1",
+    [ST_FW_DEL] = "DELETE FROM firmware WHERE sha256 = ?1",
+    [ST_FW_CHUNK_DEL] = "DELETE FROM firmware_chunk WHERE sha256 = ?1",
     [ST_FW_CHUNK_PUT] = "INSERT OR REPLACE INTO firmware_chunk(sha256, idx, data) VALUES(?1, ?2, ?3)",
     [ST_FW_CHUNKS] = "SELECT data FROM firmware_chunk WHERE sha256 = ?1 ORDER BY idx",
     [ST_ORDER_PUT] = "INSERT INTO orders(order_id, revision, lot_id, encoded, updated_ms)"
@@ -45,13 +47,18 @@ static const char *const stmt_sql[ST_COUNT] = {
                    " last_written_board = excluded.last_written_board",
     [ST_LOT_GET] = "SELECT " LOT_COLS " FROM lots WHERE lot_id = ?1",
     [ST_LOT_ACTIVE] = "SELECT " LOT_COLS " FROM lots WHERE active ORDER BY created",
-    [ST_UNIT_PUT] = "INSERT INTO units(" UNIT_COLS ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+    [ST_UNIT_PUT] = "INSERT INTO units(" UNIT_COLS ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
                     " ON CONFLICT(lot_id, board_id) DO UPDATE SET idx = excluded.idx,"
                     " state = excluded.state, steps_done = excluded.steps_done,"
                     " revision = excluded.revision, version = excluded.version,"
-                    " sha256 = excluded.sha256",
+                    " sha256 = excluded.sha256, attempt = excluded.attempt",
     [ST_UNIT_IN_PROGRESS] = "SELECT " UNIT_COLS " FROM units"
                             " WHERE lot_id = ?1 AND state = 0 ORDER BY idx",
+    /* Per release bound (in the order first bound), the outcomes. */
+    [ST_UNIT_VERSIONS] = "SELECT version, sha256, sum(state = 1), sum(state = 2), sum(state = 1 AND attempt <= 1)"
+                         " FROM units WHERE lot_id = ?1 AND state <> 0 GROUP BY version, sha256 ORDER BY min(idx)",
+    [ST_UNIT_EARLIER] = "SELECT count(*) FROM units WHERE board_id = ?1 AND lot_id <> ?2",
+    [ST_INSTANCE_ID] = "SELECT value FROM kv WHERE ns = 'spool' AND key = 'instance_id'",
     [ST_KV_PUT] = "INSERT OR REPLACE INTO kv(ns, key, value) VALUES(?1, ?2, ?3)",
     [ST_KV_GET] = "SELECT value FROM kv WHERE ns = ?1 AND key = ?2",
     [ST_KV_DEL] = "DELETE FROM kv WHERE ns = ?1 AND key = ?2",
@@ -247,6 +254,23 @@ int spool_firmware_get(spool *sp, const char *sha256_hex, uint8_t **image, size_
     return chunked ? firmware_chunks(sp, key, image, len) : ret;
 }
 
+/* The firmware row goes first, so the image is invisible before its chunks
+ * go; a crash in between leaves only chunks no reader looks at. Inside the
+ * caller's transaction it is all part of that one. */
+int spool_firmware_delete(spool *sp, const char *sha256_hex)
+{
+    char key[65];
+    if (sha256_key(sha256_hex, key) < 0) return 0;
+    sqlite3_stmt *st = prep(sp, ST_FW_DEL);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, key, 64, SQLITE_STATIC);
+    if (spool_step_done(sp, st, "firmware_delete") < 0) return -1;
+    st = prep(sp, ST_FW_CHUNK_DEL);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, key, 64, SQLITE_STATIC);
+    return spool_step_done(sp, st, "firmware_delete: chunks");
+}
+
 /* ---- orders ---------------------------------------------------------- */
 
 static int64_t wall_ms(void)
@@ -319,6 +343,7 @@ int spool_unit_put(spool *sp, const spool_unit *unit)
     sqlite3_bind_int64(st, 6, unit->revision);
     bind_field(st, 7, unit->version, sizeof unit->version);
     bind_field(st, 8, unit->sha256, sizeof unit->sha256);
+    sqlite3_bind_int64(st, 9, unit->attempt ? unit->attempt : 1);
     return spool_step_done(sp, st, "unit_put");
 }
 
@@ -349,6 +374,7 @@ static void read_unit(sqlite3_stmt *st, spool_unit *unit)
     unit->revision = (uint32_t)sqlite3_column_int64(st, 5);
     column_str(st, 6, unit->version, sizeof unit->version);
     column_str(st, 7, unit->sha256, sizeof unit->sha256);
+    unit->attempt = (uint32_t)sqlite3_column_int64(st, 8);
 }
 
 int spool_lot_get(spool *sp, const char *lot_id, spool_lot *out)
@@ -405,6 +431,53 @@ int spool_unit_list_in_progress(spool *sp, const char *lot_id, spool_unit_cb cb,
     if (rc != SQLITE_DONE) visited = spool_fail(sp, "unit_list_in_progress");
     sqlite3_reset(st);
     return visited;
+}
+
+int spool_unit_versions(spool *sp, const char *lot_id, spool_version_cb cb, void *ud)
+{
+    sqlite3_stmt *st = prep(sp, ST_UNIT_VERSIONS);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, lot_id, -1, SQLITE_STATIC);
+    int visited = 0, rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        spool_version_count vc = {0};
+        column_str(st, 0, vc.version, sizeof vc.version);
+        column_str(st, 1, vc.sha256, sizeof vc.sha256);
+        vc.passed = (uint32_t)sqlite3_column_int64(st, 2);
+        vc.failed = (uint32_t)sqlite3_column_int64(st, 3);
+        vc.passed_first = (uint32_t)sqlite3_column_int64(st, 4);
+        visited++;
+        if (cb(ud, &vc) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    if (rc != SQLITE_DONE) visited = spool_fail(sp, "unit_versions");
+    sqlite3_reset(st);
+    return visited;
+}
+
+int spool_unit_earlier_lots(spool *sp, const char *board_id, const char *lot_id)
+{
+    sqlite3_stmt *st = prep(sp, ST_UNIT_EARLIER);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, board_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, lot_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st), n = -1;
+    if (rc == SQLITE_ROW) n = sqlite3_column_int(st, 0);
+    else spool_fail(sp, "unit_earlier_lots");
+    sqlite3_reset(st);
+    return n;
+}
+
+const char *spool_instance_id(spool *sp)
+{
+    if (sp->instance_id[0]) return sp->instance_id;
+    sqlite3_stmt *st = prep(sp, ST_INSTANCE_ID);
+    if (!st) return "";
+    if (sqlite3_step(st) == SQLITE_ROW) column_str(st, 0, sp->instance_id, sizeof sp->instance_id);
+    sqlite3_reset(st);
+    return sp->instance_id;
 }
 
 /* ---- key/value ------------------------------------------------------- */

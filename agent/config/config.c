@@ -47,15 +47,6 @@ static const conf_key config_agent_keys[] = {
      .desc = "CA bundle for https firmware URLs (default: the system store)"},
     {0}};
 
-/* allowed_urls is a list: config_on_key checks every prefix in it
- * (firmware_allowed_check), so the error names the line. Empty or absent:
- * every order is refused. */
-static const conf_key config_firmware_keys[] = {
-    {"allowed_urls", CONF_STRING, CONF_AT(config, firmware_allowed_urls),
-     .desc = "URL prefixes (each ending in '/', comma-separated) an order's firmware.url may name; "
-             "none: every order is refused"},
-    {0}};
-
 static const conf_key config_spool_keys[] = {
     {"synchronous", CONF_ENUM, "FULL", .choices = config_syncs, CONF_AT(config, spool_synchronous),
      .desc = "FULL: a commit survives power loss; NORMAL: only a crash of the agent"},
@@ -90,6 +81,18 @@ static const conf_key config_kafka_keys[] = {
      .desc = "most events handed to librdkafka and not yet acknowledged; the rest wait in the spool"},
     {"stall_alarm", CONF_DURATION, "60s", 0, INT64_MAX, CONF_AT(config, kafka_stall_alarm_ms),
      .desc = "alarm kafka_stalled when deliveries have not moved for this long (0: never)"},
+    {0}};
+
+/* allowed_urls is a list: config_on_key checks every prefix in it
+ * (firmware_allowed_check), so the error names the line. Empty or absent:
+ * every order is refused. */
+static const conf_key config_firmware_keys[] = {
+    {"allowed_urls", CONF_STRING, CONF_AT(config, firmware_allowed_urls),
+     .desc = "URL prefixes (each ending in '/', comma-separated) an order's firmware.url may name; "
+             "none: every order is refused"},
+    {"release_keys", CONF_STRING, CONF_AT(config, firmware_release_keys),
+     .desc = "PEM public keys (Ed25519 or ECDSA P-256) of the release team, comma-separated; when set, an order's "
+             "firmware must carry a signature by one of them"},
     {0}};
 
 static const conf_key config_provisioning_keys[] = {

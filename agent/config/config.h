@@ -27,6 +27,7 @@ typedef struct config {
     /* [firmware] allowed_urls: comma-separated URL prefixes orders may name
      * (firmware_allowed_check); NULL: none, every order is refused */
     char *firmware_allowed_urls;
+    char *firmware_release_keys; /* [firmware] release_keys: PEM public key files, comma-separated */
     /* [spool] */
     const char *spool_synchronous;
     int spool_batch_max;

@@ -70,6 +70,7 @@ int event_commit(spool *sp, const char *site, const char *line, TraceEvent *ev)
     ev->seq = spool_next_seq(sp);
     ev->site = (char *)site;
     ev->line = (char *)line;
+    ev->agent_instance_id = (char *)spool_instance_id(sp);
     size_t len = lineagent__v1__trace_event__get_packed_size(ev);
     uint8_t *buf = len <= sizeof stack_buf ? stack_buf : malloc(len);
     if (!buf) return -1;

@@ -17,8 +17,9 @@ void event_uuid7(char out[37], int64_t now_ms);
 /* The name of the event's body ("unit_written", ...), "unknown" if unset. */
 const char *event_type(const TraceEvent *ev);
 
-/* Stamps event_id, seq (from the spool), time_ms, site and line into ev,
- * encodes it and appends it to the spool, inside the caller's transaction.
+/* Stamps event_id, seq (from the spool), time_ms, site, line and the agent
+ * instance id (the spool's) into ev, encodes it and appends it to the
+ * spool, inside the caller's transaction.
  * The Kafka key is the lot id, or the order id when there is no lot.
  * 0 on success, -1 on a spool error. */
 int event_commit(spool *sp, const char *site, const char *line, TraceEvent *ev);

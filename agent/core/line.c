@@ -248,7 +248,7 @@ static int on_step_passed(line *ln, unit *u, const char *st_name, Step s, const 
     case LINEAGENT__V1__STEP__VERIFY: {
         snprintf(u->verified_version, sizeof u->verified_version, "%s", u->rel->version);
         snprintf(u->verified_sha256, sizeof u->verified_sha256, "%s", u->rel->sha256);
-        if (line_ev_unit_written(&ln->em, u, st_name, res->readback_sha256)) return -1;
+        if (line_ev_unit_written(&ln->em, u, st_name, res)) return -1;
         changeover co;
         l->dirty = 1;
         if (!changeover_note_write(&l->st, u->rel->revision, u->rel->version, u->st.board_id, &co)) return 0;
@@ -273,6 +273,7 @@ static int on_step(line *ln, unit *u, const station_result *r)
     const char *st_name = station_name(r->st);
     if (u->finished) return 0;
     u->site = r->site;
+    u->step_ms = r->duration_ms;
     if (r->step == LINEAGENT__V1__STEP__TEST && r->res.n_measurements &&
         line_ev_unit_tested(&ln->em, u, st_name, &r->res))
         return -1;
@@ -303,6 +304,10 @@ static int on_station_result(line *ln, station_result *r)
     switch (r->kind) {
     case STATION_LOADED:
         snprintf(u->st.board_id, sizeof u->st.board_id, "%s", r->board_id);
+        /* A board id seen in earlier lots is a rework: its n-th attempt. */
+        int earlier = spool_unit_earlier_lots(ln->sp, u->st.board_id, l->st.lot_id);
+        if (earlier < 0) return -1;
+        u->st.attempt = 1 + (uint32_t)earlier;
         l->loading--;
         l->taken++;
         if (l->st.loaded < u->st.idx + 1) l->st.loaded = u->st.idx + 1;

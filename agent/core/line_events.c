@@ -3,6 +3,7 @@
  * builds one event body from the lot or unit as line.c has left it and
  * appends it to the coordinator's open transaction. Decides nothing. */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "line_int.h"
 #include "log.h"
@@ -16,11 +17,16 @@ static void ev_init(TraceEvent *ev, const lot *l, const char *st_name, const cha
     if (board) ev->board_id = (char *)board;
 }
 
-/* An event about a unit: every event of a provisioned unit carries its serial. */
+/* An event about a unit: every event of a provisioned unit carries its
+ * serial; every one its fixture site, its latest step's duration and its
+ * attempt. */
 static void ev_init_unit(TraceEvent *ev, const unit *u, const char *st_name)
 {
     ev_init(ev, u->lt, st_name, u->st.board_id);
     if (u->serial[0]) ev->serial = (char *)u->serial;
+    ev->station_site = u->site;
+    ev->step_duration_ms = u->step_ms;
+    ev->attempt = u->st.attempt ? u->st.attempt : 1;
 }
 
 static int ev_commit(line_emitter *em, TraceEvent *ev)
@@ -80,19 +86,55 @@ int line_ev_lot_started(line_emitter *em, const lot *l)
     return ev_commit(em, &ev);
 }
 
+#define LINE_EV_MAX_VERSIONS 64 /* releases reported per lot; each revision may name one */
+
+typedef struct version_counts {
+    spool_version_count vc[LINE_EV_MAX_VERSIONS];
+    size_t n;
+    uint32_t passed_first, finished;
+} version_counts;
+
+static int version_count_add(void *ud, const spool_version_count *vc)
+{
+    version_counts *v = ud;
+    v->passed_first += vc->passed_first;
+    v->finished += vc->passed + vc->failed;
+    if (v->n < LINE_EV_MAX_VERSIONS) v->vc[v->n++] = *vc;
+    return 0;
+}
+
 int line_ev_lot_completed(line_emitter *em, const lot *l)
 {
+    version_counts *v = calloc(1, sizeof *v);
+    if (!v || spool_unit_versions(em->sp, l->st.lot_id, version_count_add, v) < 0) {
+        free(v);
+        return -1;
+    }
+    Lineagent__V1__VersionCount vcs[LINE_EV_MAX_VERSIONS], *vp[LINE_EV_MAX_VERSIONS];
+    for (size_t i = 0; i < v->n; i++) {
+        lineagent__v1__version_count__init(&vcs[i]);
+        vcs[i].version = v->vc[i].version;
+        vcs[i].sha256 = v->vc[i].sha256;
+        vcs[i].passed = v->vc[i].passed;
+        vcs[i].failed = v->vc[i].failed;
+        vp[i] = &vcs[i];
+    }
     TraceEvent ev;
     Lineagent__V1__LotCompleted b = LINEAGENT__V1__LOT_COMPLETED__INIT;
     ev_init(&ev, l, NULL, NULL);
     b.quantity = l->order->quantity;
     b.passed = l->st.passed;
     b.failed = l->st.failed;
+    b.n_versions = v->n;
+    b.versions = vp;
+    b.first_pass_yield = v->finished ? (double)v->passed_first / v->finished : 0;
     ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_LOT_COMPLETED;
     ev.lot_completed = &b;
-    log_info("lot %s completed: %u passed, %u failed of %u", l->st.lot_id, l->st.passed, l->st.failed,
-             l->order->quantity);
-    return ev_commit(em, &ev);
+    log_info("lot %s completed: %u passed, %u failed of %u, first-pass yield %.1f%%", l->st.lot_id, l->st.passed,
+             l->st.failed, l->order->quantity, 100 * b.first_pass_yield);
+    int rc = ev_commit(em, &ev);
+    free(v);
+    return rc;
 }
 
 int line_ev_unit_tested(line_emitter *em, const unit *u, const char *st_name, const adapter_result *res)
@@ -121,14 +163,17 @@ int line_ev_unit_tested(line_emitter *em, const unit *u, const char *st_name, co
     return ev_commit(em, &ev);
 }
 
-int line_ev_unit_written(line_emitter *em, const unit *u, const char *st_name, const char *readback_sha256)
+int line_ev_unit_written(line_emitter *em, const unit *u, const char *st_name, const adapter_result *res)
 {
     TraceEvent ev;
     Lineagent__V1__UnitWritten b = LINEAGENT__V1__UNIT_WRITTEN__INIT;
     ev_init_unit(&ev, u, st_name);
     b.version = u->rel->version;
     b.sha256 = u->rel->sha256;
-    b.readback_sha256 = (char *)readback_sha256;
+    b.readback_sha256 = (char *)res->readback_sha256;
+    b.verify_method = (char *)res->verify_method;
+    if (res->readback_crc != ADAPTER_CRC_NONE) b.readback_crc32 = res->readback_crc32;
+    b.serial = (char *)u->serial;
     b.order_revision = u->rel->revision;
     b.write_station = (char *)u->write_station;
     b.image_size = u->rel->img.len;
@@ -164,6 +209,10 @@ int line_ev_unit_provisioned(line_emitter *em, const unit *u, const char *st_nam
     b.serial = (char *)u->serial;
     b.device_id = (char *)res->device_id;
     b.certificate_sha256 = (char *)res->cert_sha256;
+    b.factory_code = (char *)res->factory_code;
+    b.issued_at = (char *)res->issued_at;
+    b.certificate_serial = (char *)res->cert_serial;
+    b.reused = res->identity_reused;
     for (int i = 0; i < res->n_macs && i < ADAPTER_MAX_MACS; i++) macs[i] = (char *)res->macs[i];
     b.n_macs = (size_t)(res->n_macs < ADAPTER_MAX_MACS ? res->n_macs : ADAPTER_MAX_MACS);
     b.macs = macs;

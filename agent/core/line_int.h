@@ -49,6 +49,7 @@ typedef struct unit {
     int finished; /* outcome committed; waiting for the station to let go */
     int calibrated, lock_verified; /* for the end-of-line check */
     uint32_t site;                 /* fixture site of the latest step result */
+    uint32_t step_ms;              /* that step's duration at the station */
     /* Issued at PROVISION. Not in the spool: a board resumed after a restart
      * runs its flow again and the server returns the same identity. */
     char serial[128];
@@ -71,11 +72,14 @@ int line_ev_order_accepted(line_emitter *em, const lot *l);
 /* o may be NULL (the payload did not decode). */
 int line_ev_order_rejected(line_emitter *em, const JobOrder *o, const char *reason);
 int line_ev_lot_started(line_emitter *em, const lot *l);
+/* With the lot's outcomes per release and its first-pass yield, counted
+ * from the spool's unit rows (this transaction's included). */
 int line_ev_lot_completed(line_emitter *em, const lot *l);
 /* Every test record is kept, passed or not (rule T1). */
 int line_ev_unit_tested(line_emitter *em, const unit *u, const char *st_name, const adapter_result *res);
-/* The unit's bound release, verified by read-back. */
-int line_ev_unit_written(line_emitter *em, const unit *u, const char *st_name, const char *readback_sha256);
+/* The unit's bound release, verified by read-back (res: VERIFY's result,
+ * with the method the agent verified it by). */
+int line_ev_unit_written(line_emitter *em, const unit *u, const char *st_name, const adapter_result *res);
 int line_ev_changeover(line_emitter *em, const unit *u, const char *st_name, const changeover *co);
 int line_ev_unit_provisioned(line_emitter *em, const unit *u, const char *st_name, const adapter_result *res);
 int line_ev_unit_calibrated(line_emitter *em, const unit *u, const char *st_name, const adapter_result *res);

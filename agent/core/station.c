@@ -10,6 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <zlib.h>
+
+#include "clock.h"
+#include "digest.h"
 #include "provision_step.h"
 
 typedef struct station_node {
@@ -105,6 +109,44 @@ int station_judge_items(adapter_result *res, const adapter_measurement *items, i
         return -1;
     }
     return station_judge(res);
+}
+
+int station_check_readback(const adapter_image *img, adapter_result *res)
+{
+    char got[72], want[72];
+    const char *method;
+    if (res->readback_sha256[0]) {
+        method = "sha256";
+        snprintf(got, sizeof got, "%s", res->readback_sha256);
+        snprintf(want, sizeof want, "%s", img->sha256);
+    } else if (res->readback_crc != ADAPTER_CRC_NONE) {
+        uint32_t crc = 0xffffffffu;
+        if (res->readback_crc == ADAPTER_CRC32_GDB) {
+            method = "crc32_gdb";
+            crc = digest_crc32_gdb(crc, img->data, img->len);
+        } else {
+            method = "crc32";
+            crc = (uint32_t)crc32_z(crc32_z(0, NULL, 0), img->data, img->len);
+        }
+        snprintf(got, sizeof got, "%08x", res->readback_crc32);
+        snprintf(want, sizeof want, "%08x", crc);
+    } else {
+        if (!res->passed) return -1; /* the adapter's own failure stands */
+        snprintf(res->failure_mode, sizeof res->failure_mode, "verify_unreported");
+        snprintf(res->detail, sizeof res->detail, "the station reported neither a read-back digest nor a CRC");
+        res->passed = 0;
+        return -1;
+    }
+    if (strcmp(got, want) != 0) {
+        /* A mismatch is the verdict even when the adapter failed later (boot). */
+        snprintf(res->failure_mode, sizeof res->failure_mode, "verify_mismatch");
+        snprintf(res->detail, sizeof res->detail, "read back %s %.16s%s expected %.16s%s (%s, %zu bytes)", method, got,
+                 strlen(got) > 16 ? "..." : "", want, strlen(want) > 16 ? "..." : "", img->version, img->len);
+        res->passed = 0;
+        return -1;
+    }
+    snprintf(res->verify_method, sizeof res->verify_method, "%s", method);
+    return res->passed ? 0 : -1;
 }
 
 int station_fit(const adapter_cal_point *pts, int n, double *offset, double *gain, double *residual)
@@ -231,15 +273,18 @@ static void station_run(station_site *ss, station_job *job)
         r->step = s;
         adapter_step_ctx ctx = {st->name,     job->lot_id, job->board_id, job->image,
                                 job->product, NULL,         job->serial[0] ? job->serial : NULL};
+        int64_t t0 = clock_mono_ms();
         if (s == LINEAGENT__V1__STEP__PROVISION && ss->prov)
             provision_step_run(ss->prov, st->ad, ss->ad_state, &ctx, job->order_id, &r->res);
         else
             fn(ss->ad_state, &ctx, &r->res);
+        if (s == LINEAGENT__V1__STEP__VERIFY) station_check_readback(job->image, &r->res);
         if (s == LINEAGENT__V1__STEP__CALIBRATE) station_calibrate(ss, job, &ctx, &r->res);
         if (r->res.passed || s == LINEAGENT__V1__STEP__TEST)
             station_judge_items(&r->res, job->limits, s == LINEAGENT__V1__STEP__TEST ? job->n_limits : 0);
         if (!r->res.passed && !r->res.failure_mode[0])
             snprintf(r->res.failure_mode, sizeof r->res.failure_mode, "%s_failed", order_step_name(s));
+        r->duration_ms = (uint32_t)(clock_mono_ms() - t0);
         if ((failed = !r->res.passed)) break;
         if (s == LINEAGENT__V1__STEP__PROVISION) /* later steps of this job see the new serial */
             snprintf(job->serial, sizeof job->serial, "%s", r->res.serial);

@@ -47,6 +47,7 @@ typedef struct station_result {
     Step step;            /* STATION_STEP */
     adapter_result res;   /* STATION_STEP */
     uint32_t site;        /* the fixture site that ran it (gang programming) */
+    uint32_t duration_ms; /* STATION_STEP: how long the step took at the station */
     int next;             /* STATION_DONE: the flow index to continue at */
     int failed;           /* STATION_DONE: a step failed or the board was refused */
     struct station_result *chain; /* the job's next result */
@@ -85,6 +86,12 @@ int station_judge(adapter_result *res);
  * station's; a missing item fails with measurement_missing and is recorded
  * with a NaN value), then every measurement as station_judge does. */
 int station_judge_items(adapter_result *res, const adapter_measurement *items, int n_items);
+/* VERIFY (rule R2): compares what the adapter read back (SHA-256, or a
+ * CRC-32 the target computed) with the release image itself, and names the
+ * method in res->verify_method. 0 when it matches and the step passed;
+ * otherwise -1 with verify_mismatch, or verify_unreported when an adapter
+ * that passed reported nothing to compare. */
+int station_check_readback(const adapter_image *img, adapter_result *res);
 /* Least-squares fit of reference = gain * raw + offset over the points;
  * -1 when fewer than two distinct raw values. *residual is the largest
  * |gain * raw + offset - reference|. */

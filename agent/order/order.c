@@ -201,6 +201,11 @@ static int check_flow(const JobOrder *o, char *reason, size_t reason_len)
                  "flow: WRITE must be immediately followed by VERIFY (no write without read-back verification)");
         return -1;
     }
+    if (l < 0 && o->firmware->build == LINEAGENT__V1__BUILD__PRODUCTION) {
+        /* Rule R5: a unit cannot pass with an open debug port. */
+        snprintf(reason, reason_len, "flow has no LOCK step: a PRODUCTION order must lock the debug port");
+        return -1;
+    }
     if (l >= 0 && l < v) {
         snprintf(reason, reason_len, "flow: LOCK (flow[%d]) must come after VERIFY (flow[%d])", l, v);
         return -1;
@@ -227,6 +232,13 @@ static int check_test_items(const JobOrder *o, char *reason, size_t reason_len)
         }
         if (t->unit && strlen(t->unit) > 15) {
             snprintf(reason, reason_len, "test_items[%zu].unit is longer than 15 characters", i);
+            return -1;
+        }
+        int has_low = t->low_limit_case == LINEAGENT__V1__TEST_ITEM__LOW_LIMIT_LOW;
+        int has_high = t->high_limit_case == LINEAGENT__V1__TEST_ITEM__HIGH_LIMIT_HIGH;
+        if (!has_low || !has_high) {
+            snprintf(reason, reason_len, "test_items[%zu] (%s): %s limit missing; an item needs both", i, t->name,
+                     !has_low ? "low" : "high");
             return -1;
         }
         if (isnan(t->low) || isnan(t->high) || t->low > t->high) {

@@ -329,8 +329,13 @@ static int oj_member(const ProtobufCFieldDescriptor *f, const json_t *v, Protobu
         }
         return 0;
     }
+    if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) && f->type != PROTOBUF_C_TYPE_MESSAGE && oj_scalar_size(f->type)) {
+        /* A scalar in a oneof (a limit's presence): its case is this field. */
+        *(uint32_t *)((char *)msg + f->quantifier_offset) = f->id;
+        return oj_scalar(f, v, path, member, reason, reason_len);
+    }
     if (f->label != PROTOBUF_C_LABEL_NONE) {
-        /* proto3 `optional` or oneof: presence flags this decoder does not set. */
+        /* proto3 `optional` or a oneof of messages: presence this decoder does not set. */
         snprintf(reason, reason_len, "%s: this agent cannot read that field from JSON; send protobuf", path);
         return -1;
     }

@@ -201,6 +201,7 @@ static int prov_parse(json_t *o, provision_identity *out, char *reason, size_t r
     snprintf(out->device_id, sizeof out->device_id, "%s", prov_str(o, "device_id"));
     snprintf(out->issued_at, sizeof out->issued_at, "%s", prov_str(o, "issued_at"));
     snprintf(out->factory_code, sizeof out->factory_code, "%s", prov_str(o, "factory_code"));
+    snprintf(out->cert_serial, sizeof out->cert_serial, "%s", prov_str(o, "certificate_serial"));
     out->reused = json_is_true(json_object_get(o, "reused"));
     out->certificate = strdup(prov_str(o, "certificate"));
     out->ca_chain = strdup(prov_str(o, "ca_chain"));

@@ -25,6 +25,7 @@ typedef struct provision_identity {
     char macs[ADAPTER_MAX_MACS][18];
     int n_macs;
     char issued_at[40];
+    char cert_serial[64];  /* the certificate's serial number, hex */
     char factory_code[24];
     char cert_sha256[65];  /* SHA-256 of the certificate's DER, lowercase hex */
     char *certificate;     /* PEM */

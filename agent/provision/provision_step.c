@@ -44,6 +44,7 @@ void provision_step_run(provision_client *pc, const adapter *ad, void *ad_state,
                                                  ctx->lot_id, order_id, ctx->station, csr[0] ? csr : NULL, &id,
                                                  reason, sizeof reason);
     if (st != PROVISION_OK) {
+        if (csr[0] && ad->provision_abort) ad->provision_abort(ad_state); /* no identity will come for that CSR */
         log_warn("board %s: provisioning %s: %s", ctx->board_id,
                  st == PROVISION_REFUSED ? "refused" : "unavailable", reason);
         prov_fail(res, st == PROVISION_REFUSED ? "provision_refused" : "provision_unavailable", reason);
@@ -62,6 +63,12 @@ void provision_step_run(provision_client *pc, const adapter *ad, void *ad_state,
         char d[sizeof res->detail];
         snprintf(d, sizeof d, "%s read back from the board differs from the one issued (serial %.64s)", bad, id.serial);
         prov_fail(res, "provision_mismatch", d);
+    }
+    if (res->passed) {
+        snprintf(res->factory_code, sizeof res->factory_code, "%s", id.factory_code);
+        snprintf(res->issued_at, sizeof res->issued_at, "%s", id.issued_at);
+        snprintf(res->cert_serial, sizeof res->cert_serial, "%s", id.cert_serial);
+        res->identity_reused = id.reused;
     }
     if (res->passed)
         log_info("board %s: provisioned serial %s%s", ctx->board_id, id.serial, id.reused ? " (issued before; reused)" : "");

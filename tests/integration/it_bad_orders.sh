@@ -50,10 +50,11 @@ expect_reject $n "not under"
 pass "file:///etc/passwd, a link to it, a FIFO, a dot-segment path and a foreign host: refused, no digest told"
 publish -m "$(order_json WO-V 1 LOT-V 5 1.0.0 "$GOOD_SHA" "$GOOD" '["WRITE","TEST"]')"; n=$((n+1)); expect_reject $n "verif"
 publish -m "$(order_json WO-D 1 LOT-D 5 1.0.0 "$GOOD_SHA" "$GOOD" | sed 's/PRODUCTION/DEBUG/')"; n=$((n+1)); expect_reject $n "debug"
+publish -m "$(order_json WO-L 1 LOT-L 5 1.0.0 "$GOOD_SHA" "$GOOD" '["WRITE","VERIFY","TEST"]')"; n=$((n+1)); expect_reject $n "no LOCK"
 publish -m '{"orderId":"WO-M","revision":1,"lotId":"LOT-M","product":"P","quantity":5,"flow":["WRITE","VERIFY"]}'; n=$((n+1)); expect_reject $n "firmware"
 publish -m "$(order_json WO-H 1 LOT-H 5 1.0.0 $ZERO "$GOOD")"; n=$((n+1)); expect_reject $n "sha256 mismatch"
 publish -m "$(order_json WO-F 1 LOT-F 5 1.0.0 "$GOOD_SHA" "$T/nope.bin")"; n=$((n+1)); expect_reject $n "nope.bin"
-publish -m "$(order_json WO-P 1 LOT-P 5 1.0.0 "$GOOD_SHA" "$GOOD" '["WRITE","VERIFY","PROVISION"]')"; n=$((n+1)); expect_reject $n "provision"
+publish -m "$(order_json WO-P 1 LOT-P 5 1.0.0 "$GOOD_SHA" "$GOOD" '["WRITE","VERIFY","PROVISION","LOCK"]')"; n=$((n+1)); expect_reject $n "provision"
 head -c $((1024 * 1024 + 10)) /dev/zero | tr '\0' ' ' >"$T/big.json"
 publish -f "$T/big.json"; n=$((n+1)); expect_reject $n "exceeds"
 
@@ -61,25 +62,39 @@ publish -f "$T/big.json"; n=$((n+1)); expect_reject $n "exceeds"
 cat >"$T/order.txt" <<TXT
 order_id: "WO-G" revision: 2 lot_id: "LOT-G" product: "PCBA-100" quantity: 5
 firmware { version: "1.0.0" sha256: "$GOOD_SHA" url: "file://$GOOD" build: PRODUCTION }
-flow: WRITE flow: VERIFY flow: TEST
+flow: WRITE flow: VERIFY flow: TEST flow: LOCK
 TXT
 protoc --encode=lineagent.v1.JobOrder -I"$SRC/proto" "$SRC/proto/lineagent/v1/job_order.proto" <"$T/order.txt" >"$T/order.bin"
 publish -f "$T/order.bin"; n=$((n+1))
 wait_for 20 "protobuf order result" results_at_least $n
 [ "$(sed -n "${n}p" "$T/results.jsonl" | jq -r .accepted)" = true ] || fail "protobuf order not accepted: $(sed -n "${n}p" "$T/results.jsonl")"
 pass "protobuf JobOrder accepted"
-publish -m "$(order_json WO-G 2 LOT-G 5 1.0.0 "$GOOD_SHA" "$GOOD" '["WRITE","VERIFY","TEST"]')"; n=$((n+1)); expect_reject $n "ignored"
-publish -m "$(order_json WO-G 1 LOT-G 5 1.0.0 "$GOOD_SHA" "$GOOD" '["WRITE","VERIFY","TEST"]')"; n=$((n+1)); expect_reject $n "ignored"
+publish -m "$(order_json WO-G 2 LOT-G 5 1.0.0 "$GOOD_SHA" "$GOOD" '["WRITE","VERIFY","TEST","LOCK"]')"; n=$((n+1)); expect_reject $n "ignored"
+publish -m "$(order_json WO-G 1 LOT-G 5 1.0.0 "$GOOD_SHA" "$GOOD" '["WRITE","VERIFY","TEST","LOCK"]')"; n=$((n+1)); expect_reject $n "ignored"
 # same lot id under another order
 publish -m "$(order_json WO-G2 1 LOT-G 5 1.0.0 "$GOOD_SHA" "$GOOD")"; n=$((n+1)); expect_reject $n "LOT-G"
 wait_log "lot LOT-G completed" 30
+# one version is one image: 1.0.0 under another digest is refused, naming both
+make_firmware other 1.0.0
+publish -m "$(order_json WO-O 1 LOT-O 1 1.0.0 "$FW_SHA" "$FW_PATH" '["WRITE","VERIFY","TEST","LOCK"]')"; n=$((n+1))
+expect_reject $n "released as sha256 $GOOD_SHA; this order names sha256 $FW_SHA"
+# a cached image that no longer re-hashes to its digest is fetched again, never
+# written: its first chunk is zeroed; afterwards the chunks are the image again
+sqlite3 "$T/spool.db" "PRAGMA busy_timeout = 5000; UPDATE firmware_chunk SET data = zeroblob(length(data))
+  WHERE sha256 = '$GOOD_SHA' AND idx = 0" >/dev/null
+publish -m "$(order_json WO-C 1 LOT-C 1 1.0.0 "$GOOD_SHA" "$GOOD" '["WRITE","VERIFY","TEST","LOCK"]')"; n=$((n+1))
+wait_log "lot LOT-C completed" 30
+grep -q "firmware ${GOOD_SHA:0:16}... in the spool re-hashes to" "$AGENT_LOG" || fail "corrupted cached image not noticed"
+[ "$(sqlite3 "$T/spool.db" "SELECT hex(data) FROM firmware_chunk WHERE sha256 = '$GOOD_SHA' ORDER BY idx" | tr -d '\n')" \
+  = "$(od -An -v -tx1 "$GOOD" | tr -d ' \n' | tr a-f A-F)" ] || fail "cached image not replaced by the fetched one"
+pass "cached image re-hashed, found corrupt, fetched again; LOT-C ran"
 kill -0 "$AGENT_PID" || fail "agent died"
 stop_agent
-pass "agent kept running; lot LOT-G completed"
+pass "agent kept running; lots LOT-G and LOT-C completed"
 
-consume $((n - 1 + 1 + 1 + 5 * 3 + 1))
+consume $((n - 2 + 1 + 1 + 5 * 4 + 1 + 1 + 1 + 4 + 1))
 check_integrity
 rej=$(count_type order_rejected)
-[ "$rej" -eq $((n - 1)) ] || fail "order_rejected events: $rej, want $((n - 1))"
-[ "$(count_type unit_completed)" -eq 5 ] || fail "LOT-G units: $(count_type unit_completed)"
-pass "$rej order_rejected events in Kafka; LOT-G's 5 units complete"
+[ "$rej" -eq $((n - 2)) ] || fail "order_rejected events: $rej, want $((n - 2))"
+[ "$(count_type unit_completed)" -eq 6 ] || fail "LOT-G and LOT-C units: $(count_type unit_completed)"
+pass "$rej order_rejected events in Kafka; LOT-G's 5 units and LOT-C's one complete"

@@ -36,17 +36,19 @@ start_mosquitto
 start_kafka
 LOG_LEVEL=debug write_config "$T/agent.conf" "[station prog1]
 adapter = gdb
-steps = write, verify
+steps = write, verify, lock
 sites = 2
 gdb.port = $GDB_PORT
 gdb.console = 127.0.0.1:$UART_PORT
-gdb.timeout_ms = 3000"
+gdb.timeout_ms = 3000
+gdb.lock_address = 0x20008000
+gdb.lock_value = 0x4C4F434B"
 start_agent "$T/agent.conf"
-publish -m "$(order_json WO-GANG 1 LOT-GANG 4 2.4.0 "$FW_SHA" "$T/fw.bin" '["WRITE","VERIFY"]')"
+publish -m "$(order_json WO-GANG 1 LOT-GANG 4 2.4.0 "$FW_SHA" "$T/fw.bin" '["WRITE","VERIFY","LOCK"]')"
 wait_log "lot LOT-GANG completed" 90
 stop_agent
 
-consume $((1 + 1 + 4 * 2 + 1))
+consume $((1 + 1 + 4 * 3 + 1))
 check_integrity
 E=$T/events.jsonl
 [ "$(jq -s 'map(select(.type=="unit_completed" and .unitCompleted.passed)) | length' "$E")" -eq 4 ] \

@@ -58,12 +58,12 @@ gdb.lock_address = 0x20008000
 gdb.lock_value = 0x4C4F434B"
 start_agent "$T/agent.conf"
 
-run_lot() { # run_lot N MODE VERSION [FLOW]
+run_lot() { # run_lot N MODE VERSION
   echo "$2" >"$T/proxy.mode"
-  publish -m "$(order_json "WO-G$1" 1 "LOT-G$1" 1 "$3" "$FW_SHA" "$FW" "${4:-[\"WRITE\",\"VERIFY\"]}")"
+  publish -m "$(order_json "WO-G$1" 1 "LOT-G$1" 1 "$3" "$FW_SHA" "$FW" '["WRITE","VERIFY","LOCK"]')"
   wait_log "lot LOT-G$1 completed" 60
 }
-run_lot 1 pass 1.0.0 '["WRITE","VERIFY","LOCK"]'
+run_lot 1 pass 1.0.0
 run_lot 2 corrupt 1.0.0
 run_lot 3 pass 1.1.0
 t0=$(date +%s%N)

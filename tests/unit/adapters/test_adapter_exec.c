@@ -263,8 +263,11 @@ static void test_verify_and_lock_reports(void **state)
     ctx.image = &wrong;
     memset(&r, 0, sizeof r);
     ad->verify(s, &ctx, &r);
-    assert_false(r.passed);
-    assert_string_equal(r.failure_mode, "verify_mismatch");
+    /* The program's read-back, not the expected digest: the agent compares
+     * (verify_mismatch: test_exec_provision's test_readback_checked_by_agent). */
+    assert_true(r.passed);
+    assert_string_equal(r.readback_sha256, img_sha);
+    assert_string_not_equal(r.readback_sha256, wrong.sha256);
     ctx.image = &img;
     memset(&r, 0, sizeof r);
     ad->lock(s, &ctx, &r); /* exit 0 but no verification reported */

@@ -169,7 +169,7 @@ static void *fk_main(void *arg)
                 uint32_t a = rd_hex(&p);
                 p++;
                 uint32_t len = rd_hex(&p);
-                snprintf(reply, sizeof reply, "C%x", gdb_rsp_crc32(0xffffffffu, f->mem + a, len));
+                snprintf(reply, sizeof reply, "C%x", digest_crc32_gdb(0xffffffffu, f->mem + a, len));
             } else if (!strncmp(p, "qXfer:memory-map:read::", 23) && f->flash) {
                 p += 23;
                 uint32_t off = rd_hex(&p);
@@ -294,7 +294,7 @@ static void test_m_fallback_without_x(void **state)
 static void test_crc_matches_gdb_algorithm(void **state)
 {
     /* CRC-32/MPEG-2 check value: "123456789" -> 0x0376e6e7 */
-    assert_int_equal(gdb_rsp_crc32(0xffffffffu, (const uint8_t *)"123456789", 9), 0x0376e6e7u);
+    assert_int_equal(digest_crc32_gdb(0xffffffffu, (const uint8_t *)"123456789", 9), 0x0376e6e7u);
 }
 
 static void test_flash_commands_when_memory_map_has_flash(void **state)
@@ -444,14 +444,16 @@ static void test_adapter_verifies_by_crc_and_starts(void **state)
     ad->verify(s, &ctx, &r);
     assert_true(r.passed);
     assert_int_equal(f->n_crc, 1);
-    assert_string_equal(r.readback_sha256, sha);
+    assert_int_equal(r.readback_crc, ADAPTER_CRC32_GDB); /* the target's CRC, not the release digest */
+    assert_string_equal(r.readback_sha256, "");
+    assert_int_equal(r.readback_crc32, digest_crc32_gdb(0xffffffffu, img, sizeof img)); /* the agent compares */
     assert_int_equal(f->n_reg, 3); /* "monitor reset run" unknown: SP, PC, xPSR from the vector table */
     /* the target's content changes: CRC catches it */
     f->mem[0x1000 + 100] ^= 1;
     memset(&r, 0, sizeof r);
     ad->verify(s, &ctx, &r);
-    assert_false(r.passed);
-    assert_string_equal(r.failure_mode, "verify_mismatch");
+    assert_int_equal(r.readback_crc, ADAPTER_CRC32_GDB);
+    assert_int_not_equal(r.readback_crc32, digest_crc32_gdb(0xffffffffu, img, sizeof img));
     ad->close(s);
     fk_stop(f);
 }
@@ -474,9 +476,9 @@ static void test_adapter_readback_mismatch_and_lock(void **state)
     assert_true(r.passed);
     memset(&r, 0, sizeof r);
     ad->verify(s, &ctx, &r);
-    assert_false(r.passed);
-    assert_string_equal(r.failure_mode, "verify_mismatch");
+    assert_int_equal(r.readback_crc, ADAPTER_CRC_NONE); /* no qCRC: the bytes read back, hashed */
     assert_string_not_equal(r.readback_sha256, sha);
+    assert_string_not_equal(r.readback_sha256, "");
     memset(&r, 0, sizeof r);
     f->corrupt = 0;
     ad->lock(s, &ctx, &r);

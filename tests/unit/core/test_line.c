@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <math.h>
+
 #include "clock.h"
 #include "digest.h"
 #include "event.h"
@@ -291,6 +293,20 @@ static void lt_assert_lot_end(lt *t, const lt_events *e, const char *lot_id, uin
     assert_int_equal(last->lot_completed->quantity, passed + failed);
     assert_int_equal(last->lot_completed->passed, passed);
     assert_int_equal(last->lot_completed->failed, failed);
+    /* per release: the counts add up to the lot's; every board here is at
+     * its first attempt, so the first-pass yield is the pass rate */
+    uint32_t vp = 0, vf = 0;
+    for (size_t i = 0; i < last->lot_completed->n_versions; i++) {
+        vp += last->lot_completed->versions[i]->passed;
+        vf += last->lot_completed->versions[i]->failed;
+    }
+    assert_int_equal(vp, passed);
+    assert_int_equal(vf, failed);
+    assert_true(fabs(last->lot_completed->first_pass_yield - (double)passed / (passed + failed)) < 1e-9);
+    /* every event carries the spool's agent instance id */
+    const char *inst = spool_instance_id(t->sp);
+    assert_int_equal(strlen(inst), 36);
+    for (size_t i = 0; i < e->n; i++) assert_string_equal(e->ev[i]->agent_instance_id, inst);
     spool_lot l = lt_lot(t, lot_id);
     assert_int_equal(l.active, 0);
     assert_int_equal(l.loaded, passed + failed);
@@ -308,8 +324,8 @@ static void lt_assert_lot_end(lt *t, const lt_events *e, const char *lot_id, uin
 static void test_board_flow_in_order(void **state)
 {
     lt *t = *state;
-    lt_start(t, "[station fct]\nadapter = sim\nsteps = test\nsim.boards_per_second = 1000\n"
-                "[station prog]\nadapter = sim\nsteps = write, verify\n"
+    lt_start(t, "[station fct]\nadapter = sim\nsteps = test\nsim.boards_per_second = 1000\nsim.step_ms = 30\n"
+                "[station prog]\nadapter = sim\nsteps = write, verify\nsites = 2\n"
                 "[station cal]\nadapter = sim\nsteps = calibrate\n"
                 "[station lock]\nadapter = sim\nsteps = lock\n");
     lt_post_order(t, "FLOW", 1, 3, "1.0.0", "[\"TEST\",\"WRITE\",\"VERIFY\",\"CALIBRATE\",\"LOCK\"]");
@@ -341,6 +357,15 @@ static void test_board_flow_in_order(void **state)
         assert_string_equal(w->unit_written->write_station, "prog");
         assert_int_equal(w->unit_written->order_revision, 1);
         assert_int_equal(w->unit_written->image_size, LT_IMAGE_LEN);
+        assert_string_equal(w->unit_written->verify_method, "sha256");
+        assert_string_equal(w->unit_written->serial, ""); /* not provisioned */
+        assert_true(w->station_site < 2);
+        assert_int_equal(w->attempt, 1);
+        /* the tester's step takes sim.step_ms; its event says so */
+        const TraceEvent *ts = e->ev[lt_find(e, 0, EV(UNIT_TESTED), board)];
+        assert_true(ts->step_duration_ms >= 30);
+        assert_true(ts->step_duration_ms < 30000);
+        assert_int_equal(ts->station_site, 0);
         assert_true(e->ev[lt_find(e, 0, EV(UNIT_LOCKED), board)]->unit_locked->verified);
         const TraceEvent *c = e->ev[i];
         assert_true(c->unit_completed->passed);
@@ -436,6 +461,13 @@ static void test_changeover_binds_boards(void **state)
     assert_string_equal(c->last_board_old, old_last);
     assert_string_equal(c->first_board_new, e->ev[first_new]->board_id);
     lt_assert_lot_end(t, e, "CHG", 4, 0);
+    const Lineagent__V1__LotCompleted *lc = e->ev[e->n - 1]->lot_completed;
+    assert_int_equal(lc->n_versions, 2); /* in the order first bound */
+    assert_string_equal(lc->versions[0]->version, "1.0.0");
+    assert_int_equal(lc->versions[0]->passed, 2);
+    assert_string_equal(lc->versions[1]->version, "2.0.0");
+    assert_string_equal(lc->versions[1]->sha256, e->ev[first_new]->unit_written->sha256);
+    assert_int_equal(lc->versions[1]->passed, 2);
     spool_lot l = lt_lot(t, "CHG");
     assert_string_equal(l.written_version, "2.0.0");
     assert_int_equal(l.written_revision, 2);

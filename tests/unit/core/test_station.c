@@ -300,7 +300,7 @@ static int setup(void **state)
              " test) [ \"$2\" = B-bad ] && { echo '{\"name\":\"vbus\",\"value\":4.1,\"unit\":\"V\"}'; exit 1; }\n"
              "       echo '{\"name\":\"vbus\",\"value\":5.0,\"unit\":\"V\"}';;\n"
              " write) echo \"$2\" >> %s/writes;;\n"
-             " verify) ;;\n"
+             " verify) echo \"{\\\"readback_sha256\\\":\\\"$(sha256sum < \"$3\" | cut -c1-64)\\\"}\";;\n"
              " calibrate) ys='1 3 5 7'; [ \"$2\" = B-noisy ] && ys='1 3 5.5 7'; x=0\n"
              "   for y in $ys; do echo \"{\\\"reference\\\":$y,\\\"raw\\\":$x}\"; x=$((x+1)); done;;\n"
              " calibrate_write) g=$5; [ \"$2\" = B-stuck ] && g=1; echo \"{\\\"offset\\\":$4,\\\"gain\\\":$g}\"; echo \"$2\" >> %s/calwrites;;\n"

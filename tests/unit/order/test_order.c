@@ -441,9 +441,10 @@ static void test_validate_item_count_first(void **state)
         items[i].high = 2;
         ptrs[i] = &items[i];
     }
-    static Step flow[] = {LINEAGENT__V1__STEP__WRITE, LINEAGENT__V1__STEP__VERIFY, LINEAGENT__V1__STEP__TEST};
+    static Step flow[] = {LINEAGENT__V1__STEP__WRITE, LINEAGENT__V1__STEP__VERIFY, LINEAGENT__V1__STEP__TEST,
+                          LINEAGENT__V1__STEP__LOCK};
     f.o.flow = flow;
-    f.o.n_flow = 3;
+    f.o.n_flow = 4; /* LOCK: a PRODUCTION order must lock (R5) */
     f.o.test_items = ptrs;
     f.o.n_test_items = n;
     expect_invalid(&f, "100000 test items; the limit is 64", NULL);
@@ -528,8 +529,10 @@ static void test_validate_flow(void **state)
     fixture f;
     fixture_init(&f);
 
-    set_flow(&f, 2, (Step[]){W, V});
+    set_flow(&f, 3, (Step[]){W, V, L});
     expect_valid(&f);
+    set_flow(&f, 2, (Step[]){W, V}); /* rule R5: a production unit cannot pass with an open debug port */
+    expect_invalid(&f, "no LOCK", "PRODUCTION");
     set_flow(&f, 6, (Step[]){P, T, C, W, V, L});
     expect_valid(&f);
     set_flow(&f, 6, (Step[]){W, V, L, P, T, C}); /* PROVISION has no place rule */
@@ -610,7 +613,7 @@ static void test_json_validation_end_to_end(void **state)
 #define ORDER_HEAD "{\"orderId\":\"WO-1\",\"revision\":1,\"lotId\":\"L1\",\"product\":\"P\",\"quantity\":2," \
     "\"firmware\":{\"version\":\"1.0.0\",\"sha256\":\"" \
     "0000000000000000000000000000000000000000000000000000000000000000\",\"url\":\"file:///x\",\"build\":\"PRODUCTION\"}," \
-    "\"flow\":[\"WRITE\",\"VERIFY\",\"TEST\"]"
+    "\"flow\":[\"WRITE\",\"VERIFY\",\"TEST\",\"LOCK\"]"
 
 static const char *order_reason(const char *tail)
 {
@@ -643,11 +646,19 @@ static void test_order_test_items_json(void **state)
     assert_int_equal(order_validate(o, &lim, reason, sizeof reason), 0);
     order_free(o);
 
+    /* A missing limit is refused, never read as 0 (proto3 would default it). */
     assert_string_equal(order_reason(",\"testItems\":[{\"name\":\"vbus\",\"low\":5}]"),
+                        "test_items[0] (vbus): high limit missing; an item needs both");
+    assert_string_equal(order_reason(",\"testItems\":[{\"name\":\"vbus\",\"high\":5}]"),
+                        "test_items[0] (vbus): low limit missing; an item needs both");
+    assert_string_equal(order_reason(",\"testItems\":[{\"name\":\"vbus\",\"low\":5,\"high\":0}]"),
                         "test_items[0] (vbus): low 5 must not exceed high 0");
-    assert_non_null(strstr(order_reason(",\"testItems\":[{\"name\":\"a\",\"high\":1},{\"name\":\"a\",\"high\":2}]"),
+    assert_string_equal(order_reason(",\"testItems\":[{\"name\":\"z\",\"low\":0,\"high\":0}]"), "valid");
+    assert_non_null(strstr(order_reason(",\"testItems\":[{\"name\":\"a\",\"low\":0,\"high\":1},"
+                                        "{\"name\":\"a\",\"low\":0,\"high\":2}]"),
                            "lists a twice"));
-    assert_non_null(strstr(order_reason(",\"testItems\":[{\"name\":\"bad name\",\"high\":1}]"), "test_items[0].name"));
+    assert_non_null(strstr(order_reason(",\"testItems\":[{\"name\":\"bad name\",\"low\":0,\"high\":1}]"),
+                           "test_items[0].name"));
     assert_non_null(strstr(order_reason(",\"testItems\":[{\"name\":\"a\",\"high\":\"lots\"}]"), "testItems[0].high"));
     assert_non_null(strstr(order_reason(",\"testItems\":[{\"nmae\":\"a\"}]"), "nmae"));
     assert_non_null(strstr(order_reason(",\"testPlan\":{\"version\":\"1\",\"sha256\":\"ABC\"}"), "test_plan.sha256"));

@@ -152,7 +152,7 @@ static void test_firmware_chunks_commit_separately(void **state)
 }
 
 /* A version 2 spool keeps its images whole in firmware.image: migrated to
- * version 3 they read as before. */
+ * the current version (4) they read as before. */
 static void test_schema_2_images_read(void **state)
 {
     fixture *f = *state;
@@ -168,7 +168,7 @@ static void test_schema_2_images_read(void **state)
                      SQLITE_OK);
     sqlite3_close(db);
     sp = open_ok(f->path, NULL);
-    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 3);
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 4);
     uint8_t *img;
     size_t len;
     assert_int_equal(spool_firmware_get(sp, sha_a, &img, &len), 1);

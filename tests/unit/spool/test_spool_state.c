@@ -7,6 +7,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
 #include "spool_fixture.h"
 
 /* ---- inbox, firmware, orders ------------------------------------------- */
@@ -78,6 +83,22 @@ static const char sha_a[] = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15
 static const char sha_a_upper[] = "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08";
 static const char sha_b[] = "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752";
 
+/* Rows of firmware_chunk under a digest, counted by a connection of its own. */
+static int chunk_rows(const char *path, const char *sha)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM firmware_chunk WHERE sha256 = ?1", -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(st, 1, sha, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
 static void test_firmware(void **state)
 {
     fixture *f = *state;
@@ -119,6 +140,17 @@ static void test_firmware(void **state)
     assert_int_equal(spool_firmware_get(sp, sha_b, &img, &len), 1);
     assert_int_equal(len, 10);
     assert_memory_equal(img, data, 10);
+    free(img);
+
+    /* Deleting an image removes its row and every chunk, and no other's. */
+    assert_int_equal(spool_firmware_delete(sp, sha_a_upper), 0);
+    assert_int_equal(spool_firmware_get(sp, sha_a, &img, &len), 0);
+    assert_int_equal(chunk_rows(f->path, sha_a), 0);
+    assert_int_equal(chunk_rows(f->path, sha_b), 1);
+    assert_int_equal(spool_firmware_put(sp, sha_a, data, big), 0); /* stored again, whole */
+    assert_int_equal(spool_firmware_get(sp, sha_a, &img, &len), 1);
+    assert_int_equal(len, big);
+    assert_memory_equal(img, data, big);
     free(img);
     free(data);
     spool_close(sp);
@@ -333,6 +365,92 @@ static void test_units(void **state)
     spool_close(sp);
 }
 
+/* The agent instance id: a UUID v4 drawn when the spool is created, the same
+ * on every open, another for another spool; a schema 3 spool gets one (and
+ * the units' attempt column) when schema 4 opens it. */
+static void test_instance_id(void **state)
+{
+    fixture *f = *state;
+    spool *sp = open_ok(f->path, NULL);
+    char id[37];
+    snprintf(id, sizeof id, "%s", spool_instance_id(sp));
+    assert_int_equal(strlen(id), 36);
+    assert_int_equal(id[8], '-');
+    assert_int_equal(id[14], '4');
+    assert_non_null(strchr("89ab", id[19]));
+    spool_close(sp);
+    sp = open_ok(f->path, NULL);
+    assert_string_equal(spool_instance_id(sp), id);
+    spool_close(sp);
+
+    char other[200];
+    snprintf(other, sizeof other, "%s.other", f->path);
+    sp = open_ok(other, NULL);
+    assert_string_not_equal(spool_instance_id(sp), id);
+    spool_close(sp);
+
+    /* Back to schema 3: no instance id, no attempt column. */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(other, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "DROP INDEX units_board; ALTER TABLE units DROP COLUMN attempt;"
+                                      " DELETE FROM kv WHERE ns = 'spool'; PRAGMA user_version = 3;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    sp = open_ok(other, NULL);
+    assert_int_equal(strlen(spool_instance_id(sp)), 36);
+    assert_string_not_equal(spool_instance_id(sp), id);
+    spool_unit u = {.lot_id = "L1", .board_id = "B1", .state = SPOOL_UNIT_PASSED, .attempt = 2};
+    assert_int_equal(spool_unit_put(sp, &u), 0);
+    assert_int_equal(spool_unit_earlier_lots(sp, "B1", "L2"), 1);
+    assert_int_equal(spool_unit_earlier_lots(sp, "B1", "L1"), 0);
+    spool_close(sp);
+    unlink(other);
+}
+
+/* Per release, in the order first bound: passed, failed and passed at the
+ * first attempt; units still in progress are not counted. */
+static int versions_cb(void *ud, const spool_version_count *vc)
+{
+    spool_version_count *out = ud;
+    size_t i = 0;
+    while (out[i].version[0] || out[i].passed || out[i].failed) i++;
+    out[i] = *vc;
+    if (!vc->version[0]) snprintf(out[i].version, sizeof out[i].version, "-"); /* mark the slot used */
+    return 0;
+}
+
+static void test_unit_versions(void **state)
+{
+    fixture *f = *state;
+    spool *sp = open_ok(f->path, NULL);
+    spool_unit us[] = {
+        {.lot_id = "L", .board_id = "a", .idx = 0, .state = SPOOL_UNIT_PASSED, .version = "1.0", .sha256 = "h1"},
+        {.lot_id = "L", .board_id = "b", .idx = 1, .state = SPOOL_UNIT_FAILED, .version = "1.0", .sha256 = "h1"},
+        {.lot_id = "L", .board_id = "c", .idx = 2, .state = SPOOL_UNIT_PASSED, .version = "2.0", .sha256 = "h2",
+         .attempt = 2},
+        {.lot_id = "L", .board_id = "d", .idx = 3, .state = SPOOL_UNIT_FAILED},
+        {.lot_id = "L", .board_id = "e", .idx = 4, .state = SPOOL_UNIT_IN_PROGRESS, .version = "2.0", .sha256 = "h2"},
+        {.lot_id = "M", .board_id = "a", .idx = 0, .state = SPOOL_UNIT_PASSED, .version = "9.0", .sha256 = "h9"},
+    };
+    for (size_t i = 0; i < sizeof us / sizeof us[0]; i++) assert_int_equal(spool_unit_put(sp, &us[i]), 0);
+    spool_version_count got[8];
+    memset(got, 0, sizeof got);
+    assert_int_equal(spool_unit_versions(sp, "L", versions_cb, got), 3);
+    assert_string_equal(got[0].version, "1.0");
+    assert_string_equal(got[0].sha256, "h1");
+    assert_int_equal(got[0].passed, 1);
+    assert_int_equal(got[0].failed, 1);
+    assert_int_equal(got[0].passed_first, 1);
+    assert_string_equal(got[1].version, "2.0");
+    assert_int_equal(got[1].passed, 1);
+    assert_int_equal(got[1].failed, 0);
+    assert_int_equal(got[1].passed_first, 0); /* a rework */
+    assert_string_equal(got[2].version, "-");
+    assert_int_equal(got[2].failed, 1);
+    spool_close(sp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -341,6 +459,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_order_upsert, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lots, setup, teardown),
         cmocka_unit_test_setup_teardown(test_units, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_instance_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unit_versions, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
