@@ -18,11 +18,17 @@ B=${LINEAGENT_BENCH_BUILD:-$ROOT/build/bench}
 if [ $BUILD = 1 ]; then
   deploy/deps.sh test
   cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release -DLINEAGENT_SANITIZE=OFF >/dev/null
-  cmake --build "$B" -j"$(nproc)" --target lineagent kafka_mock bench_spool bench_drain provisiond pv_load >/dev/null
+  cmake --build "$B" -j"$(nproc)" --target lineagent kafka_mock bench_spool bench_drain provisiond pv_load \
+    tracestore ts_feed >/dev/null
 fi
 REPEAT=${BENCH_REPEAT:-3}
 N_SPOOL=200000 N_DRAIN=1000000 N_LINE=100000 N_ORDERS=2000 N_PROV=10000
-if [ $SMOKE = 1 ]; then REPEAT=1 N_SPOOL=5000 N_DRAIN=5000 N_LINE=500 N_ORDERS=50 N_PROV=200; fi
+# tracestore: ingest topic, latency run, query sizes (events)
+N_TS=1000000 N_TS_LAT=20000 N_TS_SMALL=100000 N_TS_LARGE=10000000
+if [ $SMOKE = 1 ]; then
+  REPEAT=1 N_SPOOL=5000 N_DRAIN=5000 N_LINE=500 N_ORDERS=50 N_PROV=200
+  N_TS=5000 N_TS_LAT=300 N_TS_SMALL=3000 N_TS_LARGE=9000
+fi
 OUT=$B/results
 mkdir -p "$OUT"
 RAW=$OUT/raw.jsonl
@@ -138,6 +144,11 @@ for r in $(seq "$REPEAT"); do
     "over 5 s idle; baseline = idle mosquitto_sub"
   kill $spid; kill -TERM $apid; wait $apid || true
 done
+
+# tracestore runs once (its 10M-event query database takes minutes to build),
+# in its own script with its own PostgreSQL and mock cluster.
+echo "bench: tracestore (ingest $N_TS, latency $N_TS_LAT at 1000/s, queries at $N_TS_SMALL and $N_TS_LARGE events)" >&2
+bash tests/bench/bench_tracestore.sh "$B" $N_TS $N_TS_LAT $N_TS_SMALL $N_TS_LARGE >>"$RAW"
 
 # One row per scenario: medians of figure, baseline and ratio. The ratio is
 # the median of each run's own ratio (figure and baseline of the same run),

@@ -4,7 +4,10 @@
 # cluster, provisiond (the provisioning server, plain HTTP on loopback), a
 # 50-board lot over 5 simulated stations with a firmware change mid-lot and
 # every board provisioned with a serial, MACs and a certificate, a
-# traceability summary read back from Kafka by a consumer, and the ledger audit.
+# traceability summary read back from Kafka by a consumer, the ledger audit,
+# and tracestore (a private PostgreSQL of its own, as user postgres when run
+# as root) answering from the database: the lot with its changeover, one
+# unit by serial and the recall scope of the old release.
 # Stops everything it started; exits non-zero if any step fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,12 +18,15 @@ cmake -S . -B build/demo -DCMAKE_BUILD_TYPE=Release -DLINEAGENT_TESTS=OFF >/dev/
 cmake --build build/demo -j"$(nproc)" >/dev/null
 AGENT=$ROOT/build/demo/lineagent
 PROVISIOND=$ROOT/build/demo/services/provisiond/provisiond
+TRACESTORE=$ROOT/build/demo/services/tracestore/tracestore
 
 W=$(mktemp -d /tmp/lineagent-demo.XXXXXX)
 PIDS=()
+source "$ROOT/tests/integration/pg_lib.sh"
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  pg_stop_quiet
 }
 trap cleanup EXIT
 say() { printf '\n== %s\n' "$*"; }
@@ -73,6 +79,8 @@ for v in 1.0.0 1.1.0; do
   echo "  $W/fw-$v.bin  sha256 $(sha256sum "$W/fw-$v.bin" | cut -c1-16)..."
 done
 
+HTTP_PORT=$((port + 1))
+(echo >"/dev/tcp/127.0.0.1/$HTTP_PORT") 2>/dev/null && HTTP_PORT=0 # taken: let the agent pick one
 cat >"$W/lineagent.conf" <<CONF
 [agent]
 site = demo
@@ -112,6 +120,8 @@ sim.seed = 11
 adapter = sim
 steps = lock
 sim.step_ms = 10
+[http]
+listen = 127.0.0.1:$HTTP_PORT
 CONF
 
 say "lineagent with the embedded Kafka (5 stations: prog1 write+verify, prov1 provision, fct1 test, cal1 calibrate, lock1 lock)"
@@ -121,6 +131,27 @@ PIDS+=("$AGENT_PID")
 wait_log "subscribed to" 20
 BOOTSTRAP=$(sed -n 's/.*embedded mock cluster at \([^ ]*\).*/\1/p' "$W/agent.log" | head -1)
 echo "  embedded Kafka at $BOOTSTRAP"
+
+say "PostgreSQL (private, 127.0.0.1) and tracestore consuming the trace topic into it"
+pg_init "$W/pg"
+echo "  PostgreSQL on 127.0.0.1:$PG_PORT, data in $W/pg"
+cat >"$W/tracestore.conf" <<CONF
+[postgres]
+conninfo = $PG_CONNINFO
+password_file = $PG_PASSWORD_FILE
+[kafka]
+bootstrap.servers = $BOOTSTRAP
+field_topic =
+[http]
+listen = 127.0.0.1:0
+CONF
+chmod 600 "$W/tracestore.conf"
+ts() { "$TRACESTORE" "$@" -c "$W/tracestore.conf"; }
+ts migrate | sed 's/^/  /'
+"$TRACESTORE" run -c "$W/tracestore.conf" >"$W/tracestore.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do grep -qs "http: listening" "$W/tracestore.log" && break; sleep 0.1; done
+echo "  $(grep -o 'http: listening on .*' "$W/tracestore.log")"
 stdbuf -oL mosquitto_sub -p "$port" -q 1 -t 'lineagent/demo/smt1/orders/result' >"$W/results.jsonl" &
 PIDS+=($!)
 sleep 0.3
@@ -140,8 +171,22 @@ wait_log "lot LOT-2026-0042 completed" 60
 echo "  order results on lineagent/demo/smt1/orders/result:"
 sed 's/^/    /' "$W/results.jsonl"
 
+sleep 1 # the yield goes out within a second of the last commit
+say "retained live yield on lineagent/demo/smt1/yield (what a dashboard subscribes to)"
+mosquitto_sub -p "$port" -t lineagent/demo/smt1/yield -C 1 -W 5 | jq -c '.completed[0] | {lotId, passed, failed, yield, unitsPerHour, failures, versions}' | sed 's/^/  /'
+HTTP_PORT=$(sed -n 's/.*http: .* (port \([0-9]*\)).*/\1/p' "$W/agent.log" | head -1)
+say "curl http://127.0.0.1:$HTTP_PORT/metrics (Prometheus), the unit and failure counters"
+curl -s "http://127.0.0.1:$HTTP_PORT/metrics" | grep -E '^lineagent_(units_total|step_failures_total|events_)' | grep -v ' 0$' | sed 's/^/  /'
+
 say "traceability summary, read back from Kafka by a consumer"
 "$AGENT" trace --brokers "$BOOTSTRAP" --format summary --expect 200 --idle-ms 1500
+
+say "tracestore: waiting until the database holds the whole lot"
+for _ in $(seq 300); do
+  ts lot LOT-2026-0042 --json 2>/dev/null | jq -e '.completedAt != null' >/dev/null && break
+  sleep 0.1
+done
+ts lot LOT-2026-0042 --json | jq -e '.completedAt != null' >/dev/null || { echo "demo: tracestore did not store the lot" >&2; tail "$W/tracestore.log" >&2; exit 1; }
 
 say "SIGTERM: the agent finishes, flushes its spool and exits"
 kill -TERM "$AGENT_PID"
@@ -151,5 +196,12 @@ grep -E "spool flushed|stopped cleanly" "$W/agent.log" | sed 's/^/  /'
 
 say "provisiond audit of the issuance ledger"
 "$PROVISIOND" audit -c "$W/provisiond.conf" | sed 's/^/  /'
+say "tracestore lot LOT-2026-0042: units per firmware version and the changeover"
+ts lot LOT-2026-0042 | sed 's/^/  /'
+serial=$(ts find --firmware 1.0.0 --json | jq -r '[.units[] | select(.serial != "")][0].serial')
+say "tracestore unit $serial: which firmware is in this unit (R3)"
+ts unit "$serial" | sed 's/^/  /'
+say "tracestore find --firmware 1.0.0: the recall scope of the old release"
+ts find --firmware 1.0.0 --json | jq -r '"  \(.count) units carry 1.0.0:", (.units[] | "    \(.serial)  \(.boardId)  \(.lot)  passed \(.passed)")'
 echo
-echo "demo OK. Agent log, config and spool, provisiond ledger: $W"
+echo "demo OK. Agent log, config and spool, provisiond ledger, tracestore config and database: $W"

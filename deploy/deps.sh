@@ -5,9 +5,11 @@ set -euo pipefail
 
 build=(cmake make gcc pkg-config protobuf-c-compiler libprotobuf-c-dev librdkafka-dev
        libpaho-mqtt-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev zlib1g-dev
-       libinih-dev libjansson-dev libmicrohttpd-dev libgnutls28-dev)
-run=(mosquitto mosquitto-clients)
-test=(libcmocka-dev jq protobuf-compiler gcc-arm-none-eabi qemu-system-arm sqlite3 openssl curl
+       libinih-dev libjansson-dev libmicrohttpd-dev libgnutls28-dev libsystemd-dev libpq-dev)
+# tracestore's database: the demo, the tests and the bench run a private server.
+run=(mosquitto mosquitto-clients jq curl postgresql postgresql-client)
+test=(libcmocka-dev protobuf-compiler gcc-arm-none-eabi qemu-system-arm sqlite3 openssl
+      socat prometheus systemd dpkg-dev fakeroot chromium nodejs npm
       clang libclang-rt-dev) # clang + its libFuzzer runtime: deploy/fuzz.sh
 
 case "${1:-build}" in

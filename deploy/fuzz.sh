@@ -16,7 +16,7 @@ CC=clang cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLINEAGENT_FU
 cmake --build "$build" -j2 >/dev/null
 harnesses=("$@")
 [ ${#harnesses[@]} -gt 0 ] || harnesses=(fuzz_order fuzz_gdb_rsp fuzz_exec_output fuzz_provision_answer fuzz_pv_request
-                                         fuzz_trace_records fuzz_config)
+                                         fuzz_trace_records fuzz_tracestore_record fuzz_config)
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 mkdir -p "$build/crashes"

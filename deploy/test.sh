@@ -9,6 +9,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 deploy/deps.sh test
+# playwright-core for the browser tests, from the lock file (no browser
+# download: the tests drive Debian's chromium).
+if [ ! tests/browser/node_modules/.package-lock.json -nt tests/browser/package-lock.json ]; then
+  echo "test.sh: npm ci in tests/browser (playwright-core)"
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+fi
 build=build/test
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DLINEAGENT_SANITIZE=ON -DLINEAGENT_WERROR=ON >/dev/null
 cmake --build "$build" -j"$(nproc)"

@@ -45,6 +45,21 @@ static const conf_key config_agent_keys[] = {
      .desc = "time allowed to fetch a firmware image"},
     {"firmware_ca_file", CONF_STRING, CONF_AT(config, firmware_ca_file),
      .desc = "CA bundle for https firmware URLs (default: the system store)"},
+    {"user", CONF_STRING, CONF_AT(config, agent_user),
+     .desc = "started as root: become this user once the HTTP listener is bound (unset: stay, with a warning)"},
+    {0}};
+
+static const char *const config_site_actions[] = {"warn", "pause", NULL};
+
+static const conf_key config_line_keys[] = {
+    {"site_alarm_consecutive", CONF_INT, "5", 0, 100000, CONF_AT(config, site_alarm_consecutive),
+     .desc = "alarm fixture_site_suspect when a site fails this many boards in a row on one step (0: never)"},
+    {"site_alarm_rate", CONF_DOUBLE, "0.5", .dmin = 0, .dmax = 1, CONF_AT(config, site_alarm_rate),
+     .desc = "or when more than this share of its last site_alarm_window boards failed (0: never)"},
+    {"site_alarm_window", CONF_INT, "20", 1, 100000, CONF_AT(config, site_alarm_window),
+     .desc = "boards per site the failure rate is taken over"},
+    {"site_alarm_action", CONF_ENUM, "warn", .choices = config_site_actions, CONF_AT(config, site_alarm_action),
+     .desc = "warn: report only, cleared by the site's next pass; pause: load the site no more until resumed"},
     {0}};
 
 static const conf_key config_spool_keys[] = {
@@ -93,6 +108,11 @@ static const conf_key config_firmware_keys[] = {
     {"release_keys", CONF_STRING, CONF_AT(config, firmware_release_keys),
      .desc = "PEM public keys (Ed25519 or ECDSA P-256) of the release team, comma-separated; when set, an order's "
              "firmware must carry a signature by one of them"},
+    {0}};
+
+static const conf_key config_http_keys[] = {
+    {"listen", CONF_STRING, CONF_AT(config, http_listen),
+     .desc = "host:port of the optional listener for /metrics, /healthz and /readyz (unset: none)"},
     {0}};
 
 static const conf_key config_provisioning_keys[] = {
@@ -152,14 +172,16 @@ static const conf_key config_station_keys[] = {
      .desc = "fixture sites run in parallel (gang programming), each with its own worker and adapter state"},
     {0}};
 
-enum { SEC_AGENT, SEC_FIRMWARE, SEC_SPOOL, SEC_MQTT, SEC_KAFKA, SEC_PROVISIONING, SEC_N };
+enum { SEC_AGENT, SEC_LINE, SEC_FIRMWARE, SEC_SPOOL, SEC_MQTT, SEC_KAFKA, SEC_HTTP, SEC_PROVISIONING, SEC_N };
 static const struct {
     const char *name;
     const conf_key *keys;
 } config_sections[] = {
-    [SEC_AGENT] = {"agent", config_agent_keys},    [SEC_FIRMWARE] = {"firmware", config_firmware_keys},
+    [SEC_AGENT] = {"agent", config_agent_keys},    [SEC_LINE] = {"line", config_line_keys},
+    [SEC_FIRMWARE] = {"firmware", config_firmware_keys},
     [SEC_SPOOL] = {"spool", config_spool_keys},
     [SEC_MQTT] = {"mqtt", config_mqtt_keys},       [SEC_KAFKA] = {"kafka", config_kafka_keys},
+    [SEC_HTTP] = {"http", config_http_keys},
     [SEC_PROVISIONING] = {"provisioning", config_provisioning_keys},
 };
 
@@ -269,10 +291,23 @@ static int config_on_station(config_parse *p, const char *name, const char *key,
     return conf_set(&p->st_sec[i], key, v, err, len) ? -1 : 0;
 }
 
+/* [http] listen: "host:port", "[v6]:port"; port 0 picks a free one. */
+static int config_listen_ok(const char *v)
+{
+    const char *colon = strrchr(v, ':');
+    char *end;
+    if (!colon || colon == v) return 0;
+    errno = 0;
+    long port = strtol(colon + 1, &end, 10);
+    return !errno && end != colon + 1 && !*end && port >= 0 && port <= 65535;
+}
+
 static int config_on_key(void *user, const char *section, const char *key, const char *v, int line, char *err,
                          size_t len)
 {
     config_parse *p = user;
+    if (strcmp(section, "http") == 0 && strcmp(key, "listen") == 0 && !config_listen_ok(v))
+        return snprintf(err, len, "[http] listen: must be host:port, e.g. 127.0.0.1:9464 or [::1]:9464"), -1;
     if (strncmp(section, STATION_PREFIX, strlen(STATION_PREFIX)) == 0)
         return config_on_station(p, section + strlen(STATION_PREFIX), key, v, line, err, len);
     for (int i = 0; i < SEC_N; i++)

@@ -28,6 +28,14 @@ typedef struct config {
      * (firmware_allowed_check); NULL: none, every order is refused */
     char *firmware_allowed_urls;
     char *firmware_release_keys; /* [firmware] release_keys: PEM public key files, comma-separated */
+    char *agent_user; /* started as root: drop to this user; NULL: stay */
+    /* [http]: the optional listener for /metrics, /healthz, /readyz */
+    char *http_listen; /* host:port; NULL: none */
+    /* [line]: fixture-site health (site_watch.h) */
+    int site_alarm_consecutive;  /* failures in a row on one step; 0: off */
+    double site_alarm_rate;      /* failed share of the last window boards; 0: off */
+    int site_alarm_window;
+    const char *site_alarm_action; /* "pause" or "warn" */
     /* [spool] */
     const char *spool_synchronous;
     int spool_batch_max;

@@ -15,12 +15,16 @@
 #include "clock.h"
 #include "delivery_watch.h"
 #include "event.h"
+#include "http_listen.h"
 #include "intake.h"
 #include "kafka_out.h"
 #include "line.h"
+#include "live.h"
 #include "log.h"
+#include "metrics.h"
 #include "mqtt_link.h"
 #include "mqtt_persist.h"
+#include "service.h"
 #include "spool.h"
 #include "spool_guard.h"
 
@@ -40,12 +44,16 @@ typedef struct agent {
     line *ln;
     intake *in;
     mqtt_link *ml;
+    live *lv;
+    http_listen *http;
+    service_notify notify;
     /* ln and in are replaced while riding out a full disk; other threads
      * reach them only under mu. */
     pthread_mutex_t mu;
     spool_guard guard;
     delivery_watch watch;
     char full_detail[600]; /* the error, while riding out a full disk */
+    char not_ready[640];   /* under mu: why /readyz says no; empty when ready */
     /* Riding out a busy spool (another connection holds the write lock):
      * since when (monotonic ms, 0 when not busy), the last "still busy"
      * log line, and the alarm's detail. */
@@ -59,7 +67,12 @@ static void agent_publish_result(void *ud, const char *json)
     if (a->ml && mqtt_link_publish_result(a->ml, json) != 0) log_warn("order result not published: %s", json);
 }
 
-static void agent_events_committed(void *ud) { kafka_out_kick(((agent *)ud)->ko); }
+static void agent_events_committed(void *ud)
+{
+    agent *a = ud;
+    kafka_out_kick(a->ko);
+    live_kick(a->lv);
+}
 
 /* With no line (riding out a full disk) the decision is dropped: its inbox
  * row stays, and the intake started with the new line decides it again. */
@@ -88,6 +101,34 @@ static int agent_on_order(void *ud, const void *payload, size_t len)
     return 0;
 }
 
+/* Paho thread: <prefix>/command/site/resume {"station":"fct1","site":0}
+ * (no site: every site of the station). */
+static void agent_on_command(void *ud, const char *command, const void *payload, size_t len)
+{
+    agent *a = ud;
+    json_error_t e;
+    json_t *j = json_loadb(payload, len, 0, &e);
+    const char *station = json_string_value(json_object_get(j, "station"));
+    json_t *site = json_object_get(j, "site");
+    if (strcmp(command, "site/resume") != 0) log_warn("mqtt: unknown command %s ignored", command);
+    else if (!station || (site && (!json_is_integer(site) || json_integer_value(site) < 0)))
+        log_warn("mqtt: command site/resume ignored: want {\"station\": NAME, \"site\": N}");
+    else {
+        pthread_mutex_lock(&a->mu);
+        if (a->ln) line_site_resume(a->ln, station, site ? (int)json_integer_value(site) : -1);
+        pthread_mutex_unlock(&a->mu);
+    }
+    json_decref(j);
+}
+
+static void agent_sites_changed(void *ud);
+
+static int agent_publish_live(void *ud, const char *subtopic, const char *json)
+{
+    agent *a = ud;
+    return a->ml ? mqtt_link_publish_live(a->ml, subtopic, json) : -1;
+}
+
 static void agent_low_space_detail(const agent *a, char *buf, size_t len)
 {
     snprintf(buf, len, "%lld bytes free on the spool's filesystem, under min_free_bytes %lld",
@@ -105,8 +146,17 @@ static void agent_over_limit_detail(const agent *a, char *buf, size_t len)
  * that shows one). */
 static void agent_publish_status(agent *a)
 {
-    if (!a->ml) return;
+    metrics_set_alarm(METRICS_ALARM_SPOOL_FULL, a->full_detail[0] != 0);
+    metrics_set_alarm(METRICS_ALARM_SPOOL_BUSY, a->busy_since_ms != 0);
+    metrics_set_alarm(METRICS_ALARM_SPOOL_LOW_SPACE, a->guard.low_space);
+    metrics_set_alarm(METRICS_ALARM_SPOOL_OVER_LIMIT, a->guard.over_limit);
+    metrics_set_alarm(METRICS_ALARM_KAFKA_STALLED, a->watch.stalled);
     json_t *alarms = json_array();
+    metrics_set_alarm(METRICS_ALARM_FIXTURE_SITE_SUSPECT, a->ln ? line_site_alarms(a->ln, NULL) : 0);
+    if (!a->ml) {
+        json_decref(alarms);
+        return;
+    }
     char detail[600];
     if (a->full_detail[0])
         json_array_append_new(alarms, json_pack("{s:s, s:s}", "alarm", "spool_full", "detail", a->full_detail));
@@ -124,6 +174,7 @@ static void agent_publish_status(agent *a)
         delivery_watch_describe(&a->watch, detail, sizeof detail);
         json_array_append_new(alarms, json_pack("{s:s, s:s}", "alarm", "kafka_stalled", "detail", detail));
     }
+    if (a->ln) line_site_alarms(a->ln, alarms); /* fixture_site_suspect, one per site */
     if (!json_array_size(alarms)) {
         json_decref(alarms);
         mqtt_link_set_status(a->ml, NULL);
@@ -140,6 +191,8 @@ static void agent_publish_status(agent *a)
     free(json);
     json_decref(st);
 }
+
+static void agent_sites_changed(void *ud) { agent_publish_status(ud); }
 
 /* Size limit and free space: back-pressure and alarm while the spool is
  * over max_bytes or its filesystem is short of min_free_bytes. */
@@ -173,6 +226,42 @@ static void agent_guard(agent *a)
             log_info("alarm kafka_stalled cleared: deliveries to Kafka move again");
         agent_publish_status(a);
     }
+}
+
+/* /readyz, on the listener's thread. */
+static int agent_ready(void *ud, char *why, size_t why_len)
+{
+    agent *a = ud;
+    pthread_mutex_lock(&a->mu);
+    snprintf(why, why_len, "%s", a->not_ready);
+    pthread_mutex_unlock(&a->mu);
+    return why[0] == 0;
+}
+
+/* Each turn of the main loop (and while riding out a full disk): what
+ * /readyz answers, the backlog gauges, and systemd's STATUS and watchdog.
+ * The heartbeat goes out only while this loop turns (the coordinator runs
+ * on it) and the forwarder's loop turns too. */
+static void agent_tick(agent *a)
+{
+    char why[sizeof a->not_ready] = "";
+    if (a->full_detail[0]) snprintf(why, sizeof why, "spool full: %s", a->full_detail);
+    else if (a->busy_since_ms) snprintf(why, sizeof why, "paused: spool busy: %s", a->busy_detail);
+    else if (a->guard.low_space || a->guard.over_limit)
+        snprintf(why, sizeof why, "paused: the spool is %s", a->guard.low_space ? "short of free space" : "over max_bytes");
+    else if (!mqtt_link_ready(a->ml)) snprintf(why, sizeof why, "MQTT not subscribed to %s/orders", a->cfg->topic_prefix);
+    pthread_mutex_lock(&a->mu);
+    memcpy(a->not_ready, why, sizeof why);
+    pthread_mutex_unlock(&a->mu);
+    uint64_t last = live_seq(a->lv);
+    int64_t pending = a->watch.first_seq && last >= a->watch.first_seq ? (int64_t)(last - a->watch.first_seq + 1) : 0;
+    metrics_set(METRICS_EVENTS_PENDING, pending);
+    metrics_set(METRICS_OLDEST_PENDING_MS, a->watch.first_seq ? clock_wall_ms() - a->watch.first_time_ms : 0);
+    int64_t now = clock_mono_ms();
+    char status[sizeof why + 300], lot[200];
+    live_describe(a->lv, lot, sizeof lot);
+    snprintf(status, sizeof status, "%s; backlog %lld events%s%s", lot, (long long)pending, why[0] ? "; " : "", why);
+    service_tick(&a->notify, now, kafka_out_alive(a->ko, now, 10000), status);
 }
 
 /* The line could not take the spool's write lock within the busy timeout:
@@ -242,11 +331,12 @@ static int agent_ride_out_full(agent *a)
     while ((probe = spool_guard_probe(a->sp)) == 0 && !agent_stop_requested) {
         a->guard.next_ms = 0; /* prune now: it may free room */
         spool_guard_tick(&a->guard, a->sp);
+        agent_tick(a);
         nanosleep(&(struct timespec){.tv_sec = 1}, NULL);
     }
     if (probe < 0) log_error("spool: %s", spool_errmsg(a->sp));
     if (probe != 1) return -1;
-    line_hooks hooks = {agent_publish_result, agent_events_committed, a};
+    line_hooks hooks = {agent_publish_result, agent_events_committed, a, agent_sites_changed, agent_publish_live};
     line *ln = line_start(a->cfg, a->sp, &hooks, err, sizeof err);
     if (!ln) {
         log_error("line: %s", err);
@@ -283,6 +373,7 @@ static int agent_shutdown(agent *a)
     int64_t t0 = clock_mono_ms();
     long budget = a->cfg->shutdown_timeout_ms;
     int rc = 0;
+    service_stopping();
     log_info("stopping: no new boards; %d on the line finish", line_in_flight(a->ln));
     line_stop_feeding(a->ln);
     /* A busy spool keeps the results queued: try again within the budget. */
@@ -321,6 +412,20 @@ int agent_run(const config *cfg)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
+    /* What may need root is opened first (a listener on a low port), then
+     * the agent becomes [agent] user before it creates any file. */
+    if (cfg->http_listen) {
+        if (!(a.http = http_listen_start(cfg->http_listen, agent_ready, &a, err, sizeof err))) {
+            log_error("%s", err);
+            goto out;
+        }
+        log_info("http: /metrics, /healthz, /readyz on %s (port %d)", cfg->http_listen, http_listen_port(a.http));
+    }
+    if (service_drop_privileges(cfg->agent_user, err, sizeof err) != 0) {
+        log_error("%s", err);
+        goto out;
+    }
+    snprintf(a.not_ready, sizeof a.not_ready, "starting");
     spool_options so = {cfg->spool_synchronous, 0};
     if (spool_open(&a.sp, cfg->spool_path, &so, err, sizeof err) ||
         spool_open(&a.sp_mqtt, cfg->spool_path, &so, err, sizeof err)) {
@@ -337,7 +442,11 @@ int agent_run(const config *cfg)
         log_error("kafka: %s", err);
         goto out;
     }
-    line_hooks hooks = {agent_publish_result, agent_events_committed, &a};
+    if (!(a.lv = live_start(cfg, &so, err, sizeof err))) {
+        log_error("%s", err);
+        goto out;
+    }
+    line_hooks hooks = {agent_publish_result, agent_events_committed, &a, agent_sites_changed, agent_publish_live};
     if (!(a.ln = line_start(cfg, a.sp, &hooks, err, sizeof err))) {
         log_error("line: %s", err);
         goto out;
@@ -352,28 +461,36 @@ int agent_run(const config *cfg)
     mqtt_link_config mc = {cfg->mqtt_uri,      cfg->mqtt_client_id, cfg->mqtt_username,
                            cfg->mqtt_password, cfg->mqtt_ca_file,   cfg->mqtt_cert_file,
                            cfg->mqtt_key_file, cfg->topic_prefix,   cfg->mqtt_keepalive_s,
-                           &persistence};
+                           &persistence,       agent_on_command};
     if (mqtt_link_start(&a.ml, &mc, agent_on_order, &a, err, sizeof err)) {
         log_error("mqtt: %s", err);
         goto out;
     }
+    live_attach(a.lv, a.ml);
     log_info("lineagent %s running: site %s line %s, %zu stations, orders on %s/orders", LINEAGENT_VERSION,
              cfg->site, cfg->line, cfg->n_stations, cfg->topic_prefix);
+    service_ready(&a.notify, "running");
     rc = 0;
     while (!agent_stop_requested && rc == 0) {
         rc = line_step(a.ln, 100);
         if (rc == LINE_BUSY) { /* no housekeeping: it would wait for the same lock */
             agent_spool_busy(&a);
+            agent_tick(&a); /* the heartbeat goes on: the loop turns */
             rc = 0;
             continue;
         }
         if (rc == 0 && a.busy_since_ms) agent_spool_busy_cleared(&a);
         if (rc != 0 && (spool_error_is_full(a.sp) || spool_error_is_busy(a.sp))) rc = agent_ride_out_full(&a);
-        if (rc == 0) agent_guard(&a);
+        if (rc == 0) {
+            agent_guard(&a);
+            agent_tick(&a);
+        }
     }
     if (rc == 0) rc = agent_shutdown(&a);
     else log_error("stopping after a spool failure; a restart resumes from the last commit");
 out:
+    http_listen_stop(a.http);
+    live_stop(a.lv); /* publishes the last yield while the link is up */
     mqtt_link_stop(a.ml, 2000);
     intake_stop(a.in);
     line_stop(a.ln);

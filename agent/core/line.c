@@ -21,6 +21,8 @@
 typedef struct line_msg {
     station_result *sr; /* a station job's results, chained */
     intake_decision *d;
+    char *resume_station; /* an operator's site resume */
+    int resume_site;
     struct line_msg *next;
 } line_msg;
 
@@ -49,6 +51,7 @@ struct line {
     int paused; /* back-pressure from the spool guard */
     int in_flight;
     line_after after;
+    line_sites sites; /* fixture-site health, <prefix>/stations/<name> */
 };
 
 /* ---- queue ----------------------------------------------------------- */
@@ -80,6 +83,21 @@ static void free_chain(station_result *r)
     }
 }
 void line_post_decision(line *ln, intake_decision *d) { line_enqueue(ln, NULL, d); }
+
+void line_site_resume(line *ln, const char *name, int site)
+{
+    line_msg *m = calloc(1, sizeof *m);
+    m->resume_station = strdup(name);
+    m->resume_site = site;
+    pthread_mutex_lock(&ln->lock);
+    if (ln->tail) ln->tail->next = m;
+    else ln->head = m;
+    ln->tail = m;
+    pthread_cond_signal(&ln->cond);
+    pthread_mutex_unlock(&ln->lock);
+}
+
+int line_site_alarms(line *ln, json_t *alarms) { return line_sites_alarms(&ln->sites, alarms); }
 
 static line_msg *line_take_all(line *ln, int timeout_ms)
 {
@@ -284,6 +302,7 @@ static int on_step(line *ln, unit *u, const station_result *r)
         return on_step_passed(ln, u, st_name, r->step, &r->res);
     }
     if (line_ev_unit_failed(&ln->em, u, st_name, r->step, r->res.failure_mode, r->res.detail)) return -1;
+    line_sites_outcome(&ln->sites, r->st, r->site, 0, r->step, r->res.failure_mode);
     return unit_finish(ln, u, 0, st_name);
 }
 
@@ -316,6 +335,8 @@ static int on_station_result(line *ln, station_result *r)
     case STATION_STEP:
         return on_step(ln, u, r);
     case STATION_DONE:
+        if (!r->failed && u->st.board_id[0] && !u->finished)
+            line_sites_outcome(&ln->sites, r->st, r->site, 1, LINEAGENT__V1__STEP__STEP_UNSPECIFIED, NULL);
         if (u->finished) {
         } else if (!u->st.board_id[0]) { /* the load itself gave up (stopping) */
             l->loading--;
@@ -453,7 +474,8 @@ static station *line_pick_station(line *ln, Step s)
     int best_load = 0;
     for (size_t i = 0; i < ln->n_stations; i++) {
         if (!(station_steps(ln->stations[i]) & (1u << s))) continue;
-        int load = station_load(ln->stations[i]);
+        /* a station whose every site is paused comes last */
+        int load = station_load(ln->stations[i]) + (station_sites_active(ln->stations[i]) ? 0 : 1000000);
         if (!best || load < best_load) {
             best = ln->stations[i];
             best_load = load;
@@ -511,7 +533,7 @@ static void line_feed(line *ln)
     if (!ln->feeding || ln->paused || !l) return;
     for (size_t i = 0; i < ln->n_stations && l->taken + l->loading < l->order->quantity; i++) {
         station *st = ln->stations[i];
-        if (!(station_steps(st) & (1u << l->flow[0])) || station_load(st) > 0) continue;
+        if (!(station_steps(st) & (1u << l->flow[0])) || station_load(st) > 0 || !station_sites_active(st)) continue;
         unit *u = unit_new(ln, l, l->next_idx++);
         l->loading++;
         line_dispatch_to(ln, u, 1, st);
@@ -531,7 +553,10 @@ static void line_after_commit(line *ln)
     if (ln->em.committed && ln->hooks.events_committed) ln->hooks.events_committed(ln->hooks.ud);
     a->n_dispatch = a->n_results = 0;
     ln->em.committed = 0;
+    if (ln->sites.changed && ln->hooks.sites_changed) ln->hooks.sites_changed(ln->hooks.ud);
+    ln->sites.changed = 0;
     line_feed(ln);
+    line_sites_publish(&ln->sites);
 }
 
 int line_step(line *ln, int timeout_ms)
@@ -539,6 +564,7 @@ int line_step(line *ln, int timeout_ms)
     line_msg *all = line_take_all(ln, timeout_ms);
     if (!all) {
         line_feed(ln);
+        line_sites_publish(&ln->sites);
         return 0;
     }
     int rc = spool_begin(ln->sp);
@@ -563,6 +589,8 @@ int line_step(line *ln, int timeout_ms)
             rc = on_decision(ln, m->d);
             n++;
         }
+        if (m->resume_station && !rc) line_sites_resume(&ln->sites, m->resume_station, m->resume_site);
+        free(m->resume_station);
         free_chain(m->sr);
         intake_decision_free(m->d);
         free(m);
@@ -656,6 +684,7 @@ line *line_start(const config *cfg, spool *sp, const line_hooks *hooks, char *er
         ln->n_stations++;
         ln->caps |= cfg->stations[i].steps_mask;
     }
+    line_sites_init(&ln->sites, cfg, ln->stations, ln->n_stations, hooks);
     if (spool_lot_list_active(sp, resume_lot, ln) < 0) {
         snprintf(err, err_len, "cannot resume lots from the spool: %s", spool_errmsg(sp));
         line_stop(ln);
@@ -685,8 +714,10 @@ void line_stop(line *ln)
         next = m->next;
         free_chain(m->sr);
         intake_decision_free(m->d);
+        free(m->resume_station);
         free(m);
     }
+    line_sites_free(&ln->sites);
     while (ln->units) unit_free(ln, ln->units);
     for (lot *l = ln->lots, *next; l; l = next) {
         next = l->next;

@@ -5,6 +5,8 @@
 #ifndef LINEAGENT_LINE_H
 #define LINEAGENT_LINE_H
 
+#include <jansson.h>
+
 #include "config.h"
 #include "intake.h"
 #include "spool.h"
@@ -15,6 +17,11 @@ typedef struct line_hooks {
     void (*publish_result)(void *ud, const char *json); /* after commit */
     void (*events_committed)(void *ud);                 /* after commit */
     void *ud;
+    /* Optional. A fixture_site_suspect alarm went up or down (after commit). */
+    void (*sites_changed)(void *ud);
+    /* Optional. A retained live document for <prefix>/<subtopic>
+     * ("stations/<name>"); 0 when taken, else it is offered again later. */
+    int (*publish_live)(void *ud, const char *subtopic, const char *json);
 } line_hooks;
 
 /* Starts the stations and resumes the lots and units the spool holds. */
@@ -34,6 +41,12 @@ void line_stop_feeding(line *ln);
 /* Back-pressure: while paused no new boards are loaded (boards on the line
  * finish); unpausing resumes loading. */
 void line_set_paused(line *ln, int paused);
+/* An operator clears fixture_site_suspect at a station's site (site < 0:
+ * every site) and the site loads boards again. Any thread. */
+void line_site_resume(line *ln, const char *name, int site);
+/* fixture_site_suspect alarms up now, and one status entry each appended
+ * to the JSON array alarms. Coordinator's thread. */
+int line_site_alarms(line *ln, json_t *alarms);
 /* Boards on the line (loaded or being loaded, not yet finished). */
 int line_in_flight(line *ln);
 void line_stop(line *ln);

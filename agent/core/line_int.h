@@ -7,8 +7,12 @@
 
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "changeover.h"
 #include "event.h"
+#include "line.h"
+#include "site_watch.h"
 #include "spool.h"
 #include "station.h"
 
@@ -87,5 +91,32 @@ int line_ev_unit_locked(line_emitter *em, const unit *u, const char *st_name, co
 int line_ev_unit_failed(line_emitter *em, const unit *u, const char *st_name, Step step, const char *mode,
                         const char *detail);
 int line_ev_unit_completed(line_emitter *em, const unit *u, const char *st_name, int passed);
+
+/* ---- line_sites.c: fixture-site health and <prefix>/stations/<name> ---
+ * Fed by the coordinator with each board's outcome at a station's site;
+ * raises and clears fixture_site_suspect (logging it, pausing the site in
+ * pause mode) and publishes each changed station's document after commit,
+ * at most twice a second. */
+
+typedef struct line_sites {
+    site_watch *sw;
+    station **stations;
+    size_t n;
+    const char *prefix; /* <prefix>, for the resume topic in the log */
+    int changed;        /* an alarm went up or down since the hook was called */
+    uint8_t *dirty;     /* per station: its document to publish */
+    int64_t *pub_ms;    /* per station: when it was last published */
+    int (*publish_live)(void *ud, const char *subtopic, const char *json);
+    void *ud;
+} line_sites;
+
+void line_sites_init(line_sites *ls, const config *cfg, station **stations, size_t n, const line_hooks *hooks);
+void line_sites_free(line_sites *ls);
+/* A board's job at the site ended: passed, or failed at step with mode. */
+void line_sites_outcome(line_sites *ls, station *st, uint32_t site, int passed, Step step, const char *mode);
+/* An operator's resume (site < 0: every site of the station). */
+void line_sites_resume(line_sites *ls, const char *name, int site);
+int line_sites_alarms(line_sites *ls, json_t *alarms);
+void line_sites_publish(line_sites *ls);
 
 #endif

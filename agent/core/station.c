@@ -12,8 +12,8 @@
 
 #include <zlib.h>
 
-#include "clock.h"
 #include "digest.h"
+#include "metrics.h"
 #include "provision_step.h"
 
 typedef struct station_node {
@@ -32,6 +32,8 @@ typedef struct station_site {
     int started;
     latency_hist dispatch; /* written by this site's worker only */
     provision_client *prov; /* this site's own; NULL: no provisioning server */
+    int paused;             /* under st->lock: takes no job (fixture_site_suspect) */
+    char board[ADAPTER_ID_MAX]; /* under st->lock: the board on the site; "" when none */
 } station_site;
 
 struct station {
@@ -47,6 +49,7 @@ struct station {
     station_node *head, *tail;
     int queued; /* including the running job */
     int stopping;
+    int metrics; /* index in the metric registry */
 };
 
 int station_interlock_ok(const Step *flow, int n_flow, int from, uint32_t steps_done)
@@ -249,6 +252,9 @@ static void station_run(station_site *ss, station_job *job)
             goto done;
         }
         station_result_new(ss, job, STATION_LOADED, &out);
+        pthread_mutex_lock(&st->lock);
+        snprintf(ss->board, sizeof ss->board, "%s", job->board_id);
+        pthread_mutex_unlock(&st->lock);
     }
     if (!station_interlock_ok(job->flow, job->n_flow, job->from, job->steps_done)) {
         char detail[128];
@@ -273,18 +279,20 @@ static void station_run(station_site *ss, station_job *job)
         r->step = s;
         adapter_step_ctx ctx = {st->name,     job->lot_id, job->board_id, job->image,
                                 job->product, NULL,         job->serial[0] ? job->serial : NULL};
-        int64_t t0 = clock_mono_ms();
+        int64_t t0 = latency_now_ns();
         if (s == LINEAGENT__V1__STEP__PROVISION && ss->prov)
             provision_step_run(ss->prov, st->ad, ss->ad_state, &ctx, job->order_id, &r->res);
         else
             fn(ss->ad_state, &ctx, &r->res);
         if (s == LINEAGENT__V1__STEP__VERIFY) station_check_readback(job->image, &r->res);
         if (s == LINEAGENT__V1__STEP__CALIBRATE) station_calibrate(ss, job, &ctx, &r->res);
+        int64_t took_ns = latency_now_ns() - t0; /* the step itself, for the event and the histogram */
+        metrics_step_time(st->metrics, (int)s, took_ns);
         if (r->res.passed || s == LINEAGENT__V1__STEP__TEST)
             station_judge_items(&r->res, job->limits, s == LINEAGENT__V1__STEP__TEST ? job->n_limits : 0);
         if (!r->res.passed && !r->res.failure_mode[0])
             snprintf(r->res.failure_mode, sizeof r->res.failure_mode, "%s_failed", order_step_name(s));
-        r->duration_ms = (uint32_t)(clock_mono_ms() - t0);
+        r->duration_ms = (uint32_t)(took_ns / 1000000);
         if ((failed = !r->res.passed)) break;
         if (s == LINEAGENT__V1__STEP__PROVISION) /* later steps of this job see the new serial */
             snprintf(job->serial, sizeof job->serial, "%s", r->res.serial);
@@ -302,16 +310,18 @@ static void *station_main(void *arg)
     station *st = ss->st;
     pthread_mutex_lock(&st->lock);
     for (;;) {
-        while (!st->head && !st->stopping) pthread_cond_wait(&st->cond, &st->lock);
+        while ((!st->head || ss->paused) && !st->stopping) pthread_cond_wait(&st->cond, &st->lock);
         if (st->stopping) break;
         station_node *n = st->head;
         st->head = n->next;
         if (!st->head) st->tail = NULL;
+        snprintf(ss->board, sizeof ss->board, "%s", n->job.board_id); /* "" until a load names it */
         pthread_mutex_unlock(&st->lock);
         latency_add(&ss->dispatch, latency_now_ns() - n->job.queued_ns);
         station_run(ss, &n->job);
         free(n);
         pthread_mutex_lock(&st->lock);
+        ss->board[0] = 0;
         st->queued--;
     }
     pthread_mutex_unlock(&st->lock);
@@ -334,6 +344,9 @@ station *station_start(const station_config *cfg, station_post_fn post, void *ud
     pthread_mutex_init(&st->lock, NULL);
     pthread_cond_init(&st->cond, NULL);
     st->n_sites = cfg->sites ? cfg->sites : 1;
+    st->metrics = metrics_station(cfg->name, st->n_sites);
+    for (int s = LINEAGENT__V1__STEP__WRITE; s <= LINEAGENT__V1__STEP__LOCK; s++)
+        if (st->steps & (1u << s)) metrics_name_step(s, order_step_name((Step)s));
     st->sites = calloc(st->n_sites, sizeof *st->sites);
     for (uint32_t k = 0; k < st->n_sites; k++) {
         station_site *ss = &st->sites[k];
@@ -378,7 +391,7 @@ void station_submit(station *st, const station_job *job)
     else st->head = n;
     st->tail = n;
     st->queued++;
-    pthread_cond_signal(&st->cond);
+    pthread_cond_broadcast(&st->cond); /* a paused site would swallow a signal */
     pthread_mutex_unlock(&st->lock);
 }
 
@@ -388,6 +401,33 @@ int station_load(station *st)
     int n = st->queued;
     pthread_mutex_unlock(&st->lock);
     return n;
+}
+
+void station_pause_site(station *st, uint32_t site, int paused)
+{
+    if (site >= st->n_sites) return;
+    pthread_mutex_lock(&st->lock);
+    st->sites[site].paused = paused;
+    pthread_cond_broadcast(&st->cond);
+    pthread_mutex_unlock(&st->lock);
+}
+
+int station_sites_active(station *st)
+{
+    int n = 0;
+    pthread_mutex_lock(&st->lock);
+    for (uint32_t k = 0; k < st->n_sites; k++) n += !st->sites[k].paused;
+    pthread_mutex_unlock(&st->lock);
+    return n;
+}
+
+uint32_t station_sites(const station *st) { return st->n_sites; }
+
+void station_site_board(station *st, uint32_t site, char *buf, size_t len)
+{
+    pthread_mutex_lock(&st->lock);
+    snprintf(buf, len, "%s", site < st->n_sites ? st->sites[site].board : "");
+    pthread_mutex_unlock(&st->lock);
 }
 
 const char *station_name(const station *st) { return st->name; }

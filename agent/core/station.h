@@ -70,6 +70,14 @@ void station_submit(station *st, const station_job *job);
 /* Jobs queued or running. */
 int station_load(station *st);
 const char *station_name(const station *st);
+/* A paused site finishes its board and takes no other until unpaused; the
+ * station's other sites go on. */
+void station_pause_site(station *st, uint32_t site, int paused);
+/* Sites not paused. */
+int station_sites_active(station *st);
+uint32_t station_sites(const station *st);
+/* The board on the site now ("" when none or still loading). */
+void station_site_board(station *st, uint32_t site, char *buf, size_t len);
 uint32_t station_steps(const station *st);
 /* Finishes the running job, drops queued ones, joins, closes the adapter.
  * When lat is given, adds the station's dispatch latencies (submit until the

@@ -33,6 +33,7 @@
 #include "kafka_embedded.h"
 #include "kafka_record.h"
 #include "log.h"
+#include "metrics.h"
 #include "spool.h"
 
 #define KAFKA_PAGE 512
@@ -85,6 +86,7 @@ struct kafka_out {
     uint64_t marked;      /* watermark as last written to the spool */
     int64_t marked_ms;
     atomic_int fatal;     /* idempotent producer hit a fatal error */
+    atomic_llong beat_ms; /* monotonic ms of the forwarder loop's last turn */
     /* forwarder thread: the bytes of the events a ko_batch holds */
     char *held;
     size_t held_len, held_cap;
@@ -97,6 +99,7 @@ static void ko_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     ko->in_flight--;
     if (!m->err || rd_kafka_message_status(m) == RD_KAFKA_MSG_STATUS_PERSISTED) {
         ack_window_ack(ko->acks, seq);
+        metrics_add(METRICS_EVENTS_DELIVERED, 1);
         return;
     }
     /* NOT_PERSISTED or POSSIBLY_PERSISTED: send again (a possible duplicate
@@ -106,6 +109,7 @@ static void ko_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         ko->purged++; /* by us: at stop, or with a producer being replaced */
         return;
     }
+    metrics_add(METRICS_KAFKA_ERRORS, 1);
     if (ko->failed++ == 0) {
         ko->failed_lo = ko->failed_hi = seq;
         ko->failed_err = m->err;
@@ -406,6 +410,7 @@ static void *ko_main(void *arg)
     kafka_out *ko = arg;
     ko_nice();
     for (;;) {
+        atomic_store(&ko->beat_ms, clock_mono_ms());
         if (atomic_load(&ko->fatal)) ko_recreate(ko);
         if (ko->rewind && ko->in_flight == 0) {
             /* Pause before resending so a permanent error (e.g. an ACL)
@@ -489,6 +494,7 @@ kafka_out *kafka_out_start(const config *cfg, char *err, size_t err_len)
     }
     pthread_join(creator, NULL);
     if (!ko->rk) goto fail;
+    atomic_store(&ko->beat_ms, clock_mono_ms());
     pthread_create(&ko->thread, NULL, ko_main, ko);
     pthread_setname_np(ko->thread, "la-forwarder"); /* for top -H and perf */
     return ko;
@@ -507,6 +513,11 @@ void kafka_out_kick(kafka_out *ko)
     ko->kicked = 1;
     pthread_cond_signal(&ko->cond);
     pthread_mutex_unlock(&ko->lock);
+}
+
+int kafka_out_alive(kafka_out *ko, int64_t now_ms, int64_t max_age_ms)
+{
+    return now_ms - atomic_load(&ko->beat_ms) <= max_age_ms;
 }
 
 int64_t kafka_out_drain(kafka_out *ko, spool *sp, int timeout_ms)

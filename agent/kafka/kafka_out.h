@@ -20,6 +20,9 @@ void kafka_out_kick(kafka_out *ko);
 /* Waits up to timeout_ms until the spool (read through the caller's handle
  * sp) holds nothing undelivered; returns what is still pending. */
 int64_t kafka_out_drain(kafka_out *ko, spool *sp, int timeout_ms);
+/* 1 when the forwarder's loop has turned within max_age_ms of now_ms
+ * (monotonic): it is not stuck, whether or not Kafka takes the events. */
+int kafka_out_alive(kafka_out *ko, int64_t now_ms, int64_t max_age_ms);
 /* Bootstrap address of the embedded cluster, or NULL. */
 const char *kafka_out_embedded_bootstrap(const kafka_out *ko);
 void kafka_out_stop(kafka_out *ko);

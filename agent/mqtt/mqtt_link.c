@@ -7,6 +7,7 @@
 #include "mqtt_link.h"
 
 #include "log.h"
+#include "metrics.h"
 
 #include <MQTTAsync.h>
 
@@ -43,8 +44,11 @@ struct mqtt_link {
     char *cert_file;
     char *key_file;
     char *orders_topic;
+    char *command_topic; /* <prefix>/command/# */
+    mqtt_command_cb command;
     char *result_topic;
     char *status_topic;
+    char *prefix;
     char *online_json;
     char *status_json;   /* under mu: replaces online_json while set (alarms) */
 
@@ -159,8 +163,10 @@ static void free_link(mqtt_link *ml)
     free(ml->cert_file);
     free(ml->key_file);
     free(ml->orders_topic);
+    free(ml->command_topic);
     free(ml->result_topic);
     free(ml->status_topic);
+    free(ml->prefix);
     free(ml->online_json);
     free(ml->status_json);
     pthread_cond_destroy(&ml->cv);
@@ -322,6 +328,20 @@ int mqtt_link_set_status(mqtt_link *ml, const char *json)
     return MQTTAsync_sendMessage(ml->client, ml->status_topic, &msg, &ropts) == MQTTASYNC_SUCCESS ? 0 : -1;
 }
 
+int mqtt_link_publish_live(mqtt_link *ml, const char *subtopic, const char *json)
+{
+    if (!mqtt_link_ready(ml)) return -1;
+    char topic[512];
+    if (snprintf(topic, sizeof topic, "%s/%s", ml->prefix, subtopic) >= (int)sizeof topic) return -1;
+    MQTTAsync_message msg = MQTTAsync_message_initializer;
+    msg.payload = (void *)json;
+    msg.payloadlen = (int)strlen(json);
+    msg.qos = 0;
+    msg.retained = 1;
+    MQTTAsync_responseOptions ropts = MQTTAsync_responseOptions_initializer;
+    return MQTTAsync_sendMessage(ml->client, topic, &msg, &ropts) == MQTTASYNC_SUCCESS ? 0 : -1;
+}
+
 int mqtt_link_ready(mqtt_link *ml)
 {
     return ml && atomic_load(&ml->connected) && atomic_load(&ml->subscribed);
@@ -341,6 +361,13 @@ static void subscribe_ok(void *ctx, MQTTAsync_successData *resp)
     atomic_store(&ml->subscribed, 1);
     reset_backoff(ml);
     log_info("mqtt: subscribed to %s (granted QoS %d)", ml->orders_topic, resp ? resp->alt.qos : -1);
+    if (ml->command) {
+        MQTTAsync_responseOptions copts = MQTTAsync_responseOptions_initializer;
+        int crc = MQTTAsync_subscribe(ml->client, ml->command_topic, MQTT_LINK_QOS, &copts);
+        if (crc != MQTTASYNC_SUCCESS)
+            log_warn("mqtt: subscribe to %s not sent: %s; operator commands do not reach the agent",
+                     ml->command_topic, MQTTAsync_strerror(crc));
+    }
     /* Announce online only once orders can actually reach us. */
     pthread_mutex_lock(&ml->mu);
     char *status = strdup(ml->status_json ? ml->status_json : ml->online_json);
@@ -380,6 +407,7 @@ static void on_connected(void *ctx, char *cause)
     int again = atomic_exchange(&ml->ever_connected, 1);
     atomic_store(&ml->subscribed, 0);
     atomic_store(&ml->connected, 1);
+    metrics_set(METRICS_MQTT_CONNECTED, 1);
     reset_backoff(ml);
     log_info("mqtt: %s to %s as %s", again ? "reconnected" : "connected", ml->uri, ml->client_id);
     /* Subscribe every time: the broker may have lost the persistent
@@ -392,6 +420,7 @@ static void on_connection_lost(void *ctx, char *cause)
     mqtt_link *ml = ctx;
     atomic_store(&ml->connected, 0);
     atomic_store(&ml->subscribed, 0);
+    metrics_set(METRICS_MQTT_CONNECTED, 0);
     log_warn("mqtt: connection to %s lost: %s; reconnecting", ml->uri,
              cause ? cause : "no cause given");
 }
@@ -412,6 +441,12 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *
                      rc, msg->payloadlen);
             return 0;
         }
+    } else if (ml->command && tlen > strlen(ml->command_topic) - 1 &&
+               memcmp(topic, ml->command_topic, strlen(ml->command_topic) - 1) == 0) {
+        size_t clen = strlen(ml->command_topic) - 1; /* <prefix>/command/ */
+        char cmd[64];
+        snprintf(cmd, sizeof cmd, "%.*s", (int)(tlen - clen), topic + clen);
+        ml->command(ml->ud, cmd, msg->payload, (size_t)msg->payloadlen);
     } else {
         log_debug("mqtt: ignoring message on %.*s", (int)tlen, topic);
     }
@@ -463,8 +498,10 @@ static int copy_config(mqtt_link *ml, const mqtt_link_config *cfg)
     ml->cert_file = dup_opt(cfg->cert_file, &oom);
     ml->key_file = dup_opt(cfg->key_file, &oom);
     ml->orders_topic = concat(cfg->topic_prefix, "/orders", &oom);
+    ml->command_topic = concat(cfg->topic_prefix, "/command/#", &oom);
     ml->result_topic = concat(cfg->topic_prefix, "/orders/result", &oom);
     ml->status_topic = concat(cfg->topic_prefix, "/status", &oom);
+    ml->prefix = concat(cfg->topic_prefix, "", &oom);
     ml->online_json = online_json(cfg->client_id, &oom);
     return oom ? -1 : 0;
 }
@@ -529,6 +566,7 @@ int mqtt_link_start(mqtt_link **out, const mqtt_link_config *cfg, mqtt_order_cb 
     pthread_condattr_destroy(&ca);
     ml->cb = cb;
     ml->ud = ud;
+    ml->command = cfg->command;
     if (copy_config(ml, cfg) != 0) {
         free_link(ml);
         return fail(err, err_len, "mqtt: out of memory");
@@ -701,6 +739,7 @@ void mqtt_link_stop(mqtt_link *ml, int timeout_ms)
     atomic_store(&ml->subscribed, 0);
     if (MQTTAsync_isConnected(ml->client)) disconnect(ml, timeout_ms < 0 ? 0 : timeout_ms);
     atomic_store(&ml->connected, 0);
+    metrics_set(METRICS_MQTT_CONNECTED, 0);
     /* Stops Paho's threads for this client: no callback runs after this. */
     MQTTAsync_destroy(&ml->client);
     free_link(ml);

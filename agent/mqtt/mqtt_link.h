@@ -8,6 +8,10 @@
 
 typedef struct mqtt_link mqtt_link;
 
+/* Called on Paho's thread for a message on <prefix>/command/<command>
+ * ("site/resume"): operator commands, acted on at once, not persisted. */
+typedef void (*mqtt_command_cb)(void *ud, const char *command, const void *payload, size_t len);
+
 typedef struct mqtt_link_config {
     const char *uri;          /* tcp://host:port or ssl://host:port */
     const char *client_id;
@@ -21,6 +25,7 @@ typedef struct mqtt_link_config {
     /* Paho's store for in-flight messages (see mqtt_persist.h); NULL keeps
      * them in memory only, which loses an acknowledged order on a crash. */
     MQTTClient_persistence *persistence;
+    mqtt_command_cb command; /* NULL: no subscription to <prefix>/command/# */
 } mqtt_link_config;
 
 /* Called on Paho's thread for every message on <prefix>/orders, before Paho
@@ -29,6 +34,7 @@ typedef struct mqtt_link_config {
  * one), acknowledges it anyway, and offers it again later: without a store a
  * crash then loses it, which is why the agent always gives Paho one. */
 typedef int (*mqtt_order_cb)(void *ud, const void *payload, size_t len);
+
 
 /* Creates the client (clean session off, automatic reconnect, last will
  * {"state":"offline"} retained on <prefix>/status), connects in the
@@ -42,6 +48,10 @@ int mqtt_link_publish_result(mqtt_link *ml, const char *json);
 /* Replaces the retained status announced on every (re)subscribe, e.g. with
  * an alarm, and publishes it now; NULL goes back to the plain online status. */
 int mqtt_link_set_status(mqtt_link *ml, const char *json);
+/* Live data for dashboards: a retained QoS 0 publish to <prefix>/<subtopic>
+ * (not persisted: the next document replaces a lost one). Only while
+ * ready; -1 otherwise, and the caller publishes again later. */
+int mqtt_link_publish_live(mqtt_link *ml, const char *subtopic, const char *json);
 /* 1 while connected and subscribed. */
 int mqtt_link_ready(mqtt_link *ml);
 /* Publishes {"state":"offline"} retained, disconnects (waiting up to

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <systemd/sd-daemon.h>
 
 #include "pv_ca.h"
 #include "pv_config.h"
@@ -47,9 +48,11 @@ static int serve(const pv_config *cfg)
     fprintf(stderr, "provisiond: listening on %s:%d (%s), ledger %s\n", cfg->listen_host, pv_http_port(s),
             cfg->tls_cert ? "HTTPS, client certificates required" : "plain HTTP, loopback only",
             cfg->ledger_path);
+    sd_notify(0, "READY=1\nSTATUS=serving"); /* Type=notify; nothing without $NOTIFY_SOCKET */
     int sig = 0;
     sigwait(&set, &sig);
     fprintf(stderr, "provisiond: stopping (signal %d)\n", sig);
+    sd_notify(0, "STOPPING=1");
     pv_http_stop(s);
     pv_ledger_close(l);
     pv_ca_free(ca);

@@ -94,10 +94,11 @@ CONF
 
 stop_mosquitto() { kill "$MOSQ_PID"; wait "$MOSQ_PID" 2>/dev/null || true; }
 
-# The mock cluster reads commands (down/up/quit) from fd 9.
+# The mock cluster reads commands (down/up/quit) from fd 9; arguments go to
+# kafka_mock (e.g. --topic T --partitions P).
 start_kafka() {
   mkfifo "$T/kafka.ctl"
-  "$KAFKA_MOCK" <"$T/kafka.ctl" >"$T/kafka.out" 2>"$T/kafka.err" &
+  "$KAFKA_MOCK" "$@" <"$T/kafka.ctl" >"$T/kafka.out" 2>"$T/kafka.err" &
   PIDS+=($!)
   exec 9>"$T/kafka.ctl"
   wait_for 10 "kafka_mock bootstrap" grep -q '^bootstrap=' "$T/kafka.out"

@@ -2,8 +2,9 @@
  * tests: librdkafka's mock cluster hosted in a process of its own, so a test
  * can kill and restart the agent while the cluster and its data live on.
  *
- *   kafka_mock [--brokers N] [--topic T] [--partitions P]
+ *   kafka_mock [--brokers N] [--topic T]... [--partitions P]
  *
+ * Each --topic (default lineagent.trace.v1) is created with P partitions.
  * Prints "bootstrap=HOST:PORT[,...]" once the cluster is up, then obeys one
  * command per stdin line, answering "ok <command>" (or "err <command>: why"):
  *   down ID | up ID          take a broker down / bring it back (ID 0 or
@@ -103,14 +104,15 @@ static int kafka_mock_command(rd_kafka_mock_cluster_t *mc, int brokers, char *li
 
 static int kafka_mock_usage(void)
 {
-    fprintf(stderr, "usage: kafka_mock [--brokers N] [--topic T] [--partitions P]\n");
+    fprintf(stderr, "usage: kafka_mock [--brokers N] [--topic T]... [--partitions P]\n");
     return 2;
 }
 
 int main(int argc, char **argv)
 {
     long brokers = 1, partitions = 4;
-    const char *topic = "lineagent.trace.v1";
+    const char *topics[8] = {"lineagent.trace.v1"};
+    int n_topics = 0;
     for (int i = 1; i < argc; i += 2) { /* every option takes a value */
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (!val) return kafka_mock_usage();
@@ -119,7 +121,8 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--partitions") == 0) {
             if (kafka_mock_int(val, 1, 10000, &partitions) != 0) return kafka_mock_usage();
         } else if (strcmp(argv[i], "--topic") == 0) {
-            topic = val;
+            if (n_topics == 8) return kafka_mock_usage();
+            topics[n_topics++] = val;
         } else {
             return kafka_mock_usage();
         }
@@ -149,10 +152,12 @@ int main(int argc, char **argv)
         rd_kafka_destroy(rk);
         return 1;
     }
-    rd_kafka_resp_err_t err =
-        rd_kafka_mock_topic_create(mc, topic, (int)partitions, brokers < 3 ? (int)brokers : 3);
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    int t = 0;
+    for (; t < (n_topics ? n_topics : 1) && !err; t++)
+        err = rd_kafka_mock_topic_create(mc, topics[t], (int)partitions, brokers < 3 ? (int)brokers : 3);
     if (err) {
-        fprintf(stderr, "kafka_mock: topic %s: %s\n", topic, rd_kafka_err2str(err));
+        fprintf(stderr, "kafka_mock: topic %s: %s\n", topics[t - 1], rd_kafka_err2str(err));
         rd_kafka_mock_cluster_destroy(mc);
         rd_kafka_destroy(rk);
         return 1;

@@ -147,6 +147,37 @@ static void test_kafka_stall_alarm(void **state)
     assert_non_null(strstr(err, "stall_alarm"));
 }
 
+/* [http] listen takes host:port (port 0: any free one) and nothing else;
+ * [agent] user is a plain string. */
+static void test_http_listen_and_user(void **state)
+{
+    config c;
+    char err[512], text[1024];
+    const char *st = "[station a]\nadapter = sim\nsteps = test\n";
+    snprintf(text, sizeof text, "%s%s", BASE, st);
+    assert_int_equal(config_load(&c, write_file("h.conf", text), err, sizeof err), 0);
+    assert_null(c.http_listen);
+    assert_null(c.agent_user);
+    config_free(&c);
+    const char *ok[] = {"127.0.0.1:9464", "[::1]:0", "localhost:65535"};
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+        snprintf(text, sizeof text, "[agent]\nuser = nobody\n%s[http]\nlisten = %s\n%s", BASE, ok[i], st);
+        assert_int_equal(config_load(&c, write_file("h.conf", text), err, sizeof err), 0);
+        assert_string_equal(c.http_listen, ok[i]);
+        assert_string_equal(c.agent_user, "nobody");
+        config_free(&c);
+    }
+    const char *bad[] = {"9464", ":9464", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:http"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        snprintf(text, sizeof text, "%s[http]\nlisten = %s\n%s", BASE, bad[i], st);
+        assert_int_equal(load_err(text, err, sizeof err), -1);
+        assert_non_null(strstr(err, "c.conf:10: [http] listen: must be host:port"));
+    }
+    snprintf(text, sizeof text, "%s[http]\nport = 1\n%s", BASE, st);
+    assert_int_equal(load_err(text, err, sizeof err), -1);
+    assert_non_null(strstr(err, "unknown key \"port\" in [http]"));
+}
+
 static void test_secrets_never_printed(void **state)
 {
     config c;
@@ -357,6 +388,7 @@ int main(void)
         cmocka_unit_test(test_firmware_allowed_urls),
         cmocka_unit_test(test_spool_retention_and_limit),
         cmocka_unit_test(test_kafka_stall_alarm),
+        cmocka_unit_test(test_http_listen_and_user),
         cmocka_unit_test(test_station_steps_and_adapter_keys),
         cmocka_unit_test(test_kafka_secret_files),
         cmocka_unit_test(test_inline_secret_in_readable_file_warns),

@@ -80,7 +80,7 @@ static int lt_teardown(void **state)
 
 static void lt_start_line(lt *t)
 {
-    static const line_hooks base = {lt_publish_result, lt_events_committed, NULL};
+    static const line_hooks base = {lt_publish_result, lt_events_committed, NULL, NULL, NULL};
     line_hooks hooks = base;
     hooks.ud = t;
     char err[512] = "";

@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* ts_batch.h - the records consumed since the last database commit, already
+ * in the form they are written in: COPY text for the staging tables, the
+ * rejected records, and per partition the next offset to read. A batch is
+ * stored whole or not at all (ts_store.h). */
+#ifndef TS_BATCH_H
+#define TS_BATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ts_decode.h"
+
+typedef struct ts_buf {
+    char *p;
+    size_t len, cap;
+} ts_buf;
+
+/* Appends up to 63 formatted bytes (%c of 0 appends a NUL). */
+void ts_buf_printf(ts_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+typedef struct ts_rejected {
+    char *topic, *reason;
+    int32_t partition;
+    int64_t offset;
+    void *key, *value;
+    size_t key_len, value_len;
+} ts_rejected;
+
+typedef struct ts_pos {
+    char *topic;
+    int32_t partition;
+    int64_t next_offset;
+} ts_pos;
+
+/* A record as read, kept until the batch is stored: should the database
+ * refuse the batch for its data, records are stored one by one to find the
+ * one it refuses. Offsets into the batch's raw arena. */
+typedef struct ts_raw {
+    size_t topic, key, value; /* offsets in raw_bytes */
+    size_t key_len, value_len;
+    int has_key;
+    int32_t partition;
+    int64_t offset;
+    ts_rec_kind kind;
+} ts_raw;
+
+typedef struct ts_batch {
+    ts_buf events, meas, field; /* COPY text of ts_stg, ts_stg_meas, ts_stg_field */
+    size_t n_records, n_events, n_meas, n_field;
+    ts_rejected *rejected;
+    size_t n_rejected;
+    ts_pos *pos;
+    size_t n_pos;
+    ts_raw *raw;
+    size_t n_raw, cap_raw;
+    ts_buf raw_bytes;
+    int32_t *months; /* distinct months (year * 12 + month - 1) of the events */
+    size_t n_months;
+} ts_batch;
+
+/* The staging table of events, its columns in COPY order (ts_store.c makes
+ * the table from this). */
+const char *ts_batch_stg_columns(void);
+/* The same columns' names but the payload: those of ts_new. */
+const char *ts_batch_new_columns(void);
+
+/* Decodes one record and appends it (or its rejection); advances the
+ * partition's next offset past it either way. */
+void ts_batch_add(ts_batch *b, const char *topic, int32_t partition, int64_t offset, const void *key,
+                  size_t key_len, const void *value, size_t value_len, ts_rec_kind kind);
+
+/* Appends a rejection without decoding (the database refused the record). */
+void ts_batch_reject(ts_batch *b, const char *topic, int32_t partition, int64_t offset, const void *key,
+                     size_t key_len, const void *value, size_t value_len, const char *reason);
+
+/* Advances the partition's next offset past offset (ts_batch_add does
+ * this itself; for a rejection appended with ts_batch_reject). */
+void ts_batch_add_position(ts_batch *b, const char *topic, int32_t partition, int64_t offset);
+
+/* Raw record i's fields, for re-adding it to another batch. */
+void ts_batch_raw(const ts_batch *b, size_t i, const char **topic, const void **key, const void **value);
+
+void ts_batch_reset(ts_batch *b); /* empty, buffers kept for the next */
+void ts_batch_free(ts_batch *b);
+
+#endif

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* ts_store.h - storing a batch in one PostgreSQL transaction: the events
+ * (duplicates by event id skipped), what the query tables learn from the new
+ * ones, the rejected records, the seq runs per agent and each partition's
+ * next offset. Either all of it commits or none. */
+#ifndef TS_STORE_H
+#define TS_STORE_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ts_batch.h"
+
+typedef struct ts_store_result {
+    uint64_t stored, duplicates, rejected, field_stored;
+} ts_store_result;
+
+/* Creates this connection's staging tables; once per connection. */
+int ts_store_prepare(PGconn *db, char *err, size_t err_len);
+
+/* Stores b for consumer group; on error the transaction is rolled back and
+ * nothing of b is stored. */
+int ts_store_flush(PGconn *db, const ts_batch *b, const char *group, ts_store_result *res, char *err,
+                   size_t err_len);
+
+/* The stored next offset of (group, topic, partition), or -1 when none;
+ * -2 on a database error (err set). */
+int64_t ts_store_offset(PGconn *db, const char *group, const char *topic, int32_t partition, char *err,
+                        size_t err_len);
+
+#endif

@@ -1,0 +1,73 @@
+# SPDX-License-Identifier: Apache-2.0
+# pg_lib.sh - a private PostgreSQL server for the tracestore tests, the demo
+# and the bench: initdb into a directory of the caller's, a free loopback
+# port, no Unix socket, a random password (SCRAM) in a 0600 file. PostgreSQL
+# refuses to run as root, so as root the server runs as user postgres, which
+# is given the directory. Sourced, not run. Sets PG_DIR, PG_PORT,
+# PG_PASSWORD_FILE and PG_CONNINFO (libpq, without the password); pg_psql
+# runs psql on the database. The caller stops the server with pg_stop (its
+# EXIT trap should call pg_stop_quiet).
+PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
+[ -n "$PG_BIN" ] || PG_BIN=$(dirname "$(command -v initdb 2>/dev/null || echo /nonexistent/initdb)")
+for tool in initdb pg_ctl postgres; do
+  [ -x "$PG_BIN/$tool" ] || { echo "FAIL: PostgreSQL's $tool is not installed (deploy/deps.sh test installs postgresql)"; exit 1; }
+done
+command -v psql >/dev/null || { echo "FAIL: psql is not installed (deploy/deps.sh test installs postgresql-client)"; exit 1; }
+PG_USER=""
+if [ "$(id -u)" -eq 0 ]; then
+  PG_USER=postgres
+  id -u "$PG_USER" >/dev/null 2>&1 || { echo "FAIL: running as root needs a user \"postgres\" to run the server"; exit 1; }
+  command -v runuser >/dev/null || { echo "FAIL: running as root needs runuser (util-linux)"; exit 1; }
+fi
+pg_as() { if [ -n "$PG_USER" ]; then runuser -u "$PG_USER" -- "$@"; else "$@"; fi; }
+
+pg_free_port() {
+  local p
+  for _ in $(seq 100); do
+    p=$((20000 + RANDOM % 40000))
+    (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+  done
+  echo "FAIL: no free port" >&2; exit 1
+}
+
+# pg_init DIR [fsync on|off]: a new cluster with database and user tracestore, started.
+pg_init() {
+  PG_DIR=$1
+  local fsync=${2:-on}
+  mkdir -p "$PG_DIR"
+  PG_PORT=$(pg_free_port)
+  PG_PASSWORD_FILE=$PG_DIR/password
+  (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$PG_PASSWORD_FILE")
+  if [ -n "$PG_USER" ]; then
+    chown -R "$PG_USER" "$PG_DIR"
+    # the server's user must reach its directory through ours
+    local d=$PG_DIR
+    while d=$(dirname "$d"); [ "$d" != / ]; do chmod o+x "$d"; done
+  fi
+  pg_as "$PG_BIN/initdb" -D "$PG_DIR/data" -U tracestore --pwfile="$PG_PASSWORD_FILE" -A scram-sha-256 \
+    -E UTF8 --no-locale >"$PG_DIR/initdb.log" 2>&1 || { cat "$PG_DIR/initdb.log"; echo "FAIL: initdb"; exit 1; }
+  cat >>"$PG_DIR/data/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = ''
+fsync = $fsync
+synchronous_commit = $fsync
+shared_buffers = 128MB
+max_wal_size = 2GB
+CONF
+  (umask 077; echo "127.0.0.1:$PG_PORT:*:tracestore:$(cat "$PG_PASSWORD_FILE")" >"$PG_DIR/pgpass")
+  PG_CONNINFO="host=127.0.0.1 port=$PG_PORT dbname=tracestore user=tracestore connect_timeout=5"
+  pg_start
+  PGPASSFILE=$PG_DIR/pgpass psql -h 127.0.0.1 -p "$PG_PORT" -U tracestore -d postgres -XAtq \
+    -c "CREATE DATABASE tracestore" >/dev/null || { echo "FAIL: createdb"; exit 1; }
+}
+
+pg_start() {
+  pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 start >/dev/null \
+    || { tail -20 "$PG_DIR/server.log"; echo "FAIL: PostgreSQL did not start"; exit 1; }
+}
+
+pg_stop() { pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w -t 60 stop >/dev/null; }
+pg_stop_quiet() { [ -z "${PG_DIR:-}" ] || [ ! -f "$PG_DIR/data/postmaster.pid" ] || pg_stop 2>/dev/null || true; }
+
+pg_psql() { PGPASSFILE=$PG_DIR/pgpass psql -h 127.0.0.1 -p "$PG_PORT" -U tracestore -d tracestore -XAtq -v ON_ERROR_STOP=1 "$@"; }
