@@ -5,7 +5,10 @@
  * The flash belongs to the board, not the station (a board written at one
  * station is verified at another), so it lives in one table shared by all
  * sim stations; it keeps the most recent SIM_FLASH_SLOTS boards, far more
- * than can be in flight, so memory stays bounded on endless runs. */
+ * than can be in flight, so memory stays bounded on endless runs. Its
+ * slots are filled in write order, which adapter_sim_writes tells tests. */
+#include "adapter_sim.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,9 +49,11 @@ typedef struct sim_state {
     double boards_per_second;
     double fail_rate;
     long step_ms;
+    long step_jitter_ms;
     int64_t seed;
     int server_keys; /* the simulated board has no key generator */
     uint64_t rng;
+    uint64_t jitter_rng; /* step times: apart from rng, so failures repeat as before */
     struct timespec next_arrival;
 } sim_state;
 
@@ -58,6 +63,8 @@ static const conf_key sim_keys[] = {
     {"fail_rate", CONF_DOUBLE, "0", .dmin = 0, .dmax = 1, CONF_AT(sim_state, fail_rate),
      .desc = "probability that a step fails; a failed write is a silent bit flip caught by verify"},
     {"step_ms", CONF_INT, "0", 0, 3600000, CONF_AT(sim_state, step_ms), .desc = "duration of each step in ms"},
+    {"step_jitter_ms", CONF_INT, "0", 0, 3600000, CONF_AT(sim_state, step_jitter_ms),
+     .desc = "each step takes up to this much longer, at random (seeded per site)"},
     {"seed", CONF_INT, "1", 0, 1000000000000000000LL, CONF_AT(sim_state, seed),
      .desc = "random seed, so a run repeats"},
     {"server_keys", CONF_BOOL, "false", CONF_AT(sim_state, server_keys),
@@ -67,13 +74,15 @@ static const conf_key sim_keys[] = {
 extern const adapter adapter_sim;
 
 /* xorshift64*: tiny, seedable, and good enough to pick failures. */
-static double sim_random(sim_state *s)
+static double sim_random_from(uint64_t *rng)
 {
-    s->rng ^= s->rng >> 12;
-    s->rng ^= s->rng << 25;
-    s->rng ^= s->rng >> 27;
-    return (double)((s->rng * 2685821657736338717ull) >> 11) / 9007199254740992.0;
+    *rng ^= *rng >> 12;
+    *rng ^= *rng << 25;
+    *rng ^= *rng >> 27;
+    return (double)((*rng * 2685821657736338717ull) >> 11) / 9007199254740992.0;
 }
+
+static double sim_random(sim_state *s) { return sim_random_from(&s->rng); }
 
 static int sim_fails(sim_state *s) { return s->fail_rate > 0 && sim_random(s) < s->fail_rate; }
 
@@ -85,6 +94,13 @@ static void sim_sleep_ms(long ms)
     }
 }
 
+/* A step's time: step_ms, plus up to step_jitter_ms at random. */
+static void sim_step_sleep(sim_state *s)
+{
+    long extra = s->step_jitter_ms ? (long)(sim_random_from(&s->jitter_rng) * (double)(s->step_jitter_ms + 1)) : 0;
+    sim_sleep_ms(s->step_ms + extra);
+}
+
 static int sim_open(void **state, const station_config *st, char *err, size_t err_len)
 {
     sim_state *s = calloc(1, sizeof *s);
@@ -94,6 +110,7 @@ static int sim_open(void **state, const station_config *st, char *err, size_t er
     }
     snprintf(s->station, sizeof s->station, "%s", st->name);
     s->rng = (uint64_t)s->seed * 0x9E3779B97F4A7C15ull + 1; /* never 0: xorshift would stick */
+    s->jitter_rng = ((uint64_t)s->seed + st->site + 1) * 0xD1B54A32D192ED03ull | 1;
     clock_gettime(CLOCK_MONOTONIC, &s->next_arrival);
     *state = s;
     return 0;
@@ -121,6 +138,21 @@ static int sim_load_board(void *state, const char *lot_id, uint32_t idx, char *b
     return 0;
 }
 
+size_t adapter_sim_writes(const char *prefix, adapter_sim_write *out, size_t max)
+{
+    size_t n = 0, plen = strlen(prefix);
+    pthread_mutex_lock(&sim_flash_lock);
+    for (size_t i = 0; i < SIM_FLASH_SLOTS && n < max; i++) {
+        const sim_flash_slot *f = &sim_flash[(sim_flash_next + i) % SIM_FLASH_SLOTS];
+        if (!f->board_id[0] || strncmp(f->board_id, prefix, plen) != 0) continue;
+        snprintf(out[n].board_id, sizeof out[n].board_id, "%s", f->board_id);
+        memcpy(out[n].sha256, f->sha256, sizeof out[n].sha256);
+        n++;
+    }
+    pthread_mutex_unlock(&sim_flash_lock);
+    return n;
+}
+
 static sim_flash_slot *sim_flash_find(const char *board_id)
 {
     for (size_t i = 0; i < SIM_FLASH_SLOTS; i++) {
@@ -133,7 +165,7 @@ static sim_flash_slot *sim_flash_find(const char *board_id)
 static void sim_write(void *state, const adapter_step_ctx *ctx, adapter_result *r)
 {
     sim_state *s = state;
-    sim_sleep_ms(s->step_ms);
+    sim_step_sleep(s);
     char digest[65];
     if (sim_fails(s)) {
         /* A silent bit flip: the programmer reports success and only the
@@ -162,7 +194,7 @@ static void sim_write(void *state, const adapter_step_ctx *ctx, adapter_result *
 static void sim_verify(void *state, const adapter_step_ctx *ctx, adapter_result *r)
 {
     sim_state *s = state;
-    sim_sleep_ms(s->step_ms);
+    sim_step_sleep(s);
     pthread_mutex_lock(&sim_flash_lock);
     sim_flash_slot *f = sim_flash_find(ctx->board_id);
     if (f) memcpy(r->readback_sha256, f->sha256, sizeof r->readback_sha256);
@@ -244,7 +276,7 @@ static void sim_provision(void *state, const adapter_step_ctx *ctx, adapter_resu
         adapter_fail(r, "provision_unavailable", "no provisioning server configured");
         return;
     }
-    sim_sleep_ms(s->step_ms);
+    sim_step_sleep(s);
     unsigned char cert_pub[32];
     int key_ok = 0;
     BIO *b = BIO_new_mem_buf(id->certificate, -1);
@@ -284,7 +316,7 @@ static void sim_provision(void *state, const adapter_step_ctx *ctx, adapter_resu
 static void sim_test(void *state, const adapter_step_ctx *ctx, adapter_result *r)
 {
     sim_state *s = state;
-    sim_sleep_ms(s->step_ms);
+    sim_step_sleep(s);
     int fail = sim_fails(s);
     adapter_measurement *m = &r->measurements[r->n_measurements++];
     snprintf(m->name, sizeof m->name, "vbus");
@@ -304,7 +336,7 @@ static void sim_test(void *state, const adapter_step_ctx *ctx, adapter_result *r
 static void sim_calibrate(void *state, const adapter_step_ctx *ctx, adapter_result *r)
 {
     sim_state *s = state;
-    sim_sleep_ms(s->step_ms);
+    sim_step_sleep(s);
     if (sim_fails(s)) {
         adapter_fail(r, "calibration_residual", "residual 0.31 exceeds limit 0.05");
         return;
@@ -317,7 +349,7 @@ static void sim_calibrate(void *state, const adapter_step_ctx *ctx, adapter_resu
 static void sim_lock(void *state, const adapter_step_ctx *ctx, adapter_result *r)
 {
     sim_state *s = state;
-    sim_sleep_ms(s->step_ms);
+    sim_step_sleep(s);
     if (sim_fails(s)) {
         adapter_fail(r, "lock_unverified", "debug port still answers after lock");
         return;

@@ -17,6 +17,10 @@ static inline int64_t clock_mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The CLOCK_REALTIME time ms milliseconds from now: the absolute deadline
+ * pthread_cond_timedwait takes, as condition variables use that clock. */
+struct timespec clock_deadline_ms(int64_t ms);
+
 /* Wall-clock time in Unix milliseconds. */
 int64_t clock_wall_ms(void);
 /* A wall time (Unix ms) as UTC to the second, "2026-11-25T02:31:00Z";

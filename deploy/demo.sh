@@ -8,8 +8,17 @@
 # and tracestore (a private PostgreSQL of its own, as user postgres when run
 # as root) answering from the database: the lot with its changeover, one
 # unit by serial and the recall scope of the old release.
+# It ends by printing the URL of tracestore's web page; with --keep, the
+# database, tracestore and its page stay up until Ctrl-C, for a person to open.
 # Stops everything it started; exits non-zero if any step fails.
+# Usage: deploy/demo.sh [--keep]
 set -euo pipefail
+KEEP=0
+case "${1:-}" in
+  --keep) KEEP=1 ;;
+  "") ;;
+  *) echo "usage: $0 [--keep]" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
@@ -135,6 +144,8 @@ echo "  embedded Kafka at $BOOTSTRAP"
 say "PostgreSQL (private, 127.0.0.1) and tracestore consuming the trace topic into it"
 pg_init "$W/pg"
 echo "  PostgreSQL on 127.0.0.1:$PG_PORT, data in $W/pg"
+TS_PORT=8480 # the page's usual port; taken: let tracestore pick one
+(echo >"/dev/tcp/127.0.0.1/$TS_PORT") 2>/dev/null && TS_PORT=0
 cat >"$W/tracestore.conf" <<CONF
 [postgres]
 conninfo = $PG_CONNINFO
@@ -143,15 +154,17 @@ password_file = $PG_PASSWORD_FILE
 bootstrap.servers = $BOOTSTRAP
 field_topic =
 [http]
-listen = 127.0.0.1:0
+listen = 127.0.0.1:$TS_PORT
 CONF
 chmod 600 "$W/tracestore.conf"
 ts() { "$TRACESTORE" "$@" -c "$W/tracestore.conf"; }
 ts migrate | sed 's/^/  /'
 "$TRACESTORE" run -c "$W/tracestore.conf" >"$W/tracestore.log" 2>&1 &
-PIDS+=($!)
+TS_PID=$!
+PIDS+=("$TS_PID")
 for _ in $(seq 100); do grep -qs "http: listening" "$W/tracestore.log" && break; sleep 0.1; done
 echo "  $(grep -o 'http: listening on .*' "$W/tracestore.log")"
+TS_URL=http://$(sed -n 's/.*http: listening on \([0-9.]*:[0-9]*\).*/\1/p' "$W/tracestore.log" | head -1)
 stdbuf -oL mosquitto_sub -p "$port" -q 1 -t 'lineagent/demo/smt1/orders/result' >"$W/results.jsonl" &
 PIDS+=($!)
 sleep 0.3
@@ -205,3 +218,9 @@ say "tracestore find --firmware 1.0.0: the recall scope of the old release"
 ts find --firmware 1.0.0 --json | jq -r '"  \(.count) units carry 1.0.0:", (.units[] | "    \(.serial)  \(.boardId)  \(.lot)  passed \(.passed)")'
 echo
 echo "demo OK. Agent log, config and spool, provisiond ledger, tracestore config and database: $W"
+echo "The plant's web page (Lines now, the lot, units, recall scope, audit): $TS_URL/"
+if [ "$KEEP" -eq 1 ]; then
+  echo "--keep: PostgreSQL and tracestore stay up; open $TS_URL/#/lot/LOT-2026-0042 and press Ctrl-C to stop."
+  trap 'echo; echo "demo: stopping"; exit 0' INT TERM
+  while kill -0 "$TS_PID" 2>/dev/null; do sleep 1; done
+fi

@@ -9,7 +9,7 @@ build=(cmake make gcc pkg-config protobuf-c-compiler libprotobuf-c-dev librdkafk
 # tracestore's database: the demo, the tests and the bench run a private server.
 run=(mosquitto mosquitto-clients jq curl postgresql postgresql-client)
 test=(libcmocka-dev protobuf-compiler gcc-arm-none-eabi qemu-system-arm sqlite3 openssl
-      socat prometheus systemd dpkg-dev fakeroot chromium nodejs npm
+      socat prometheus systemd dpkg-dev fakeroot chromium
       clang libclang-rt-dev) # clang + its libFuzzer runtime: deploy/fuzz.sh
 
 case "${1:-build}" in
@@ -23,6 +23,12 @@ missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# The browser tests' Node.js and npm: by command, not by package, since a
+# machine may have them from another Debian package (NodeSource's nodejs
+# carries npm, and Debian's npm would conflict with it).
+if [ "${1:-build}" = test ] && ! { command -v node && command -v npm; } >/dev/null; then
+  missing+=(nodejs npm)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "deps: installing ${missing[*]}" >&2

@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #define SPOOL_APP_ID 0x4C4E4147 /* "LNAG" in the database header */
-#define SPOOL_SCHEMA_VERSION 4  /* PRAGMA user_version */
+#define SPOOL_SCHEMA_VERSION 5  /* PRAGMA user_version */
 #define SPOOL_DEFAULT_BUSY_MS 5000
 
 /* Schema version 2. meta.next_seq is the next event seq to hand out: it lives
@@ -54,6 +54,23 @@
     " || substr(h, 9, 4) || '-4' || substr(h, 14, 3) || '-' || substr('89ab', 1 + (abs(random()) % 4), 1)" \
     " || substr(h, 18, 3) || '-' || substr(h, 21, 12)) FROM (SELECT hex(randomblob(16)) AS h);"
 #define UNITS_BOARD_INDEX "CREATE INDEX IF NOT EXISTS units_board ON units(board_id);"
+/* Schema version 5: housekeeping (spool_prune.c). lots.completed_ms (when
+ * the lot completed; its rows go with the retention after it),
+ * orders.fw_sha256 (the image the order's latest revision names, so the
+ * spool knows which images active lots use) and firmware.stored_ms (stored
+ * or last reused, so an image an order is being decided on is not pruned
+ * under it); board_lots, each board id's count of lots, kept by a trigger
+ * on every new unit row and never pruned, so a board's attempt stays right
+ * after its old units are gone; firmware_purges, what `spool
+ * purge-firmware` removed. */
+#define BOARD_LOTS_TABLE \
+    "CREATE TABLE IF NOT EXISTS board_lots(board_id TEXT PRIMARY KEY, lots INTEGER NOT NULL);" \
+    "CREATE TRIGGER IF NOT EXISTS units_board_lots AFTER INSERT ON units BEGIN" \
+    " INSERT INTO board_lots(board_id, lots) VALUES(new.board_id, 1)" \
+    " ON CONFLICT(board_id) DO UPDATE SET lots = lots + 1; END;"
+#define FIRMWARE_PURGES_TABLE \
+    "CREATE TABLE IF NOT EXISTS firmware_purges(id INTEGER PRIMARY KEY, sha256 TEXT NOT NULL," \
+    " version TEXT NOT NULL, purged_ms INTEGER NOT NULL, bytes INTEGER NOT NULL);"
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
     "INSERT OR IGNORE INTO meta(name, value) VALUES('next_seq', 1);"
@@ -64,15 +81,17 @@ static const char schema_sql[] =
     /* AUTOINCREMENT: ids are never reused, so an after_id cursor stays valid. */
     "CREATE TABLE IF NOT EXISTS inbox(id INTEGER PRIMARY KEY AUTOINCREMENT,"
     " received_ms INTEGER NOT NULL, payload BLOB, original_len INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS firmware(sha256 TEXT PRIMARY KEY, image BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS firmware(sha256 TEXT PRIMARY KEY, image BLOB NOT NULL,"
+    " stored_ms INTEGER NOT NULL DEFAULT 0);"
     FIRMWARE_CHUNK_TABLE
     "CREATE TABLE IF NOT EXISTS orders(order_id TEXT PRIMARY KEY, revision INTEGER NOT NULL,"
-    " lot_id TEXT NOT NULL, encoded BLOB NOT NULL, updated_ms INTEGER NOT NULL);"
+    " lot_id TEXT NOT NULL, encoded BLOB NOT NULL, updated_ms INTEGER NOT NULL,"
+    " fw_sha256 TEXT NOT NULL DEFAULT '');"
     "CREATE TABLE IF NOT EXISTS lots(lot_id TEXT PRIMARY KEY, order_id TEXT NOT NULL,"
     " active INTEGER NOT NULL, loaded INTEGER NOT NULL, passed INTEGER NOT NULL,"
     " failed INTEGER NOT NULL, written_revision INTEGER NOT NULL,"
     " written_version TEXT NOT NULL, last_written_board TEXT NOT NULL,"
-    " created INTEGER NOT NULL);"
+    " created INTEGER NOT NULL, completed_ms INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS lots_created ON lots(created);"
     "CREATE TABLE IF NOT EXISTS units(lot_id TEXT NOT NULL, board_id TEXT NOT NULL,"
     " idx INTEGER NOT NULL, state INTEGER NOT NULL, steps_done INTEGER NOT NULL,"
@@ -82,6 +101,8 @@ static const char schema_sql[] =
     "CREATE INDEX IF NOT EXISTS units_in_progress ON units(lot_id, idx) WHERE state = 0;"
     "CREATE TABLE IF NOT EXISTS kv(ns TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,"
     " PRIMARY KEY(ns, key));"
+    BOARD_LOTS_TABLE
+    FIRMWARE_PURGES_TABLE
     INSTANCE_ID_SQL
     "PRAGMA application_id = " STR(SPOOL_APP_ID) ";"
     "PRAGMA user_version = " STR(SPOOL_SCHEMA_VERSION) ";";
@@ -102,7 +123,7 @@ static const char migrate_v1_sql[] =
     FIRMWARE_CHUNK_TABLE
     "PRAGMA user_version = " STR(SPOOL_SCHEMA_VERSION) ";";
 
-/* Version 2 lacks the firmware chunks (version 4's additions: migrate_v4). */
+/* Version 2 lacks the firmware chunks (later additions: migrate_latest). */
 static const char migrate_v2_sql[] =
     FIRMWARE_CHUNK_TABLE
     "PRAGMA user_version = " STR(SPOOL_SCHEMA_VERSION) ";";
@@ -230,7 +251,7 @@ static int pragma_int(sqlite3 *db, const char *sql, int64_t *out)
 /* Run inside a transaction, through SQLite, so it also sees what is still in
  * the WAL. 1: a current lineagent spool; 2: a version 1 spool, 3: a version
  * 2 spool, 4: a version 3 spool, to migrate; 0: an empty database, ours to initialise; -1:
- * refused, with err filled. Only reads. */
+ * refused, with err filled; 5: a version 4 spool. Only reads. */
 static int classify(sqlite3 *db, const char *path, char *err, size_t err_len)
 {
     int64_t app_id, version, objects;
@@ -246,7 +267,7 @@ static int classify(sqlite3 *db, const char *path, char *err, size_t err_len)
                      path, (long long)version, SPOOL_SCHEMA_VERSION);
             return -1;
         }
-        return version == SPOOL_SCHEMA_VERSION ? 1 : version >= 1 && version <= 3 ? (int)version + 1 : 0;
+        return version == SPOOL_SCHEMA_VERSION ? 1 : version >= 1 && version < SPOOL_SCHEMA_VERSION ? (int)version + 1 : 0;
     }
     if (app_id != 0 || version != 0 || objects != 0) {
         snprintf(err, err_len, "%s is not a lineagent spool (application_id 0x%08x)", path,
@@ -364,21 +385,51 @@ static void open_files_release(dev_t dev, ino_t ino)
     pthread_mutex_unlock(&open_files_mu);
 }
 
-/* Version 4's additions to an older spool, after its own migration: the
- * units' attempt column where the table exists, then the schema's CREATE ...
- * IF NOT EXISTS for whatever is missing (the board index, tables an old
- * spool never had) and the instance id. */
-static int migrate_v4(sqlite3 *db)
+/* Adds column col (with its definition) to table where the table exists
+ * and lacks it; 0 or -1. */
+static int add_column(sqlite3 *db, const char *table, const char *col, const char *def)
 {
-    int64_t units = 0, attempt = 0;
-    if (pragma_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'units'", &units) < 0 ||
-        pragma_int(db, "SELECT count(*) FROM pragma_table_info('units') WHERE name = 'attempt'", &attempt) < 0)
+    char sql[256];
+    int64_t has_table = 0, has_col = 0;
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '%s'", table);
+    if (pragma_int(db, sql, &has_table) < 0) return -1;
+    if (!has_table) return 0;
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM pragma_table_info('%s') WHERE name = '%s'", table, col);
+    if (pragma_int(db, sql, &has_col) < 0) return -1;
+    if (has_col) return 0;
+    snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s %s;", table, col, def);
+    return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
+/* Versions 4 and 5's additions to an older spool, after its own migration:
+ * the columns where their tables exist, then the schema's CREATE ... IF NOT
+ * EXISTS for whatever is missing (indexes, tables an old spool never had,
+ * the board_lots trigger) and the instance id; then the data: each board's
+ * count of lots from the units kept, and lots completed and images stored
+ * before the upgrade date from it (their retention runs from now). An old
+ * spool keeps auto_vacuum off until a VACUUM (deploy/README.md). */
+static int migrate_latest(sqlite3 *db)
+{
+    int64_t had_board_lots = 0;
+    if (pragma_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'board_lots'",
+                   &had_board_lots) < 0 ||
+        add_column(db, "units", "attempt", "INTEGER NOT NULL DEFAULT 1") < 0 ||
+        add_column(db, "lots", "completed_ms", "INTEGER NOT NULL DEFAULT 0") < 0 ||
+        add_column(db, "orders", "fw_sha256", "TEXT NOT NULL DEFAULT ''") < 0 ||
+        add_column(db, "firmware", "stored_ms", "INTEGER NOT NULL DEFAULT 0") < 0 ||
+        sqlite3_exec(db, schema_sql, NULL, NULL, NULL) != SQLITE_OK)
         return -1;
-    if (units && !attempt &&
-        sqlite3_exec(db, "ALTER TABLE units ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1;", NULL, NULL, NULL) !=
-            SQLITE_OK)
+#define NOW_MS "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
+    static const char data_sql[] =
+        "UPDATE lots SET completed_ms = " NOW_MS ""
+        " WHERE NOT active AND completed_ms = 0;"
+        "UPDATE firmware SET stored_ms = " NOW_MS " WHERE stored_ms = 0;";
+    if (sqlite3_exec(db, data_sql, NULL, NULL, NULL) != SQLITE_OK) return -1;
+    if (!had_board_lots &&
+        sqlite3_exec(db, "INSERT INTO board_lots(board_id, lots) SELECT board_id, count(*) FROM units"
+                         " GROUP BY board_id;", NULL, NULL, NULL) != SQLITE_OK)
         return -1;
-    return sqlite3_exec(db, schema_sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+    return 0;
 }
 
 /* A current spool is only read here, in a read transaction: opening one
@@ -399,6 +450,13 @@ static int init_schema(sqlite3 *db, const char *path, char *err, size_t err_len)
         return -1;
     }
     if (current == 1) return 0;
+    /* A new spool returns freed pages in batches (spool_vacuum_step). The
+     * mode must be set before the first table exists, and outside a
+     * transaction; on a database with tables it is a no-op. */
+    if (current == 0 && sqlite3_exec(db, "PRAGMA auto_vacuum = INCREMENTAL", NULL, NULL, NULL) != SQLITE_OK) {
+        snprintf(err, err_len, "%s: auto_vacuum: %s", path, sqlite3_errmsg(db));
+        return -1;
+    }
     if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
         snprintf(err, err_len, "%s: begin: %s", path, sqlite3_errmsg(db));
         return -1;
@@ -416,7 +474,7 @@ static int init_schema(sqlite3 *db, const char *path, char *err, size_t err_len)
         snprintf(err, err_len, "%s: migrating schema 2 to %d: %s", path, SPOOL_SCHEMA_VERSION, sqlite3_errmsg(db));
         kind = -1;
     }
-    if (kind >= 2 && migrate_v4(db) != 0) {
+    if (kind >= 2 && migrate_latest(db) != 0) {
         snprintf(err, err_len, "%s: migrating to schema %d: %s", path, SPOOL_SCHEMA_VERSION, sqlite3_errmsg(db));
         kind = -1;
     }

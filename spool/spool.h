@@ -152,8 +152,11 @@ int spool_firmware_get(spool *sp, const char *sha256_hex, uint8_t **image, size_
 int spool_firmware_delete(spool *sp, const char *sha256_hex);
 
 /* ---- orders: the latest accepted revision of each order ---------------- */
+/* fw_sha256: the image the revision names (what housekeeping keeps for an
+ * active lot); NULL or not a SHA-256: unknown, and every image is kept while
+ * its lot is active. */
 int spool_order_put(spool *sp, const char *order_id, uint32_t revision, const char *lot_id,
-                    const uint8_t *encoded, size_t len);
+                    const char *fw_sha256, const uint8_t *encoded, size_t len);
 /* 1 found (encoded is malloc'ed), 0 absent, -1 error. */
 int spool_order_get(spool *sp, const char *order_id, uint32_t *revision, uint8_t **encoded, size_t *len);
 
@@ -205,9 +208,50 @@ typedef struct spool_version_count {
 } spool_version_count;
 typedef int (*spool_version_cb)(void *ud, const spool_version_count *vc);
 int spool_unit_versions(spool *sp, const char *lot_id, spool_version_cb cb, void *ud);
-/* Units of board_id in lots other than lot_id (the spool keeps them for its
- * retention); -1 on error. */
+/* Lots other than lot_id that board_id went through, counted when each of
+ * its unit rows was first written: pruning the rows keeps the count; -1 on
+ * error. */
 int spool_unit_earlier_lots(spool *sp, const char *board_id, const char *lot_id);
+
+/* ---- housekeeping (spool_prune.c) --------------------------------------
+ * Each call is one short transaction of its own (refused inside one), so the
+ * line's commits wait behind it for milliseconds at most. */
+
+/* Prunes lots that completed before before_ms: up to batch of their units
+ * first; when fewer were left, also the lots left without units (the rest
+ * of the batch of them) with their orders. Active lots are never touched;
+ * board_lots keeps each board's count. Returns the rows deleted (0:
+ * nothing left to prune) or -1. */
+int spool_prune_lots(spool *sp, int64_t before_ms, int batch);
+/* Deletes one image (its row and all its chunks) stored or last reused
+ * before before_ms that no active lot uses (spool_firmware_user); its hash
+ * in sha256_out. 1 deleted, 0 none, -1 error. */
+int spool_prune_firmware(spool *sp, int64_t before_ms, char sha256_out[65]);
+/* 1 when an active lot uses the image: its order names it, or a unit of it
+ * is bound to it (a changeover mid-lot), or its order's image is unknown (an
+ * order stored before schema 5); the lot's id in lot_out. 0 none, -1 error. */
+int spool_firmware_user(spool *sp, const char *sha256_hex, char lot_out[SPOOL_ID_MAX]);
+/* Removes a release's image (row and all chunks) and records it in
+ * firmware_purges (sha256, version, now_ms, bytes removed; 0 when it was no
+ * longer stored), in one transaction. 0 done (*bytes set), 1 refused because
+ * an active lot uses it (lot_out names it), -1 error. */
+int spool_firmware_purge(spool *sp, const char *sha256_hex, const char *version, int64_t now_ms,
+                         char lot_out[SPOOL_ID_MAX], int64_t *bytes);
+typedef struct spool_purge_record {
+    char sha256[65];
+    char version[SPOOL_ID_MAX];
+    int64_t purged_ms, bytes;
+} spool_purge_record;
+typedef int (*spool_purge_cb)(void *ud, const spool_purge_record *rec);
+/* Visits the purge records, oldest first; count or -1. */
+int spool_firmware_purges(spool *sp, spool_purge_cb cb, void *ud);
+/* PRAGMA auto_vacuum: 0 none (a spool created before schema 5, until a
+ * VACUUM), 1 full, 2 incremental (new spools); -1 error. */
+int spool_auto_vacuum(spool *sp);
+/* Returns up to pages free pages to the file system (incremental_vacuum;
+ * the file shrinks at the next checkpoint). Pages returned, 0 when none are
+ * free or auto_vacuum is not incremental, -1 error. */
+int spool_vacuum_step(spool *sp, int pages);
 
 /* The agent instance id: a UUID drawn when the spool was created (or first
  * opened by schema 4); "" only if it cannot be read. */

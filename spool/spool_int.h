@@ -27,6 +27,7 @@ enum spool_stmt {
     ST_INBOX_NEXT,
     ST_INBOX_DEL,
     ST_FW_PUT,
+    ST_FW_TOUCH,
     ST_FW_GET,
     ST_FW_DEL,
     ST_FW_CHUNK_PUT,
@@ -47,6 +48,14 @@ enum spool_stmt {
     ST_KV_DEL,
     ST_KV_KEYS,
     ST_KV_CLEAR,
+    ST_PRUNE_UNITS, /* spool_prune.c */
+    ST_PRUNE_ORDERS,
+    ST_PRUNE_LOTS,
+    ST_FW_UNUSED,
+    ST_FW_USER,
+    ST_FW_BYTES,
+    ST_PURGE_PUT,
+    ST_PURGE_LIST,
     ST_COUNT
 };
 
@@ -89,6 +98,8 @@ int spool_rollback_quiet(spool *sp);
 /* -1 (err filled) inside a transaction: for calls that run their own. */
 int spool_require_autocommit(spool *sp, const char *what);
 int spool_bind_blob(sqlite3_stmt *st, int i, const void *p, size_t len);
+/* Lowercases a hex SHA-256 into key; -1 unless it is 64 hex digits. */
+int spool_sha256_key(const char *hex, char key[65]);
 int spool_column_dup(spool *sp, sqlite3_stmt *st, int col, uint8_t **out, size_t *len);
 
 #endif

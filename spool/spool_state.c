@@ -24,27 +24,33 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_INBOX_DEL] = "DELETE FROM inbox WHERE id = ?1",
     /* Content-addressed: an image already stored under its hash is the same.
      * The row made last, with an empty image, says its chunks are complete. */
-    [ST_FW_PUT] = "INSERT OR IGNORE INTO firmware(sha256, image) VALUES(?1, x'')",
+    [ST_FW_PUT] = "INSERT OR IGNORE INTO firmware(sha256, image, stored_ms) VALUES(?1, x'', ?2)",
+    /* Stored again: the image is kept as it is, its retention starts again. */
+    [ST_FW_TOUCH] = "UPDATE firmware SET stored_ms = ?2 WHERE sha256 = ?1",
     [ST_FW_GET] = "SELECT image FROM firmware WHERE sha256 = ?1",
     [ST_FW_DEL] = "DELETE FROM firmware WHERE sha256 = ?1",
     [ST_FW_CHUNK_DEL] = "DELETE FROM firmware_chunk WHERE sha256 = ?1",
     [ST_FW_CHUNK_PUT] = "INSERT OR REPLACE INTO firmware_chunk(sha256, idx, data) VALUES(?1, ?2, ?3)",
     [ST_FW_CHUNKS] = "SELECT data FROM firmware_chunk WHERE sha256 = ?1 ORDER BY idx",
-    [ST_ORDER_PUT] = "INSERT INTO orders(order_id, revision, lot_id, encoded, updated_ms)"
-                     " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(order_id) DO UPDATE SET"
+    [ST_ORDER_PUT] = "INSERT INTO orders(order_id, revision, lot_id, encoded, updated_ms, fw_sha256)"
+                     " VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(order_id) DO UPDATE SET"
                      " revision = excluded.revision, lot_id = excluded.lot_id,"
-                     " encoded = excluded.encoded, updated_ms = excluded.updated_ms",
+                     " encoded = excluded.encoded, updated_ms = excluded.updated_ms,"
+                     " fw_sha256 = excluded.fw_sha256",
     [ST_ORDER_GET] = "SELECT revision, encoded FROM orders WHERE order_id = ?1",
-    /* created is set once, on first insert, so updates keep a lot's age. */
-    [ST_LOT_PUT] = "INSERT INTO lots(" LOT_COLS ", created)"
+    /* created is set once, on first insert, so updates keep a lot's age;
+     * completed_ms when the lot first goes inactive. */
+    [ST_LOT_PUT] = "INSERT INTO lots(" LOT_COLS ", created, completed_ms)"
                    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
-                   " (SELECT coalesce(max(created), 0) + 1 FROM lots))"
+                   " (SELECT coalesce(max(created), 0) + 1 FROM lots), ?10)"
                    " ON CONFLICT(lot_id) DO UPDATE SET order_id = excluded.order_id,"
                    " active = excluded.active, loaded = excluded.loaded,"
                    " passed = excluded.passed, failed = excluded.failed,"
                    " written_revision = excluded.written_revision,"
                    " written_version = excluded.written_version,"
-                   " last_written_board = excluded.last_written_board",
+                   " last_written_board = excluded.last_written_board,"
+                   " completed_ms = CASE WHEN excluded.active THEN 0 WHEN lots.completed_ms <> 0"
+                   " THEN lots.completed_ms ELSE excluded.completed_ms END",
     [ST_LOT_GET] = "SELECT " LOT_COLS " FROM lots WHERE lot_id = ?1",
     [ST_LOT_ACTIVE] = "SELECT " LOT_COLS " FROM lots WHERE active ORDER BY created",
     [ST_UNIT_PUT] = "INSERT INTO units(" UNIT_COLS ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
@@ -57,7 +63,10 @@ static const char *const stmt_sql[ST_COUNT] = {
     /* Per release bound (in the order first bound), the outcomes. */
     [ST_UNIT_VERSIONS] = "SELECT version, sha256, sum(state = 1), sum(state = 2), sum(state = 1 AND attempt <= 1)"
                          " FROM units WHERE lot_id = ?1 AND state <> 0 GROUP BY version, sha256 ORDER BY min(idx)",
-    [ST_UNIT_EARLIER] = "SELECT count(*) FROM units WHERE board_id = ?1 AND lot_id <> ?2",
+    /* board_lots counts every lot the board went through, pruned or not
+     * (schema 5); less this lot if the board already has a row in it. */
+    [ST_UNIT_EARLIER] = "SELECT coalesce((SELECT lots FROM board_lots WHERE board_id = ?1), 0)"
+                        " - (SELECT count(*) FROM units WHERE board_id = ?1 AND lot_id = ?2)",
     [ST_INSTANCE_ID] = "SELECT value FROM kv WHERE ns = 'spool' AND key = 'instance_id'",
     [ST_KV_PUT] = "INSERT OR REPLACE INTO kv(ns, key, value) VALUES(?1, ?2, ?3)",
     [ST_KV_GET] = "SELECT value FROM kv WHERE ns = ?1 AND key = ?2",
@@ -142,10 +151,9 @@ int spool_inbox_delete(spool *sp, int64_t id)
 
 /* ---- firmware -------------------------------------------------------- */
 
-/* Lowercases a hex SHA-256 into key; -1 unless it is 64 hex digits. Orders
- * may carry upper case (firmware_fetch compares case-insensitively), and one
- * image must have one key. */
-static int sha256_key(const char *hex, char key[65])
+/* Orders may carry upper case (firmware_fetch compares case-insensitively),
+ * and one image must have one key. */
+int spool_sha256_key(const char *hex, char key[65])
 {
     if (!hex || strlen(hex) != 64 || strspn(hex, "0123456789abcdefABCDEF") != 64) return -1;
     for (int i = 0; i < 64; i++) key[i] = (char)(hex[i] | 0x20); /* digits keep their value */
@@ -153,16 +161,23 @@ static int sha256_key(const char *hex, char key[65])
     return 0;
 }
 
-/* 1 when the image's firmware row exists (stored whole), 0 not, -1 error. */
-static int firmware_known(spool *sp, const char *key)
+/* Touches the image's row if it exists (stored whole): 1 touched, 0 absent,
+ * -1 error. */
+static int firmware_touch(spool *sp, const char *key, int64_t now_ms)
 {
-    sqlite3_stmt *st = prep(sp, ST_FW_GET);
+    sqlite3_stmt *st = prep(sp, ST_FW_TOUCH);
     if (!st) return -1;
     sqlite3_bind_text(st, 1, key, 64, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    int ret = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : spool_fail(sp, "firmware_put");
-    sqlite3_reset(st);
-    return ret;
+    sqlite3_bind_int64(st, 2, now_ms);
+    if (spool_step_done(sp, st, "firmware_put") < 0) return -1;
+    return sqlite3_changes(sp->db) > 0;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Why chunks: an image is up to [firmware] max_bytes (many MiB). Written as
@@ -178,10 +193,11 @@ static int firmware_known(spool *sp, const char *key)
 int spool_firmware_put(spool *sp, const char *sha256_hex, const uint8_t *image, size_t len)
 {
     char key[65];
-    if (sha256_key(sha256_hex, key) < 0)
+    if (spool_sha256_key(sha256_hex, key) < 0)
         return spool_fail_msg(sp, "firmware_put: \"%.80s\" is not a hex SHA-256",
                         sha256_hex ? sha256_hex : "(null)");
-    int known = firmware_known(sp, key);
+    int64_t now = wall_ms();
+    int known = firmware_touch(sp, key, now);
     if (known != 0) return known < 0 ? -1 : 0;
     for (size_t off = 0, idx = 0; off < len; off += SPOOL_FW_CHUNK, idx++) {
         sqlite3_stmt *st = prep(sp, ST_FW_CHUNK_PUT);
@@ -194,6 +210,7 @@ int spool_firmware_put(spool *sp, const char *sha256_hex, const uint8_t *image, 
     sqlite3_stmt *st = prep(sp, ST_FW_PUT);
     if (!st) return -1;
     sqlite3_bind_text(st, 1, key, 64, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now);
     return spool_step_done(sp, st, "firmware_put");
 }
 
@@ -239,7 +256,7 @@ int spool_firmware_get(spool *sp, const char *sha256_hex, uint8_t **image, size_
     *image = NULL;
     *len = 0;
     char key[65];
-    if (sha256_key(sha256_hex, key) < 0) return 0; /* no such image can be stored */
+    if (spool_sha256_key(sha256_hex, key) < 0) return 0; /* no such image can be stored */
     sqlite3_stmt *st = prep(sp, ST_FW_GET);
     if (!st) return -1;
     sqlite3_bind_text(st, 1, key, 64, SQLITE_STATIC);
@@ -260,7 +277,7 @@ int spool_firmware_get(spool *sp, const char *sha256_hex, uint8_t **image, size_
 int spool_firmware_delete(spool *sp, const char *sha256_hex)
 {
     char key[65];
-    if (sha256_key(sha256_hex, key) < 0) return 0;
+    if (spool_sha256_key(sha256_hex, key) < 0) return 0;
     sqlite3_stmt *st = prep(sp, ST_FW_DEL);
     if (!st) return -1;
     sqlite3_bind_text(st, 1, key, 64, SQLITE_STATIC);
@@ -273,16 +290,11 @@ int spool_firmware_delete(spool *sp, const char *sha256_hex)
 
 /* ---- orders ---------------------------------------------------------- */
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int spool_order_put(spool *sp, const char *order_id, uint32_t revision, const char *lot_id,
-                    const uint8_t *encoded, size_t len)
+                    const char *fw_sha256, const uint8_t *encoded, size_t len)
 {
+    char key[65];
+    if (spool_sha256_key(fw_sha256, key) < 0) key[0] = '\0'; /* unknown: its lot keeps every image */
     sqlite3_stmt *st = prep(sp, ST_ORDER_PUT);
     if (!st) return -1;
     sqlite3_bind_text(st, 1, order_id, -1, SQLITE_STATIC);
@@ -290,6 +302,7 @@ int spool_order_put(spool *sp, const char *order_id, uint32_t revision, const ch
     sqlite3_bind_text(st, 3, lot_id, -1, SQLITE_STATIC);
     spool_bind_blob(st, 4, encoded, len);
     sqlite3_bind_int64(st, 5, wall_ms());
+    sqlite3_bind_text(st, 6, key, -1, SQLITE_TRANSIENT);
     return spool_step_done(sp, st, "order_put");
 }
 
@@ -326,6 +339,7 @@ int spool_lot_put(spool *sp, const spool_lot *lot)
     sqlite3_bind_int64(st, 7, lot->written_revision);
     bind_field(st, 8, lot->written_version, sizeof lot->written_version);
     bind_field(st, 9, lot->last_written_board, sizeof lot->last_written_board);
+    sqlite3_bind_int64(st, 10, lot->active ? 0 : wall_ms());
     return spool_step_done(sp, st, "lot_put");
 }
 

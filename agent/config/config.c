@@ -68,7 +68,7 @@ static const conf_key config_spool_keys[] = {
     {"batch_max", CONF_INT, "2048", 1, 100000, CONF_AT(config, spool_batch_max),
      .desc = "most results committed in one transaction (group commit)"},
     {"retention", CONF_DURATION, "30d", 1000, INT64_MAX, CONF_AT(config, spool_retention_ms),
-     .desc = "how long events acknowledged by Kafka stay for replay and export"},
+     .desc = "how long events acknowledged by Kafka, completed lots and unused images stay"},
     {"max_bytes", CONF_SIZE, "0", 1 << 20, INT64_MAX, .flags = CONF_ZERO_OFF, CONF_AT(config, spool_max_bytes),
      .desc = "size limit of the spool; above it alarm spool_over_limit and no new boards (0: none)"},
     {"min_free_bytes", CONF_SIZE, "32M", 0, INT64_MAX, CONF_AT(config, spool_min_free_bytes),

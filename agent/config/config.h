@@ -39,7 +39,7 @@ typedef struct config {
     /* [spool] */
     const char *spool_synchronous;
     int spool_batch_max;
-    int64_t spool_retention_ms; /* delivered events are kept this long */
+    int64_t spool_retention_ms; /* delivered events, completed lots, unused images kept this long */
     int64_t spool_max_bytes;    /* 0: no limit; above it, back-pressure + alarm */
     int64_t spool_min_free_bytes; /* free space kept on the spool's filesystem */
     /* [mqtt] */

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "clock.h"
 #include "digest.h"
@@ -19,8 +18,6 @@
 #include "release_sig.h"
 #include "spool.h"
 
-/* spool kv namespace: "<product> <version>" -> the SHA-256 first seen for it. */
-#define INTAKE_RELEASES_NS "releases"
 #define INTAKE_BUSY_RETRY_MS 1000
 
 struct intake {
@@ -70,14 +67,7 @@ static int intake_stale_revision(intake *in, const JobOrder *o, char *reason, si
 /* Sleeps up to ms unless stopped; 1 when stopping. */
 static int intake_wait(intake *in, int ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = clock_deadline_ms(ms);
     pthread_mutex_lock(&in->lock);
     if (!in->stopping) pthread_cond_timedwait(&in->cond, &in->lock, &ts);
     int stop = in->stopping;

@@ -12,6 +12,11 @@
 #include "order.h"
 #include "spool.h"
 
+/* spool kv namespace: "<product> <version>" -> the SHA-256 first seen for
+ * it (one version is one image); `spool purge-firmware` looks versions up
+ * here. */
+#define INTAKE_RELEASES_NS "releases"
+
 typedef struct intake intake;
 
 typedef struct intake_decision {

@@ -12,8 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "eol.h"
 #include "line_int.h"
 #include "log.h"
@@ -52,21 +52,29 @@ struct line {
     int in_flight;
     line_after after;
     line_sites sites; /* fixture-site health, <prefix>/stations/<name> */
+    unit **held; /* boards whose write waits for a changeover (lot_write_waits) */
+    size_t n_held, cap_held;
 };
 
 /* ---- queue ----------------------------------------------------------- */
 
-static void line_enqueue(line *ln, station_result *sr, intake_decision *d)
+/* Appends m to the coordinator's queue and wakes it. */
+static void line_push(line *ln, line_msg *m)
 {
-    line_msg *m = calloc(1, sizeof *m);
-    m->sr = sr;
-    m->d = d;
     pthread_mutex_lock(&ln->lock);
     if (ln->tail) ln->tail->next = m;
     else ln->head = m;
     ln->tail = m;
     pthread_cond_signal(&ln->cond);
     pthread_mutex_unlock(&ln->lock);
+}
+
+static void line_enqueue(line *ln, station_result *sr, intake_decision *d)
+{
+    line_msg *m = calloc(1, sizeof *m);
+    m->sr = sr;
+    m->d = d;
+    line_push(ln, m);
 }
 
 static void line_post_station(void *ud, station_result *first, station_result *last)
@@ -89,12 +97,7 @@ void line_site_resume(line *ln, const char *name, int site)
     line_msg *m = calloc(1, sizeof *m);
     m->resume_station = strdup(name);
     m->resume_site = site;
-    pthread_mutex_lock(&ln->lock);
-    if (ln->tail) ln->tail->next = m;
-    else ln->head = m;
-    ln->tail = m;
-    pthread_cond_signal(&ln->cond);
-    pthread_mutex_unlock(&ln->lock);
+    line_push(ln, m);
 }
 
 int line_site_alarms(line *ln, json_t *alarms) { return line_sites_alarms(&ln->sites, alarms); }
@@ -103,14 +106,7 @@ static line_msg *line_take_all(line *ln, int timeout_ms)
 {
     pthread_mutex_lock(&ln->lock);
     if (!ln->head && timeout_ms > 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += timeout_ms / 1000;
-        ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = clock_deadline_ms(timeout_ms);
         pthread_cond_timedwait(&ln->cond, &ln->lock, &ts);
     }
     line_msg *all = ln->head;
@@ -194,6 +190,8 @@ static unit *unit_new(line *ln, lot *l, uint32_t idx)
 
 static void unit_free(line *ln, unit *u)
 {
+    for (size_t i = 0; i < ln->n_held; i++)
+        if (ln->held[i] == u) ln->held[i] = NULL;
     if (u->prev) u->prev->next = u->next;
     else ln->units = u->next;
     if (u->next) u->next->prev = u->prev;
@@ -227,6 +225,7 @@ static int unit_finish(line *ln, unit *u, int passed, const char *st_name)
     lot *l = u->lt;
     u->st.state = passed ? SPOOL_UNIT_PASSED : SPOOL_UNIT_FAILED;
     u->finished = 1;
+    u->writing = 0;
     if (passed) l->st.passed++;
     else l->st.failed++;
     l->dirty = 1;
@@ -256,19 +255,28 @@ static const char *unit_eol(const unit *u, char *buf, size_t n)
     return eol_check(&d, &e, buf, n);
 }
 
-static int on_step_passed(line *ln, unit *u, const char *st_name, Step s, const adapter_result *res)
+static int on_step_passed(line *ln, unit *u, const char *st_name, Step s, const adapter_result *res,
+                          int64_t done_ns)
 {
     lot *l = u->lt;
     switch (s) {
     case LINEAGENT__V1__STEP__WRITE:
         snprintf(u->write_station, sizeof u->write_station, "%s", st_name);
+        u->write_ns = done_ns;
         return 0;
     case LINEAGENT__V1__STEP__VERIFY: {
         snprintf(u->verified_version, sizeof u->verified_version, "%s", u->rel->version);
         snprintf(u->verified_sha256, sizeof u->verified_sha256, "%s", u->rel->sha256);
         if (line_ev_unit_written(&ln->em, u, st_name, res)) return -1;
+        u->writing = 0;
         changeover co;
         l->dirty = 1;
+        /* Sites verify out of order: of one version, the last board is the
+         * one written last, not the one verified last. */
+        if (l->st.written_revision && strcmp(u->rel->version, l->st.written_version) == 0 &&
+            u->write_ns < l->last_write_ns)
+            return 0;
+        l->last_write_ns = u->write_ns;
         if (!changeover_note_write(&l->st, u->rel->revision, u->rel->version, u->st.board_id, &co)) return 0;
         return line_ev_changeover(&ln->em, u, st_name, &co);
     }
@@ -299,7 +307,7 @@ static int on_step(line *ln, unit *u, const station_result *r)
         u->st.steps_done |= 1u << r->step;
         /* Only the unit's outcome is persisted: a restart runs an unfinished
          * board's flow again from its first step. */
-        return on_step_passed(ln, u, st_name, r->step, &r->res);
+        return on_step_passed(ln, u, st_name, r->step, &r->res, r->done_ns);
     }
     if (line_ev_unit_failed(&ln->em, u, st_name, r->step, r->res.failure_mode, r->res.detail)) return -1;
     line_sites_outcome(&ln->sites, r->st, r->site, 0, r->step, r->res.failure_mode);
@@ -444,7 +452,7 @@ static int on_decision(line *ln, intake_decision *d)
         size_t len = lineagent__v1__job_order__get_packed_size(o);
         uint8_t *enc = malloc(len ? len : 1);
         lineagent__v1__job_order__pack(o, enc);
-        rc = spool_order_put(ln->sp, o->order_id, o->revision, o->lot_id, enc, len);
+        rc = spool_order_put(ln->sp, o->order_id, o->revision, o->lot_id, o->firmware->sha256, enc, len);
         free(enc);
         int is_new = !l;
         if (is_new) {
@@ -484,9 +492,45 @@ static station *line_pick_station(line *ln, Step s)
     return best;
 }
 
+/* 1 when the job a station would run from flow position from writes. */
+static int job_writes(const lot *l, int from, station *st)
+{
+    for (int i = from; i < l->n_flow && (station_steps(st) & (1u << l->flow[i])); i++)
+        if (l->flow[i] == LINEAGENT__V1__STEP__WRITE) return 1;
+    return 0;
+}
+
+/* Write order is the changeover's boundary (rule R4). While a lot changes
+ * release, a board's write waits: every write of the other version already
+ * handed out ends first (verified, or its unit failed), then the first
+ * write of the new version runs alone, until it is verified. Gang sites
+ * finishing out of order would otherwise write boards old, new, old, and
+ * the boards named by version_changeover would not be the boundary. */
+static int lot_write_waits(line *ln, const lot *l)
+{
+    int writing = 0, other = l->st.written_revision && strcmp(l->st.written_version, l->rel->version) != 0;
+    for (const unit *u = ln->units; u; u = u->next)
+        if (u->lt == l && u->writing) {
+            writing++;
+            if (u->rel && strcmp(u->rel->version, l->rel->version) != 0) other = 1;
+        }
+    return other && writing;
+}
+
 static void line_dispatch_to(line *ln, unit *u, int load, station *st)
 {
     lot *l = u->lt;
+    if (job_writes(l, u->flow_pos, st)) {
+        if (!load && lot_write_waits(ln, l)) {
+            if (ln->n_held == ln->cap_held) {
+                ln->cap_held = ln->cap_held ? ln->cap_held * 2 : 16;
+                ln->held = realloc(ln->held, ln->cap_held * sizeof *ln->held);
+            }
+            ln->held[ln->n_held++] = u;
+            return;
+        }
+        u->writing = 1;
+    }
     station_job job = {.unit = u, .load = load, .idx = u->st.idx, .n_flow = l->n_flow, .from = u->flow_pos,
                        .steps_done = u->st.steps_done};
     snprintf(job.lot_id, sizeof job.lot_id, "%s", l->st.lot_id);
@@ -534,6 +578,7 @@ static void line_feed(line *ln)
     for (size_t i = 0; i < ln->n_stations && l->taken + l->loading < l->order->quantity; i++) {
         station *st = ln->stations[i];
         if (!(station_steps(st) & (1u << l->flow[0])) || station_load(st) > 0 || !station_sites_active(st)) continue;
+        if (job_writes(l, 0, st) && lot_write_waits(ln, l)) continue;
         unit *u = unit_new(ln, l, l->next_idx++);
         l->loading++;
         line_dispatch_to(ln, u, 1, st);
@@ -545,6 +590,14 @@ static void line_feed(line *ln)
 static void line_after_commit(line *ln)
 {
     line_after *a = &ln->after;
+    /* Boards held for a changeover go first, in order; they may wait again. */
+    size_t n_held = ln->n_held;
+    unit **held = ln->held;
+    ln->held = NULL;
+    ln->n_held = ln->cap_held = 0;
+    for (size_t i = 0; i < n_held; i++)
+        if (held[i]) line_dispatch(ln, held[i]);
+    free(held);
     for (size_t i = 0; i < a->n_dispatch; i++) line_dispatch(ln, a->dispatch[i]);
     for (size_t i = 0; i < a->n_results; i++) {
         if (ln->hooks.publish_result) ln->hooks.publish_result(ln->hooks.ud, a->results[i]);
@@ -724,6 +777,7 @@ void line_stop(line *ln)
         lot_free(l);
     }
     free(ln->after.dispatch);
+    free(ln->held);
     for (size_t i = 0; i < ln->after.n_results; i++) free(ln->after.results[i]);
     free(ln->after.results);
     pthread_mutex_destroy(&ln->lock);

@@ -37,6 +37,7 @@ typedef struct lot {
     uint32_t taken;    /* boards taken onto the line (loaded, durable or not) */
     uint32_t loading;  /* loads outstanding */
     int dirty;         /* st changed in this transaction; written before commit */
+    int64_t last_write_ns; /* write time of st.last_written_board (monotonic; 0 after a restart) */
     int units;         /* units still referring to this lot */
     int completed;     /* off the lot list; freed with its last unit */
     struct lot *next;
@@ -51,6 +52,8 @@ typedef struct unit {
     char verified_sha256[65];
     int flow_pos;
     int finished; /* outcome committed; waiting for the station to let go */
+    int writing;  /* its write was handed out and it is neither verified nor ended yet */
+    int64_t write_ns; /* when its WRITE step ended at the station (monotonic) */
     int calibrated, lock_verified; /* for the end-of-line check */
     uint32_t site;                 /* fixture site of the latest step result */
     uint32_t step_ms;              /* that step's duration at the station */

@@ -150,11 +150,7 @@ static void *live_main(void *arg)
         int64_t now = clock_mono_ms();
         int64_t wake = dirty ? next_pub : last_pub + LIVE_REFRESH_MS;
         if (!lv->kicked && wake > now) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            int64_t ns = ts.tv_nsec + (wake - now) * 1000000LL;
-            ts.tv_sec += ns / 1000000000LL;
-            ts.tv_nsec = ns % 1000000000LL;
+            struct timespec ts = clock_deadline_ms(wake - now);
             pthread_cond_timedwait(&lv->cond, &lv->lock, &ts);
             if (lv->stopping) break;
         }

@@ -1,7 +1,8 @@
 /* spool_guard.c - retention, size limit and free-space probe for the spool
- * (see spool_guard.h). Pruning runs in batches of GUARD_PRUNE_BATCH rows,
- * each its own short transaction, so the line's commits are never held up
- * for long. */
+ * (see spool_guard.h). Pruning runs in batches of GUARD_PRUNE_BATCH rows (of
+ * events, then of completed lots with their units and orders), one unused
+ * image and GUARD_VACUUM_PAGES freed pages a tick, each its own short
+ * transaction, so the line's commits are never held up for long. */
 #include "spool_guard.h"
 
 #include <libgen.h>
@@ -15,6 +16,7 @@
 #define GUARD_PRUNE_BATCH 1000
 #define GUARD_PRUNE_BATCHES 5 /* per tick: at most 5000 rows a second */
 #define GUARD_PROBE_BYTES (256 * 1024)
+#define GUARD_VACUUM_PAGES 1024 /* per tick: 4 MiB of 4 KiB pages back to the file system */
 
 void spool_guard_init(spool_guard *g, const config *cfg)
 {
@@ -33,6 +35,32 @@ static int64_t spool_guard_free_bytes(const char *spool_path)
     return rc == 0 ? (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize : -1;
 }
 
+/* Completed lots (units, lots, orders) and images no active lot uses, older
+ * than the retention; then freed pages back to the file system. */
+static void spool_guard_housekeep(spool_guard *g, spool *sp, int64_t before)
+{
+    for (int i = 0; i < GUARD_PRUNE_BATCHES; i++) {
+        int n = spool_prune_lots(sp, before, GUARD_PRUNE_BATCH);
+        if (n < 0) {
+            log_warn("spool: pruning completed lots: %s", spool_errmsg(sp));
+            break;
+        }
+        g->pruned_lot_rows += n;
+        if (n) log_debug("spool: pruned %d rows of lots completed before the retention", n);
+        if (n < GUARD_PRUNE_BATCH) break;
+    }
+    char sha[65];
+    int fw = spool_prune_firmware(sp, before, sha);
+    if (fw < 0) log_warn("spool: pruning firmware: %s", spool_errmsg(sp));
+    if (fw > 0) {
+        g->pruned_images++;
+        log_info("spool: firmware sha256 %s pruned: no active lot has used it for the retention", sha);
+    }
+    int pages = spool_vacuum_step(sp, GUARD_VACUUM_PAGES);
+    if (pages < 0) log_warn("spool: incremental vacuum: %s", spool_errmsg(sp));
+    else g->vacuumed_pages += pages;
+}
+
 int spool_guard_tick(spool_guard *g, spool *sp)
 {
     int64_t now = clock_mono_ms();
@@ -49,6 +77,7 @@ int spool_guard_tick(spool_guard *g, spool *sp)
         if (n) log_debug("spool: pruned %d delivered events older than the retention", n);
         if (n < GUARD_PRUNE_BATCH) break;
     }
+    spool_guard_housekeep(g, sp, before);
     int was_over = g->over_limit, was_low = g->low_space;
     int64_t used = spool_used_bytes(sp);
     if (used >= 0) g->used_bytes = used;

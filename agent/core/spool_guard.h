@@ -1,6 +1,8 @@
 /* spool_guard.h - keeps the spool within its bounds from the running agent:
  * prunes delivered events older than [spool] retention in small batches
- * (undelivered ones never), watches [spool] max_bytes, and probes for free
+ * (undelivered ones never), lots completed longer ago than that with their
+ * units and orders, and images no active lot uses; returns freed pages to
+ * the file system (incremental vacuum); watches [spool] max_bytes, and probes for free
  * space after a full disk. It decides; the agent applies back-pressure and
  * raises the alarm. Main thread only. */
 #ifndef LINEAGENT_SPOOL_GUARD_H
@@ -19,6 +21,9 @@ typedef struct spool_guard {
     int64_t used_bytes;
     int64_t free_bytes; /* on the spool's filesystem, -1 unknown */
     int64_t pruned;    /* events pruned since start */
+    int64_t pruned_lot_rows; /* units, lots and orders pruned since start */
+    int64_t pruned_images;   /* firmware images pruned since start */
+    int64_t vacuumed_pages;  /* pages returned to the file system since start */
 } spool_guard;
 
 void spool_guard_init(spool_guard *g, const config *cfg);

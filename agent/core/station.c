@@ -293,6 +293,7 @@ static void station_run(station_site *ss, station_job *job)
         if (!r->res.passed && !r->res.failure_mode[0])
             snprintf(r->res.failure_mode, sizeof r->res.failure_mode, "%s_failed", order_step_name(s));
         r->duration_ms = (uint32_t)(took_ns / 1000000);
+        r->done_ns = latency_now_ns();
         if ((failed = !r->res.passed)) break;
         if (s == LINEAGENT__V1__STEP__PROVISION) /* later steps of this job see the new serial */
             snprintf(job->serial, sizeof job->serial, "%s", r->res.serial);

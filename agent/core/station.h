@@ -48,6 +48,7 @@ typedef struct station_result {
     adapter_result res;   /* STATION_STEP */
     uint32_t site;        /* the fixture site that ran it (gang programming) */
     uint32_t duration_ms; /* STATION_STEP: how long the step took at the station */
+    int64_t done_ns;      /* STATION_STEP: when it ended (monotonic): write order across sites */
     int next;             /* STATION_DONE: the flow index to continue at */
     int failed;           /* STATION_DONE: a step failed or the board was refused */
     struct station_result *chain; /* the job's next result */

@@ -370,11 +370,7 @@ static void ko_fill(kafka_out *ko)
 /* Waits on c (ko->lock held) for at most ms. */
 static void ko_wait(kafka_out *ko, pthread_cond_t *c, long ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += ms * 1000000L;
-    ts.tv_sec += ts.tv_nsec / 1000000000L;
-    ts.tv_nsec %= 1000000000L;
+    struct timespec ts = clock_deadline_ms(ms);
     pthread_cond_timedwait(c, &ko->lock, &ts);
 }
 

@@ -1,4 +1,4 @@
-/* spool_cli.c - `lineagent spool stats|replay|export`.
+/* spool_cli.c - `lineagent spool stats|replay|export|purge-firmware`.
  *
  * replay re-publishes delivered events exactly as the agent first sent them
  * (the same kafka_record: key, value, timestamp, event_type/event_id
@@ -6,7 +6,12 @@
  * de-duplicates on event_id can rebuild its database from them. It reads
  * the spool in pages through its own connection (the agent may be running:
  * WAL readers do not block it), keeps at most REPLAY_HIGH_WATER messages in
- * librdkafka's hands, and marks nothing in the spool. */
+ * librdkafka's hands, and marks nothing in the spool.
+ *
+ * purge-firmware removes a release's image from the spool (the EMS
+ * contract's return-or-destruction term): the version is looked up in the
+ * releases intake recorded, the image goes with all its chunks, and the
+ * spool records the purge (firmware_purges) as the log line says it. */
 #include "spool_cli.h"
 
 #include <librdkafka/rdkafka.h>
@@ -21,6 +26,8 @@
 #include "clock.h"
 #include "config.h"
 #include "event.h"
+#include "intake.h"
+#include "log.h"
 #include "kafka_record.h"
 #include "proto_json.h"
 #include "spool.h"
@@ -29,7 +36,7 @@
 #define REPLAY_HIGH_WATER 10000
 
 typedef struct spool_cli_opts {
-    const char *config, *topic, *brokers, *format;
+    const char *config, *topic, *brokers, *format, *version, *product;
     spool_selection sel;
     int has_selection;
 } spool_cli_opts;
@@ -40,6 +47,7 @@ static int spool_cli_usage(int rc)
             "usage: lineagent spool stats  -c FILE\n"
             "       lineagent spool replay -c FILE SELECTION [--topic T] [--brokers HOST:PORT]\n"
             "       lineagent spool export -c FILE SELECTION [--format jsonl] [--pending]\n"
+            "       lineagent spool purge-firmware -c FILE --version V [--product P]\n"
             "SELECTION (at least one of --since, --from-seq, --lot; they combine with AND):\n"
             "  --since TIME    events stamped at or after TIME      --until TIME   ... before TIME\n"
             "  --from-seq N    events with seq >= N                 --to-seq N     ... seq < N\n"
@@ -49,7 +57,9 @@ static int spool_cli_usage(int rc)
             "replay sends delivered events only, with their original key, headers, event_id and\n"
             "seq, to [kafka] of FILE's config (or --brokers/--topic); it marks nothing.\n"
             "export writes the same selection as JSON lines (--pending adds undelivered ones).\n"
-            "exit: 0 ok, 1 spool or Kafka failure, 2 usage\n");
+            "purge-firmware removes release V's image (every product's, or P's) from the spool and\n"
+            "records it; refused while an active lot uses the image.\n"
+            "exit: 0 ok, 1 spool or Kafka failure (or purge refused), 2 usage\n");
     return rc;
 }
 
@@ -122,6 +132,8 @@ static int spool_cli_parse(const char *cmd, int argc, char **argv, spool_cli_opt
         } else if (strcmp(opt, "--topic") == 0 && strcmp(cmd, "replay") == 0) o->topic = val;
         else if (strcmp(opt, "--brokers") == 0 && strcmp(cmd, "replay") == 0) o->brokers = val;
         else if (strcmp(opt, "--format") == 0 && strcmp(cmd, "export") == 0) o->format = val;
+        else if (strcmp(opt, "--version") == 0 && strcmp(cmd, "purge-firmware") == 0) o->version = val;
+        else if (strcmp(opt, "--product") == 0 && strcmp(cmd, "purge-firmware") == 0) o->product = val;
         else {
             fprintf(stderr, "spool %s: unknown option %s\n", cmd, opt);
             return -1;
@@ -131,7 +143,11 @@ static int spool_cli_parse(const char *cmd, int argc, char **argv, spool_cli_opt
         fprintf(stderr, "spool %s: -c FILE is required\n", cmd);
         return -1;
     }
-    if (strcmp(cmd, "stats") != 0 && !o->has_selection) {
+    if (strcmp(cmd, "purge-firmware") == 0 && !o->version) {
+        fprintf(stderr, "spool purge-firmware: --version V is required\n");
+        return -1;
+    }
+    if ((strcmp(cmd, "replay") == 0 || strcmp(cmd, "export") == 0) && !o->has_selection) {
         fprintf(stderr, "spool %s: give --since, --from-seq or --lot (replaying everything is never a default)\n",
                 cmd);
         return -1;
@@ -363,12 +379,73 @@ static int spool_cli_replay(spool *sp, const config *cfg, const spool_cli_opts *
     return ok ? 0 : 1;
 }
 
+/* ---- purge-firmware ---------------------------------------------------- */
+
+#define PURGE_MAX 32
+
+typedef struct purge_match {
+    const spool_cli_opts *o;
+    char keys[PURGE_MAX][2 * SPOOL_ID_MAX + 2];
+    int n;
+} purge_match;
+
+/* Release keys are "<product> <version>". */
+static int purge_match_key(void *ud, const char *key)
+{
+    purge_match *m = ud;
+    const char *sp = strrchr(key, ' ');
+    if (!sp || strcmp(sp + 1, m->o->version) != 0) return 0;
+    if (m->o->product && (strlen(m->o->product) != (size_t)(sp - key) ||
+                          strncmp(key, m->o->product, (size_t)(sp - key)) != 0))
+        return 0;
+    if (m->n < PURGE_MAX) snprintf(m->keys[m->n++], sizeof m->keys[0], "%s", key);
+    return 0;
+}
+
+static int spool_cli_purge(spool *sp, const spool_cli_opts *o, const char *path)
+{
+    purge_match m = {.o = o};
+    if (spool_kv_keys(sp, INTAKE_RELEASES_NS, purge_match_key, &m) < 0) {
+        fprintf(stderr, "spool purge-firmware: %s\n", spool_errmsg(sp));
+        return 1;
+    }
+    if (m.n == 0) {
+        fprintf(stderr, "spool purge-firmware: no release %s%s%s is recorded in this spool\n", o->version,
+                o->product ? " of " : "", o->product ? o->product : "");
+        return 1;
+    }
+    int rc = 0;
+    for (int i = 0; i < m.n; i++) {
+        uint8_t *sha = NULL;
+        size_t len = 0;
+        char hex[65] = "", lot[SPOOL_ID_MAX], when[32];
+        if (spool_kv_get(sp, INTAKE_RELEASES_NS, m.keys[i], &sha, &len) == 1 && len == 64) memcpy(hex, sha, 64);
+        free(sha);
+        int64_t bytes = 0, now = clock_wall_ms();
+        int r = hex[0] ? spool_firmware_purge(sp, hex, o->version, now, lot, &bytes) : -1;
+        clock_format_utc(now, when, sizeof when);
+        if (r == 0) {
+            log_info("spool purge-firmware: %s: firmware %s sha256 %s removed from %s at %s (%lld bytes; recorded)",
+                     m.keys[i], o->version, hex, path, when, (long long)bytes);
+        } else if (r == 1) {
+            fprintf(stderr, "spool purge-firmware: %s (sha256 %s) refused: active lot %s uses it\n", m.keys[i],
+                    hex, lot);
+            rc = 1;
+        } else {
+            fprintf(stderr, "spool purge-firmware: %s: %s\n", m.keys[i], hex[0] ? spool_errmsg(sp) : "bad record");
+            rc = 1;
+        }
+    }
+    return rc;
+}
+
 int spool_cli_main(int argc, char **argv)
 {
     if (argc < 2) return spool_cli_usage(2);
     const char *cmd = argv[1];
     if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) return spool_cli_usage(0);
-    if (strcmp(cmd, "stats") != 0 && strcmp(cmd, "replay") != 0 && strcmp(cmd, "export") != 0) {
+    if (strcmp(cmd, "stats") != 0 && strcmp(cmd, "replay") != 0 && strcmp(cmd, "export") != 0 &&
+        strcmp(cmd, "purge-firmware") != 0) {
         fprintf(stderr, "spool: unknown command \"%s\"\n", cmd);
         return spool_cli_usage(2);
     }
@@ -386,6 +463,7 @@ int spool_cli_main(int argc, char **argv)
     if (sp) {
         if (strcmp(cmd, "stats") == 0) rc = spool_cli_stats(sp, &cfg);
         else if (strcmp(cmd, "export") == 0) rc = spool_cli_export(sp, &o);
+        else if (strcmp(cmd, "purge-firmware") == 0) rc = spool_cli_purge(sp, &o, cfg.spool_path);
         else rc = spool_cli_replay(sp, &cfg, &o);
         spool_close(sp);
     }

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* ts_batch.c - records into COPY text (ts_batch.h). Each event becomes one
- * row of the wide staging table: its envelope, then the body columns its
- * type fills (the rest NULL); its measurements become rows of their own. The
- * SQL in ts_store.c spreads the rows into the query tables. */
+/* ts_batch.c - records into COPY text (ts_batch.h). Each event becomes a
+ * row of the events table (its envelope and its bytes) and a row of the wide
+ * table of decoded columns (its envelope, then the body columns its type
+ * fills, the rest NULL); its measurements become rows of their own. The SQL
+ * in ts_store.c spreads the decoded rows into the query tables. */
 #include "ts_batch.h"
 
 #include <ctype.h>
@@ -39,23 +40,22 @@ enum { TS_BODY_COLUMNS(TS_ENUM) B_N };
     X("order_id", "text") X("lot_id", "text") X("board_id", "text") X("serial", "text") X("type", "text") \
     X("topic", "text") X("kafka_partition", "int")
 
-/* The payload is last: the query tables never need it, so ts_new (the new
- * events) leaves it out. */
+/* The decoded columns (ts_stg and ts_new; ts_store.c makes the tables from
+ * this): the envelope, then the body. */
 const char *ts_batch_stg_columns(void)
 {
 #define TS_ENV_DECL(name, type) name " " type ", "
 #define TS_DECL(id, name, type) ", b_" name " " type
-    return TS_ENVELOPE_COLUMNS(TS_ENV_DECL) "kafka_offset bigint" TS_BODY_COLUMNS(TS_DECL) ", payload bytea";
+    return TS_ENVELOPE_COLUMNS(TS_ENV_DECL) "kafka_offset bigint" TS_BODY_COLUMNS(TS_DECL);
 #undef TS_DECL
 #undef TS_ENV_DECL
 }
 
-const char *ts_batch_new_columns(void)
+/* The events table's columns in COPY order: the envelope and the bytes. */
+const char *ts_batch_event_columns(void)
 {
 #define TS_ENV_NAME(name, type) name ", "
-#define TS_NAME(id, name, type) ", b_" name
-    return TS_ENVELOPE_COLUMNS(TS_ENV_NAME) "kafka_offset" TS_BODY_COLUMNS(TS_NAME);
-#undef TS_NAME
+    return TS_ENVELOPE_COLUMNS(TS_ENV_NAME) "kafka_offset, payload";
 #undef TS_ENV_NAME
 }
 
@@ -276,6 +276,7 @@ static void ts_add_event(ts_batch *b, const ts_decoded *d, const char *topic, in
     char agent_key[512];
     if (ev->agent_instance_id[0]) snprintf(agent_key, sizeof agent_key, "%s", ev->agent_instance_id);
     else snprintf(agent_key, sizeof agent_key, "%s/%s", ev->site, ev->line);
+    size_t start = o->len;
     ts_put_text(o, ev->event_id);
     ts_tab(o), ts_put_time(o, ev->time_ms);
     ts_tab(o), ts_buf_printf(o, "%" PRIu64, ev->seq);
@@ -283,11 +284,16 @@ static void ts_add_event(ts_batch *b, const ts_decoded *d, const char *topic, in
                            ev->lot_id,   ev->board_id,          ev->serial, d->type,    topic};
     for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) ts_tab(o), ts_put_text(o, texts[i]);
     ts_tab(o), ts_buf_printf(o, "%" PRId32 "\t%" PRId64, partition, offset);
+    /* The same envelope starts the events table's row, which ends with the
+     * bytes. */
+    ts_buf *e = &b->event_rows;
+    ts_put(e, o->p + start, o->len - start);
+    ts_tab(e), ts_put_bytea(e, value, value_len);
+    ts_put(e, "\n", 1);
     ts_val v[B_N] = {0};
     char step[32];
     ts_body_values(ev, v, step, sizeof step);
     for (int i = 0; i < B_N; i++) ts_tab(o), ts_put_val(o, &v[i]);
-    ts_tab(o), ts_put_bytea(o, value, value_len);
     ts_put(o, "\n", 1);
     b->n_events++;
 
@@ -414,7 +420,7 @@ void ts_batch_reset(ts_batch *b)
     for (size_t i = 0; i < b->n_pos; i++) free(b->pos[i].topic);
     b->n_rejected = b->n_pos = b->n_raw = b->n_months = 0;
     b->raw_bytes.len = 0;
-    b->events.len = b->meas.len = b->field.len = 0;
+    b->events.len = b->event_rows.len = b->meas.len = b->field.len = 0;
     b->n_records = b->n_events = b->n_meas = b->n_field = 0;
 }
 
@@ -422,6 +428,7 @@ void ts_batch_free(ts_batch *b)
 {
     ts_batch_reset(b);
     free(b->events.p);
+    free(b->event_rows.p);
     free(b->meas.p);
     free(b->field.p);
     free(b->rejected);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* ts_batch.h - the records consumed since the last database commit, already
- * in the form they are written in: COPY text for the staging tables, the
+ * in the form they are written in: COPY text for the events table and for
+ * the tables of decoded columns the query tables are derived from, the
  * rejected records, and per partition the next offset to read. A batch is
  * stored whole or not at all (ts_store.h). */
 #ifndef TS_BATCH_H
@@ -46,7 +47,9 @@ typedef struct ts_raw {
 } ts_raw;
 
 typedef struct ts_batch {
-    ts_buf events, meas, field; /* COPY text of ts_stg, ts_stg_meas, ts_stg_field */
+    ts_buf events;     /* COPY text of the decoded columns (ts_stg, ts_new) */
+    ts_buf event_rows; /* COPY text of the events table (ts_batch_event_columns) */
+    ts_buf meas, field; /* COPY text of ts_stg_meas, ts_stg_field */
     size_t n_records, n_events, n_meas, n_field;
     ts_rejected *rejected;
     size_t n_rejected;
@@ -59,11 +62,12 @@ typedef struct ts_batch {
     size_t n_months;
 } ts_batch;
 
-/* The staging table of events, its columns in COPY order (ts_store.c makes
- * the table from this). */
+/* The decoded columns of an event with their types, in COPY order (ts_store.c
+ * makes ts_stg and ts_new from this). */
 const char *ts_batch_stg_columns(void);
-/* The same columns' names but the payload: those of ts_new. */
-const char *ts_batch_new_columns(void);
+/* The events table's columns in COPY order (the decoded envelope and the
+ * payload). */
+const char *ts_batch_event_columns(void);
 
 /* Decodes one record and appends it (or its rejection); advances the
  * partition's next offset past it either way. */

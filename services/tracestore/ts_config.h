@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* ts_config.h - tracestore's INI configuration. Every key is declared once,
- * in the table in ts_config.c (section, name, type, default, range,
- * description), which drives parsing, defaults, range checks and printing.
- * Unknown sections and keys are errors reported as FILE:LINE. Keys with a
- * dot in [kafka] go to librdkafka as they are (checked by librdkafka at
- * load). Secrets (database password, HTTP token, TLS key) live in files of
- * their own, mode 0600, named by the config; never in it, in argv or a log. */
+ * as a row of a conf_table.h table per section in ts_config.c (name, type,
+ * default, range, description), and the common engine drives parsing,
+ * defaults, range checks and printing. Unknown sections and keys are errors
+ * reported as FILE:LINE. Keys with a dot in [kafka] go to librdkafka as they
+ * are (checked by librdkafka at load). Secrets (database password, HTTP
+ * token, TLS key) live in files of their own, mode 0600, named by the
+ * config; never in it, in argv or a log. The password and the token are read
+ * at load. */
 #ifndef TS_CONFIG_H
 #define TS_CONFIG_H
 
@@ -20,6 +22,7 @@ typedef struct ts_config {
     char *path;
     /* [postgres] */
     char *pg_conninfo, *pg_password_file;
+    char *pg_password; /* password_file's first line; wiped when freed */
     /* [kafka] */
     char *topic, *field_topic, *group;
     long batch_max, batch_wait_ms;
@@ -27,8 +30,9 @@ typedef struct ts_config {
     int n_rdkafka;
     /* [http] */
     char *http_listen, *http_tls_cert, *http_tls_key, *http_token_file;
+    char *http_token; /* token_file's first line; wiped when freed */
     /* [tracestore] */
-    char *log_level;
+    const char *log_level; /* error, warn, info or debug */
     long retry_max_ms, gap_timeout_s, unit_timeout_s, http_stale_after_s;
 } ts_config;
 
@@ -38,10 +42,6 @@ void ts_config_free(ts_config *c);
 
 /* Every key with its effective value and description, as INI. */
 void ts_config_print(const ts_config *c, FILE *out);
-
-/* The first line of a secret file, without its newline, into buf; -1 with
- * err set when unreadable, empty or readable by group or others. */
-int ts_config_secret(const char *path, char *buf, size_t len, char *err, size_t err_len);
 
 /* "host:port" or "[v6]:port" into host and port; -1 when malformed. */
 int ts_listen_parse(const char *s, char *host, size_t host_len, int *port);

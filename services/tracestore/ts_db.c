@@ -17,14 +17,11 @@ static void ts_db_notice(void *arg, const char *msg) { ts_debug("PostgreSQL: %.*
 
 PGconn *ts_db_connect(const ts_config *c, char *err, size_t err_len)
 {
-    char pw[256] = "";
-    if (c->pg_password_file && ts_config_secret(c->pg_password_file, pw, sizeof pw, err, err_len)) return NULL;
     /* The conninfo is expanded first; the password and our name follow, so
      * they apply on top of it. */
     const char *keys[4] = {"dbname", "application_name"}, *vals[4] = {c->pg_conninfo, "tracestore"};
-    if (pw[0]) keys[2] = "password", vals[2] = pw;
+    if (c->pg_password) keys[2] = "password", vals[2] = c->pg_password; /* read at load */
     PGconn *db = PQconnectdbParams(keys, vals, 1);
-    memset(pw, 0, sizeof pw);
     if (!db || PQstatus(db) != CONNECTION_OK) {
         snprintf(err, err_len, "%s", db ? PQerrorMessage(db) : "out of memory");
         err[strcspn(err, "\n")] = '\0';

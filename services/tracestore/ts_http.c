@@ -396,8 +396,7 @@ ts_http *ts_http_start(const ts_config *cfg, char *err, size_t err_len)
     char host[256];
     int port = 0;
     ts_listen_parse(cfg->http_listen, host, sizeof host, &port); /* checked at load */
-    if (cfg->http_token_file && ts_config_secret(cfg->http_token_file, h->token, sizeof h->token, err, err_len))
-        goto fail;
+    snprintf(h->token, sizeof h->token, "%s", cfg->http_token ? cfg->http_token : ""); /* read at load */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
     if (cfg->http_tls_cert) {
         h->cert = ts_read_all(cfg->http_tls_cert);

@@ -1,13 +1,22 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* ts_store.c - a batch into PostgreSQL in one transaction (ts_store.h).
  *
- * Rows are COPYed into temporary staging tables (ON COMMIT DELETE ROWS), the
- * events go on into the partitioned events table with ON CONFLICT DO
- * NOTHING, and the rows that really went in (ts_new) are the only ones the
- * query tables learn from: a re-sent event changes no count. Staging rows
- * are matched to new events by (topic, partition, offset), which tells two
- * copies of one event in the same batch apart. The partitions' next offsets
- * are written last, in the same transaction. */
+ * Fast path, for a batch whose events are all new (the usual case): the
+ * events are COPYed straight into the partitioned events table and their
+ * decoded columns into ts_new (a temporary table of the batch's new events,
+ * ON COMMIT DELETE ROWS). The events table's key refuses a duplicate (an
+ * event re-sent or replayed, stored by an earlier batch or twice in this
+ * one, or stored meanwhile by another instance): the transaction is then
+ * rolled back and the batch stored the slow way. Slow path: the rows are
+ * COPYed into staging tables, the events go on into the events table with
+ * ON CONFLICT DO NOTHING, and only the rows that really went in are copied
+ * to ts_new; staging rows are matched to new events by (topic, partition,
+ * offset), which tells two copies of one event in the same batch apart.
+ * Either way the query tables learn from ts_new alone, by the same
+ * statements, so a re-sent event changes no count; the partitions' next
+ * offsets are written last, in the same transaction. After a batch that held
+ * duplicates the next one goes the slow way first (a replay is a run of
+ * them); one without duplicates sends the next the fast way again. */
 #include "ts_store.h"
 
 #include <inttypes.h>
@@ -73,19 +82,22 @@ static const char *const ts_derive_sql[] = {
     " GROUP BY 1, 2, 3, 4 ON CONFLICT DO NOTHING",
     /* units: one upsert per board and lot: the serial once provisioned, the
      * latest write and the latest outcome (each replacing the stored one
-     * only when newer) */
-    "INSERT INTO units (lot_id, board_id, order_id, site, line, serial, order_revision, fw_version, fw_sha256,"
+     * only when newer); the latest of each kind picked by one sort
+     * (DISTINCT ON) rather than an ordered aggregate per column */
+    "WITH w AS (SELECT DISTINCT ON (lot_id, board_id) lot_id, board_id, b_revision, b_version, b_sha256,"
+    "  b_readback, time, station FROM ts_new WHERE " TS_WRITTEN " ORDER BY lot_id, board_id, time DESC),"
+    " c AS (SELECT DISTINCT ON (lot_id, board_id) lot_id, board_id, b_passed, time, b_version, b_sha256"
+    "  FROM ts_new WHERE " TS_COMPLETED " ORDER BY lot_id, board_id, time DESC),"
+    " a AS (SELECT lot_id, board_id, max(order_id) AS order_id, max(site) AS site, max(line) AS line,"
+    "  coalesce(max(nullif(coalesce(b_serial, serial), '')), '') AS serial, min(time) AS first_seen,"
+    "  max(time) AS last_seen FROM ts_new WHERE board_id <> '' GROUP BY lot_id, board_id)"
+    " INSERT INTO units (lot_id, board_id, order_id, site, line, serial, order_revision, fw_version, fw_sha256,"
     " fw_readback_sha256, written_at, write_station, passed, completed_at, completed_version, completed_sha256,"
     " first_seen, last_seen)"
-    " SELECT lot_id, board_id, max(order_id), max(site), max(line),"
-    " coalesce(max(nullif(coalesce(b_serial, serial), '')), ''),"
-    " " TS_LATEST("b_revision", TS_WRITTEN) ", " TS_LATEST("b_version", TS_WRITTEN) ","
-    " " TS_LATEST("b_sha256", TS_WRITTEN) ", " TS_LATEST("b_readback", TS_WRITTEN) ","
-    " max(time) FILTER (WHERE " TS_WRITTEN "), " TS_LATEST("station", TS_WRITTEN) ","
-    " " TS_LATEST("b_passed", TS_COMPLETED) ", max(time) FILTER (WHERE " TS_COMPLETED "),"
-    " " TS_LATEST("b_version", TS_COMPLETED) ", " TS_LATEST("b_sha256", TS_COMPLETED) ","
-    " min(time), max(time)"
-    " FROM ts_new WHERE board_id <> '' GROUP BY lot_id, board_id"
+    " SELECT a.lot_id, a.board_id, a.order_id, a.site, a.line, a.serial,"
+    " w.b_revision, w.b_version, w.b_sha256, w.b_readback, w.time, w.station,"
+    " c.b_passed, c.time, c.b_version, c.b_sha256, a.first_seen, a.last_seen"
+    " FROM a LEFT JOIN w USING (lot_id, board_id) LEFT JOIN c USING (lot_id, board_id)"
     " ON CONFLICT (lot_id, board_id) DO UPDATE SET"
     " serial = CASE WHEN EXCLUDED.serial <> '' THEN EXCLUDED.serial ELSE units.serial END,"
     " " TS_IF_NEWER("units", "written_at", "order_revision") ", " TS_IF_NEWER("units", "written_at", "fw_version") ","
@@ -125,19 +137,20 @@ int ts_store_prepare(PGconn *db, char *err, size_t err_len)
     char sql[8192];
     snprintf(sql, sizeof sql,
              "CREATE TEMP TABLE ts_stg (%s) ON COMMIT DELETE ROWS;"
-             "CREATE TEMP TABLE ts_new ON COMMIT DELETE ROWS AS SELECT %s FROM ts_stg WITH NO DATA;"
+             "CREATE TEMP TABLE ts_new (LIKE ts_stg) ON COMMIT DELETE ROWS;"
+             "CREATE TEMP TABLE ts_stg_ev ON COMMIT DELETE ROWS AS SELECT %s FROM events WITH NO DATA;"
              "CREATE TEMP TABLE ts_stg_meas (" TS_KEY_COLS ", idx int, name text, value float8, low float8,"
              " high float8, unit text, passed boolean) ON COMMIT DELETE ROWS;"
              "CREATE TEMP TABLE ts_stg_field (serial text, time timestamptz, version text, sha256 text,"
              " source text, " TS_KEY_COLS ") ON COMMIT DELETE ROWS;",
-             ts_batch_stg_columns(), ts_batch_new_columns());
+             ts_batch_stg_columns(), ts_batch_event_columns());
     return ts_db_exec(db, sql, err, err_len);
 }
 
 static int ts_copy(PGconn *db, const char *table, const ts_buf *data, char *err, size_t err_len)
 {
     if (!data->len) return 0;
-    char sql[128];
+    char sql[512];
     snprintf(sql, sizeof sql, "COPY %s FROM STDIN", table);
     PGresult *r = PQexec(db, sql);
     int ok = PQresultStatus(r) == PGRES_COPY_IN;
@@ -214,23 +227,37 @@ static int ts_store_offsets(PGconn *db, const ts_batch *b, const char *group, ch
     return rc;
 }
 
-static int ts_store_txn(PGconn *db, const ts_batch *b, const char *group, ts_store_result *res, char *err,
-                        size_t err_len)
+/* The batch's events into the events table, their decoded columns of those
+ * new into ts_new; res->stored. fast: straight, refused whole (SQLSTATE
+ * 23505) by a duplicate; else through the staging tables. */
+static int ts_store_events(PGconn *db, const ts_batch *b, int fast, ts_store_result *res, char *err,
+                           size_t err_len)
 {
-    if (ts_copy(db, "ts_stg", &b->events, err, err_len) || ts_copy(db, "ts_stg_meas", &b->meas, err, err_len) ||
-        ts_copy(db, "ts_stg_field", &b->field, err, err_len))
+    char sql[1024];
+    if (fast) {
+        snprintf(sql, sizeof sql, "events (%s)", ts_batch_event_columns());
+        if (ts_copy(db, sql, &b->event_rows, err, err_len) || ts_copy(db, "ts_new", &b->events, err, err_len))
+            return -1;
+        res->stored = b->n_events;
+        return 0;
+    }
+    if (ts_copy(db, "ts_stg_ev", &b->event_rows, err, err_len) || ts_copy(db, "ts_stg", &b->events, err, err_len))
+        return -1;
+    snprintf(sql, sizeof sql,
+             "WITH ins AS (INSERT INTO events (%s) SELECT * FROM ts_stg_ev"
+             " ON CONFLICT DO NOTHING RETURNING topic, kafka_partition, kafka_offset)"
+             " INSERT INTO ts_new SELECT s.* FROM ts_stg s JOIN ins USING (topic, kafka_partition, kafka_offset)",
+             ts_batch_event_columns());
+    return ts_exec_params(db, sql, 0, NULL, NULL, NULL, &res->stored, err, err_len);
+}
+
+static int ts_store_txn(PGconn *db, const ts_batch *b, const char *group, int fast, ts_store_result *res,
+                        char *err, size_t err_len)
+{
+    if (ts_copy(db, "ts_stg_meas", &b->meas, err, err_len) || ts_copy(db, "ts_stg_field", &b->field, err, err_len))
         return -1;
     if (b->n_events) {
-        char sql[4096];
-        snprintf(sql, sizeof sql,
-                 "WITH ins AS (INSERT INTO events (event_id, time, seq, agent_key, agent_instance_id, site, line,"
-                 " station, order_id, lot_id, board_id, serial, type, topic, kafka_partition, kafka_offset, payload)"
-                 " SELECT event_id, time, seq, agent_key, agent_instance_id, site, line, station, order_id, lot_id,"
-                 " board_id, serial, type, topic, kafka_partition, kafka_offset, payload FROM ts_stg"
-                 " ON CONFLICT DO NOTHING RETURNING topic, kafka_partition, kafka_offset)"
-                 " INSERT INTO ts_new SELECT %s FROM ts_stg JOIN ins USING (topic, kafka_partition, kafka_offset)",
-                 ts_batch_new_columns());
-        if (ts_exec_params(db, sql, 0, NULL, NULL, NULL, &res->stored, err, err_len)) return -1;
+        if (ts_store_events(db, b, fast, res, err, err_len)) return -1;
         res->duplicates = b->n_events - res->stored;
         for (size_t i = 0; res->stored && i < sizeof ts_derive_sql / sizeof *ts_derive_sql; i++)
             if (ts_db_exec(db, ts_derive_sql[i], err, err_len)) return -1;
@@ -263,17 +290,38 @@ static int ts_store_months(PGconn *db, const ts_batch *b, char *err, size_t err_
     return 0;
 }
 
-int ts_store_flush(PGconn *db, const ts_batch *b, const char *group, ts_store_result *res, char *err,
-                   size_t err_len)
+/* One transaction, fast or slow; rolled back on error. */
+static int ts_store_once(PGconn *db, const ts_batch *b, const char *group, int fast, ts_store_result *res,
+                         char *err, size_t err_len)
 {
     memset(res, 0, sizeof *res);
-    if (ts_store_months(db, b, err, err_len) || ts_db_exec(db, "BEGIN", err, err_len)) return -1;
-    if (ts_store_txn(db, b, group, res, err, err_len) == 0 && ts_db_exec(db, "COMMIT", err, err_len) == 0)
+    if (ts_db_exec(db, "BEGIN", err, err_len)) return -1;
+    if (ts_store_txn(db, b, group, fast, res, err, err_len) == 0 && ts_db_exec(db, "COMMIT", err, err_len) == 0)
         return 0;
     char ignored[64];
     ts_db_exec(db, "ROLLBACK", ignored, sizeof ignored);
     memset(res, 0, sizeof *res);
     return -1;
+}
+
+/* Whether the last batch stored held duplicates: the next goes the slow way. */
+static int ts_last_had_duplicates;
+
+int ts_store_flush(PGconn *db, const ts_batch *b, const char *group, ts_store_result *res, char *err,
+                   size_t err_len)
+{
+    memset(res, 0, sizeof *res);
+    if (ts_store_months(db, b, err, err_len)) return -1;
+    int rc = -1;
+    if (!ts_last_had_duplicates && b->n_events) {
+        rc = ts_store_once(db, b, group, 1, res, err, err_len);
+        /* A duplicate (or any row the database refuses: the slow path
+         * finds out which); any other error is the caller's to retry. */
+        if (rc && !ts_db_data_error(err)) return -1;
+    }
+    if (rc) rc = ts_store_once(db, b, group, 0, res, err, err_len);
+    if (rc == 0) ts_last_had_duplicates = res->duplicates > 0;
+    return rc;
 }
 
 int64_t ts_store_offset(PGconn *db, const char *group, const char *topic, int32_t partition, char *err,

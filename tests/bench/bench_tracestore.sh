@@ -10,6 +10,10 @@
 #                indexed statement each) with N_LARGE events stored, beside
 #                the same queries with N_SMALL (cost must not grow).
 # Usage: bench_tracestore.sh BUILD_DIR N_INGEST N_LATENCY N_SMALL N_LARGE
+# To iterate on the ingest alone: TS_BENCH_INGEST_ONLY=1 stops after it;
+# TS_BENCH_PG_LOG=FILE logs every statement's duration
+# (log_min_duration_statement = 0) during the ingest and copies the server
+# log to FILE.
 set -euo pipefail
 B=$1 N_INGEST=$2 N_LATENCY=$3 N_SMALL=$4 N_LARGE=$5
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -41,12 +45,15 @@ conf() { # conf FILE DBNAME TOPIC [extra lines]
   chmod 600 "$f"
 }
 sql() { PGPASSFILE=$PG_DIR/pgpass psql -h 127.0.0.1 -p "$PG_PORT" -U tracestore -d "${DB:-tracestore}" -XAtq -v ON_ERROR_STOP=1 "$@"; }
-conf "$T/ts.conf" tracestore lineagent.trace.v1
+conf "$T/ts.conf" tracestore lineagent.trace.v1 ${TS_BENCH_CONF:+"$TS_BENCH_CONF"}
 "$TRACESTORE" migrate -c "$T/ts.conf" >/dev/null
 
 # --- ingest: the topic is filled first, then tracestore drains it
 echo "bench: tracestore ingest: producing $N_INGEST events" >&2
 "$TS_FEED" --brokers "$BOOTSTRAP" events "$N_INGEST" --agents 4 --lot-size 100 --tag b >/dev/null
+if [ -n "${TS_BENCH_PG_LOG:-}" ]; then
+  sql -d postgres -c "ALTER SYSTEM SET log_min_duration_statement = 0" -c "SELECT pg_reload_conf()" >/dev/null
+fi
 "$TRACESTORE" run -c "$T/ts.conf" >"$T/ingest.log" 2>&1 &
 TS=$!
 PIDS+=("$TS")
@@ -72,6 +79,11 @@ report "tracestore ingest" "$rate" "events/s" "$raw" ">= 50000/s, ratio >= 0.5" 
   "$N_INGEST events from Kafka into events + query tables, batches of 5000; baseline = psql \\\\copy of the same rows into a table with the same key"
 sql -c "DROP TABLE bench_copy"
 rm -f "$T/events.copy"
+if [ -n "${TS_BENCH_PG_LOG:-}" ]; then
+  sql -d postgres -c "ALTER SYSTEM RESET log_min_duration_statement" -c "SELECT pg_reload_conf()" >/dev/null
+  cp "$PG_DIR/server.log" "$TS_BENCH_PG_LOG"
+fi
+[ -z "${TS_BENCH_INGEST_ONLY:-}" ] || { kill -TERM "$TS"; wait "$TS" || true; exit 0; }
 
 # --- latency at 1,000 events/s: event time (the agent's commit) to row stored
 echo "bench: tracestore latency: $N_LATENCY events at 1000/s" >&2

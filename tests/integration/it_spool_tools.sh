@@ -4,7 +4,9 @@
 # seq and time and matches what Kafka holds; replay re-publishes the lot to
 # another topic with the same key, headers, event_id and seq, in order;
 # then with a short retention delivered events are pruned from the running
-# agent while undelivered ones (Kafka down) are kept.
+# agent while undelivered ones (Kafka down) are kept, and so are the lots and
+# the image; last, purge-firmware removes a release's image beside the
+# running agent and records it, and refuses while an active lot uses it.
 source "$(dirname "$0")/lib.sh"
 command -v script >/dev/null || fail "script (bsdutils) is not installed"
 
@@ -102,4 +104,37 @@ kafka_cmd up all
 wait_for 60 "backlog delivered" field_is pending 0
 wait_for 20 "delivered backlog pruned" field_is delivered_kept 0
 pass "after recovery the backlog was delivered, then pruned"
+stop_agent
+[ "$(sqlite3 "$T/spool.db" "SELECT count(*) FROM lots")" -eq 0 ] || fail "completed lots not pruned"
+[ "$(sqlite3 "$T/spool.db" "SELECT count(*) FROM firmware")" -eq 0 ] || fail "unused image not pruned"
+pass "retention 2s: completed lots, their units and orders, and the unused image pruned"
+
+# purge-firmware: v2's lot completes, v3's keeps running
+sed -i 's/^retention = 2s/retention = 1h/' "$T/agent.conf"
+start_agent "$T/agent.conf"
+make_firmware v2 2.0.0
+SHA2=$FW_SHA
+publish -m "$(order_json WO-P2 1 LOT-P2 3 2.0.0 "$FW_SHA" "$FW_PATH")"
+wait_log "lot LOT-P2 completed" 60
+make_firmware v3 3.0.0
+SHA3=$FW_SHA
+publish -m "$(order_json WO-P3 1 LOT-P3 10000 3.0.0 "$FW_SHA" "$FW_PATH")"
+wait_log "order WO-P3 rev 1 accepted" 60
+rc=0; "$AGENT" spool purge-firmware -c "$T/agent.conf" --version 3.0.0 2>"$T/purge.err" || rc=$?
+[ $rc -eq 1 ] && grep -q "refused: active lot LOT-P3 uses it" "$T/purge.err" || fail "purge of a running lot's image: rc $rc $(cat "$T/purge.err")"
+[ "$(sqlite3 "$T/spool.db" "SELECT count(*) FROM firmware WHERE sha256 = '$SHA3'")" -eq 1 ] || fail "refused purge removed the image"
+pass "purge-firmware refuses while active lot LOT-P3 uses 3.0.0"
+[ "$(sqlite3 "$T/spool.db" "SELECT count(*) FROM firmware_chunk WHERE sha256 = '$SHA2'")" -gt 0 ] || fail "no chunks of 2.0.0 before the purge"
+"$AGENT" spool purge-firmware -c "$T/agent.conf" --version 2.0.0 2>"$T/purge.err" || fail "purge: $(cat "$T/purge.err")"
+cat "$T/purge.err"
+grep -Eq "firmware 2\.0\.0 sha256 $SHA2 removed from .* at 20[0-9-]+T[0-9:]+Z \(6[0-9]+ bytes" "$T/purge.err" || fail "purge log line"
+[ "$(sqlite3 "$T/spool.db" "SELECT count(*) FROM firmware WHERE sha256 = '$SHA2'") $(sqlite3 "$T/spool.db" "SELECT count(*) FROM firmware_chunk WHERE sha256 = '$SHA2'")" = "0 0" ] ||
+  fail "image 2.0.0 still in the spool"
+[ "$(sqlite3 -separator ' ' "$T/spool.db" "SELECT sha256, version, bytes > 65536, purged_ms > 0 FROM firmware_purges")" = "$SHA2 2.0.0 1 1" ] ||
+  fail "purge not recorded: $(sqlite3 "$T/spool.db" "SELECT * FROM firmware_purges")"
+rc=0; "$AGENT" spool purge-firmware -c "$T/agent.conf" --version 9.9.9 2>"$T/purge.err" || rc=$?
+[ $rc -eq 1 ] && grep -q "no release 9.9.9" "$T/purge.err" || fail "unknown version: rc $rc"
+rc=0; "$AGENT" spool purge-firmware -c "$T/agent.conf" 2>"$T/purge.err" || rc=$?
+[ $rc -eq 2 ] || fail "purge without --version: rc $rc"
+pass "purge-firmware --version 2.0.0 beside the running agent: image and chunks gone, recorded with time, version, sha256"
 stop_agent

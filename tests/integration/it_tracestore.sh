@@ -219,7 +219,7 @@ pass "audit: $kinds; the gap is logged and in /metrics"
 # --- configuration errors name file and line
 printf '[postgres]\nconninfo = x\n[kafka]\nbatch_max = 0\n' >"$T/bad.conf"
 ts_err=$("$TRACESTORE" config -c "$T/bad.conf" 2>&1) && fail "batch_max = 0 accepted"
-grep -q "bad.conf:4: batch_max must be an integer in 1..100000" <<<"$ts_err" || fail "config error: $ts_err"
+grep -q "bad.conf:4: \[kafka\] batch_max: must be a whole number in 1..100000" <<<"$ts_err" || fail "config error: $ts_err"
 printf '[http]\nlisten = 0.0.0.0:8080\n' >"$T/bad.conf"
 ts_err=$("$TRACESTORE" config -c "$T/bad.conf" 2>&1) && fail "plain HTTP off loopback accepted"
 grep -q "tls_cert, tls_key and token_file are required" <<<"$ts_err" || fail "config error: $ts_err"

@@ -65,17 +65,12 @@ static const conf_key demo_keys[] = {
     {0}};
 
 static tmpdir tmp;
-static const char *dir = tmp.path; /* the directory; "" outside setup..teardown */
 
 static const char *write_file(const char *name, const char *text)
 {
-    static char path[256];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-    return path;
+    const char *p = tmpdir_write(&tmp, name, text);
+    assert_non_null(p);
+    return p;
 }
 
 /* Sets one key on a fresh section; returns conf_set's result, err filled. */

@@ -13,6 +13,7 @@
 
 #include <math.h>
 
+#include "adapter_sim.h"
 #include "clock.h"
 #include "digest.h"
 #include "event.h"
@@ -473,6 +474,60 @@ static void test_changeover_binds_boards(void **state)
     assert_int_equal(l.written_revision, 2);
 }
 
+static int lt_passed_at_least(lt *t, const void *arg)
+{
+    spool_lot l;
+    return spool_lot_get(t->sp, "GANG", &l) == 1 && l.passed >= *(const uint32_t *)arg;
+}
+
+/* The changeover with gang sites (rule R4): four sites with random step
+ * times finish out of order, and the firmware changes mid-lot. By write
+ * order (the simulated flash's), every board written before the boundary
+ * got the old image and every one after it the new; exactly one
+ * version_changeover names the last old and the first new board of that
+ * order, and each unit_written's version is its side's. */
+static void test_changeover_gang_sites(void **state)
+{
+    lt *t = *state;
+    /* Boards arrive about as fast as four sites take them, so a few are in
+     * flight at the prog station (bound to a release) when the order
+     * changes, and none waits long in its queue. */
+    lt_start(t, "[station fct]\nadapter = sim\nsteps = test\nsim.boards_per_second = 100\n"
+                "[station prog]\nadapter = sim\nsteps = write, verify\nsites = 4\nsim.step_ms = 2\n"
+                "sim.step_jitter_ms = 25\nsim.seed = 11\n");
+    enum { QTY = 40 };
+    lt_post_order(t, "GANG", 1, QTY, "1.0.0", "[\"TEST\",\"WRITE\",\"VERIFY\"]");
+    lt_accept(t);
+    line_set_paused(t->ln, 0);
+    uint32_t some = 12;
+    lt_run_until(t, lt_passed_at_least, &some);
+    lt_post_order(t, "GANG", 2, QTY, "2.0.0", "[\"TEST\",\"WRITE\",\"VERIFY\"]");
+    lt_run_lot(t, "GANG");
+
+    lt_events *e = lt_events_read(t);
+    assert_int_equal(lt_count(e, EV(UNIT_WRITTEN)), QTY);
+    assert_int_equal(lt_count(e, EV(VERSION_CHANGEOVER)), 1);
+    const char *old_sha = e->ev[lt_find(e, 0, EV(LOT_STARTED), NULL)]->lot_started->firmware->sha256;
+    static adapter_sim_write w[2 * QTY];
+    size_t n = adapter_sim_writes("GANG-", w, 2 * QTY);
+    assert_int_equal(n, QTY); /* each board written once */
+    size_t k = 0;
+    while (k < n && strcmp(w[k].sha256, old_sha) == 0) k++;
+    assert_true(k > 0 && k < n);
+    for (size_t i = 0; i < n; i++) {
+        const TraceEvent *uw = e->ev[lt_find(e, 0, EV(UNIT_WRITTEN), w[i].board_id)];
+        assert_string_equal(uw->unit_written->version, i < k ? "1.0.0" : "2.0.0");
+        assert_string_equal(uw->unit_written->sha256, w[i].sha256);
+        if (i >= k) assert_string_not_equal(w[i].sha256, old_sha);
+    }
+    const Lineagent__V1__VersionChangeover *c = e->ev[lt_find(e, 0, EV(VERSION_CHANGEOVER), NULL)]->version_changeover;
+    assert_string_equal(c->from_version, "1.0.0");
+    assert_string_equal(c->to_version, "2.0.0");
+    assert_string_equal(c->last_board_old, w[k - 1].board_id);
+    assert_string_equal(c->first_board_new, w[k].board_id);
+    lt_assert_lot_end(t, e, "GANG", QTY, 0);
+}
+
 /* The line stops with one board done and one mid-flow (loaded and
  * committed at the tester, its write not committed); a new line on the
  * reopened spool resumes the lot: the board mid-flow runs again and
@@ -549,6 +604,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_board_flow_in_order, lt_setup, lt_teardown),
         cmocka_unit_test_setup_teardown(test_step_failure_ends_unit, lt_setup, lt_teardown),
         cmocka_unit_test_setup_teardown(test_changeover_binds_boards, lt_setup, lt_teardown),
+        cmocka_unit_test_setup_teardown(test_changeover_gang_sites, lt_setup, lt_teardown),
         cmocka_unit_test_setup_teardown(test_resume_after_restart, lt_setup, lt_teardown),
         cmocka_unit_test_setup_teardown(test_end_of_line_mismatch_fails_unit, lt_setup, lt_teardown),
     };

@@ -33,11 +33,8 @@ static const char *path_of(const char *name) { return tmpdir_file(&tmp, name); }
 
 static const char *write_file(const char *name, const char *text)
 {
-    const char *p = path_of(name);
-    FILE *f = fopen(p, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
+    const char *p = tmpdir_write(&tmp, name, text);
+    assert_non_null(p);
     return p;
 }
 

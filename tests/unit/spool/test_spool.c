@@ -117,7 +117,7 @@ static void test_create_mode_0600(void **state)
                      SQLITE_OK);
     assert_int_equal(sqlite3_step(q), SQLITE_ROW);
     assert_int_equal(sqlite3_column_int64(q, 0), 0x4C4E4147);
-    assert_int_equal(sqlite3_column_int(q, 1), 4);
+    assert_int_equal(sqlite3_column_int(q, 1), 5);
     assert_string_equal((const char *)sqlite3_column_text(q, 2), "wal");
     sqlite3_finalize(q);
     sqlite3_close(db);
@@ -205,8 +205,8 @@ static void test_newer_schema_refused(void **state)
     spool_close(sp);
     /* The newer version is only in the WAL: the check must see it there, and
      * our close must not checkpoint it into the file. */
-    make_foreign(f->path, "PRAGMA user_version = 5;", 1);
-    assert_refused_untouched(f->path, "schema version 5 is newer than supported", 0);
+    make_foreign(f->path, "PRAGMA user_version = 6;", 1);
+    assert_refused_untouched(f->path, "schema version 6 is newer than supported", 0);
 }
 
 static void test_bad_synchronous_refused(void **state)

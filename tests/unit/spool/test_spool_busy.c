@@ -152,7 +152,7 @@ static void test_firmware_chunks_commit_separately(void **state)
 }
 
 /* A version 2 spool keeps its images whole in firmware.image: migrated to
- * the current version (4) they read as before. */
+ * the current version (5) they read as before. */
 static void test_schema_2_images_read(void **state)
 {
     fixture *f = *state;
@@ -161,14 +161,15 @@ static void test_schema_2_images_read(void **state)
     sqlite3 *db;
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db,
-                                  "DROP TABLE firmware_chunk; PRAGMA user_version = 2;"
+                                  "DROP TABLE firmware_chunk; ALTER TABLE firmware DROP COLUMN stored_ms;"
+                                  " PRAGMA user_version = 2;"
                                   "INSERT INTO firmware VALUES('" /* sha_a */
                                   "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08', x'0102030405');",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(db);
     sp = open_ok(f->path, NULL);
-    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 4);
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 5);
     uint8_t *img;
     size_t len;
     assert_int_equal(spool_firmware_get(sp, sha_a, &img, &len), 1);

@@ -166,11 +166,11 @@ static void test_order_upsert(void **state)
     assert_int_equal(spool_order_get(sp, "ORD-1", &rev, &enc, &len), 0);
 
     assert_int_equal(spool_begin(sp), 0);
-    assert_int_equal(spool_order_put(sp, "ORD-1", 1, "LOT-1", (const uint8_t *)"rev1", 4), 0);
-    assert_int_equal(spool_order_put(sp, "ORD-2", 7, "LOT-2", (const uint8_t *)"other", 5), 0);
+    assert_int_equal(spool_order_put(sp, "ORD-1", 1, "LOT-1", NULL, (const uint8_t *)"rev1", 4), 0);
+    assert_int_equal(spool_order_put(sp, "ORD-2", 7, "LOT-2", NULL, (const uint8_t *)"other", 5), 0);
     assert_int_equal(spool_commit(sp), 0);
     assert_int_equal(spool_begin(sp), 0);
-    assert_int_equal(spool_order_put(sp, "ORD-1", 2, "LOT-1", (const uint8_t *)"revision2", 9), 0);
+    assert_int_equal(spool_order_put(sp, "ORD-1", 2, "LOT-1", NULL, (const uint8_t *)"revision2", 9), 0);
     assert_int_equal(spool_commit(sp), 0);
     spool_close(sp);
 
@@ -187,7 +187,7 @@ static void test_order_upsert(void **state)
 
     /* Rolled back upserts leave the stored revision. */
     assert_int_equal(spool_begin(sp), 0);
-    assert_int_equal(spool_order_put(sp, "ORD-2", 8, "LOT-2", (const uint8_t *)"x", 1), 0);
+    assert_int_equal(spool_order_put(sp, "ORD-2", 8, "LOT-2", NULL, (const uint8_t *)"x", 1), 0);
     spool_rollback(sp);
     assert_int_equal(spool_order_get(sp, "ORD-2", &rev, &enc, &len), 1);
     assert_int_equal(rev, 7);

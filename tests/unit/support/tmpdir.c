@@ -42,12 +42,19 @@ const char *tmpdir_file(const tmpdir *t, const char *name)
     return buf[i];
 }
 
-const char *tmpdir_script(const tmpdir *t, const char *name, const char *body)
+const char *tmpdir_write(const tmpdir *t, const char *name, const char *text)
 {
     const char *path = tmpdir_file(t, name);
     FILE *f = fopen(path, "w");
     if (!f) return NULL;
-    int ok = fprintf(f, "#!/bin/bash\n%s\n", body) > 0;
-    if (fclose(f) != 0 || !ok || chmod(path, 0700) != 0) return NULL;
-    return path;
+    int ok = fputs(text, f) >= 0;
+    return fclose(f) == 0 && ok ? path : NULL;
+}
+
+const char *tmpdir_script(const tmpdir *t, const char *name, const char *body)
+{
+    char text[8192];
+    if ((size_t)snprintf(text, sizeof text, "#!/bin/bash\n%s\n", body) >= sizeof text) return NULL;
+    const char *path = tmpdir_write(t, name, text);
+    return path && chmod(path, 0700) == 0 ? path : NULL;
 }

@@ -20,6 +20,10 @@ int tmpdir_remove(tmpdir *t);
  * the eighth call after it. */
 const char *tmpdir_file(const tmpdir *t, const char *name);
 
+/* Writes text to <dir>/<name> (mode 0600 under the directory's 0700). Its
+ * path (as tmpdir_file), or NULL. */
+const char *tmpdir_write(const tmpdir *t, const char *name, const char *text);
+
 /* Writes "#!/bin/bash\n<body>\n" to <dir>/<name> with mode 0700: a program
  * for the exec adapter to run. Its path (as tmpdir_file), or NULL. */
 const char *tmpdir_script(const tmpdir *t, const char *name, const char *body);

@@ -151,6 +151,17 @@ static void test_batch_copy_text(void **state)
     assert_non_null(strstr(row, "\tNaN\t1.5\t"));
     assert_non_null(strstr(row, "\t\\N\t")); /* body columns of other types */
     assert_ptr_equal(strchr(row, '\n'), row + strlen(row) - 1); /* one row, the station's newline escaped */
+    /* The events table's row: the same envelope (up to the offset), then the
+     * bytes as bytea hex. */
+    char *ev_row = strndup(b.event_rows.p, b.event_rows.len);
+    size_t env = (size_t)(strstr(row, "\t41\t") - row) + 4;
+    assert_memory_equal(ev_row, row, env);
+    char want[1024] = "\t\\\\x";
+    assert_true(2 * len + 8 < sizeof want);
+    for (size_t i = 0; i < len; i++) sprintf(want + strlen(want), "%02x", buf[i]);
+    strcat(want, "\n");
+    assert_string_equal(ev_row + env - 1, want);
+    free(ev_row);
     free(row);
     ts_batch_add(&b, "t", 2, 43, NULL, 0, "\x01", 1, TS_REC_TRACE);
     assert_int_equal(b.n_rejected, 1);
@@ -189,7 +200,7 @@ static void test_config_errors(void **state)
 {
     assert_null(config_error("[kafka]\ntopic = x\nbootstrap.servers = h:1\n"));
     assert_string_equal(config_error("[kafka]\ntopic = x\n\nbatch_max = 0\n"),
-                        "F:4: batch_max must be an integer in 1..100000");
+                        "F:4: [kafka] batch_max: must be a whole number in 1..100000");
     assert_string_equal(config_error("[kafka]\nbatchmax = 5\n"), "F:2: unknown key \"batchmax\" in [kafka]");
     assert_string_equal(config_error("[postgres]\nconninfo = a\n[nope]\nx = 1\n"), "F:4: unknown section [nope]");
     assert_string_equal(config_error("[kafka]\nenable.auto.commit = true\n"),
@@ -209,7 +220,20 @@ static void test_config_errors(void **state)
     snprintf(secret_path, sizeof secret_path, "%s", secret);
     snprintf(text, sizeof text, "[postgres]\npassword_file = %s\n", secret_path);
     assert_non_null(strstr(config_error(text), "is readable by group or others (chmod 600 it)"));
+    /* a secret file's first line is read at load, and may not be empty */
+    chmod(secret_path, 0600);
+    assert_null(config_error(text));
+    FILE *f = fopen(secret_path, "w");
+    fputs("\n", f);
+    fclose(f);
+    char want[128];
+    snprintf(want, sizeof want, "[postgres] password_file %s: empty first line", secret_path);
+    assert_non_null(strstr(config_error(text), want));
     unlink(secret_path);
+    assert_non_null(strstr(config_error(text), "F:2: [postgres] password_file: cannot read "));
+    /* the table's choices, with the line */
+    assert_string_equal(config_error("[tracestore]\n\nlog_level = loud\n"),
+                        "F:3: [tracestore] log_level: must be error, warn, info or debug");
 }
 
 /* deploy/tracestore.conf loads, and names every key of the table. */
@@ -234,7 +258,7 @@ static void test_config_deploy_file(void **state)
         char key[64];
         int end = 0;
         if (!(sscanf(line, "%63[a-z_.] = %n", key, &end) == 1 && end) &&
-            !(sscanf(line, "# %63[a-z_] = (unset)%n", key, &end) == 1 && end))
+            !(sscanf(line, "# %63[a-z_] =%n", key, &end) == 1 && end && !line[end]))
             continue;
         char want[80];
         snprintf(want, sizeof want, "\n%s = ", key);
