@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "adapter.h"
+#include "adapter_exec.h"
 #include "exec_proc.h"
 #include "log.h"
 
@@ -450,6 +451,13 @@ static void exec_parse(char *out, size_t len, adapter_result *r, exec_out *x)
         if (json_is_object(o)) exec_json_obj(o, r, x);
         json_decref(o);
     }
+}
+
+int adapter_exec_parse(char *out, size_t len, adapter_result *r)
+{
+    exec_out x = {0};
+    exec_parse(out, len, r, &x);
+    return x.htf_fail;
 }
 
 /* Starts one step's program (stdin the agent's when with_stdin); NULL with

@@ -250,21 +250,11 @@ static void gdb_write(void *state, const adapter_step_ctx *ctx, adapter_result *
 
 static int gdb_console_connect(const gdb_state *s, char *err, size_t err_len)
 {
-    char portstr[16];
-    snprintf(portstr, sizeof portstr, "%d", s->console_port);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai = NULL;
-    if (getaddrinfo(s->console_host, portstr, &hints, &ai) != 0 || !ai) {
-        snprintf(err, err_len, "cannot resolve console %.200s", s->console_host);
-        return -1;
-    }
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-    if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-        snprintf(err, err_len, "cannot connect to console %.200s:%d: %s", s->console_host, s->console_port,
-                 strerror(errno));
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(ai);
+    /* Bounded like the GDB connection: a console that never answers the
+     * SYN must not hold the station. */
+    char why[400];
+    int fd = gdb_tcp_connect(s->console_host, s->console_port, s->timeout_ms, 0, why, sizeof why);
+    if (fd < 0) snprintf(err, err_len, "console: %.200s", why);
     return fd;
 }
 

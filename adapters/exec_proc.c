@@ -34,7 +34,17 @@ struct exec_proc {
     char eline[EXEC_STDERR_LINE + 1], last_err[EXEC_STDERR_LINE + 1];
     size_t elen;
     int elines, edropped, timed_out;
+    int64_t deadline, kill_at; /* of the last exec_proc_pump */
+    int at_eof;                /* it returned 0: stdout and stderr closed */
 };
+
+/* Kills the group and reaps a program that is not to run (a failed start). */
+static void proc_kill_reap(pid_t pid)
+{
+    kill(-pid, SIGKILL);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+}
 
 exec_proc *exec_proc_start(char *const argv[], const exec_proc_opts *o, char *err, size_t err_len)
 {
@@ -76,13 +86,24 @@ exec_proc *exec_proc_start(char *const argv[], const exec_proc_opts *o, char *er
         return NULL;
     }
     exec_proc *p = calloc(1, sizeof *p);
+    char *buf = malloc(o->max_output + 1);
+    if (!p || !buf) {
+        proc_kill_reap(pid);
+        int *ours[] = {&outp[0], &errp[0], &inp[0]};
+        for (size_t i = 0; i < 3; i++)
+            if (*ours[i] >= 0) close(*ours[i]);
+        snprintf(err, err_len, "out of memory for %zu bytes of %s's output", o->max_output, argv[0]);
+        free(p);
+        free(buf);
+        return NULL;
+    }
     p->o = *o;
     p->prog = argv[0];
     p->pid = pid;
     p->in = inp[0];
     p->out = outp[0];
     p->err = errp[0];
-    p->buf = malloc(o->max_output + 1);
+    p->buf = buf;
     return p;
 }
 
@@ -123,22 +144,24 @@ int exec_proc_pump(exec_proc *p, const char *in, size_t len, exec_proc_line_fn s
         close(p->in);
         p->in = -1;
     }
-    int64_t deadline = clock_mono_ms() + p->o.timeout_ms, kill_at = 0;
+    p->deadline = clock_mono_ms() + p->o.timeout_ms;
+    p->kill_at = 0;
+    p->at_eof = 0;
     for (;;) {
         if (proc_lines(p, stop, ud)) return 1;
-        if (p->out < 0 && p->err < 0) return 0;
+        if (p->out < 0 && p->err < 0) return p->at_eof = 1, 0;
         int64_t now = clock_mono_ms();
-        if (!p->timed_out && now >= deadline) {
+        if (!p->timed_out && now >= p->deadline) {
             p->timed_out = 1;
             kill(-p->pid, SIGTERM);
-            kill_at = now + 1000; /* a grace second to clean up, then no more */
+            p->kill_at = now + 1000; /* a grace second to clean up, then no more */
         }
-        if (p->timed_out && now >= kill_at) {
+        if (p->timed_out && now >= p->kill_at) {
             kill(-p->pid, SIGKILL);
             return -1;
         }
         struct pollfd pfd[3] = {{p->out, POLLIN, 0}, {p->err, POLLIN, 0}, {in ? p->in : -1, POLLOUT, 0}};
-        int pr = poll(pfd, 3, (int)((p->timed_out ? kill_at : deadline) - now));
+        int pr = poll(pfd, 3, (int)((p->timed_out ? p->kill_at : p->deadline) - now));
         if (pr < 0 && errno != EINTR) return -1;
         if (pr <= 0) continue;
         if (pfd[2].fd >= 0 && pfd[2].revents) {
@@ -186,10 +209,32 @@ void exec_proc_finish(exec_proc *p, adapter_result *r, char **out, size_t *out_l
     if (p->dropped)
         log_warn("station %s %s: stdout over %zu bytes; %zu bytes ignored", p->o.station, p->o.step,
                  p->o.max_output, p->dropped);
+    /* Both pipes closed is not the end: a program that redirected its
+     * output runs on, and gets until the same deadline to exit (TERM, then
+     * KILL a second later). A run ended otherwise (paused, abandoned, or
+     * killed at its deadline) is not waited for. */
+    int status = 0, reaped = 0;
+    while (p->at_eof) {
+        int64_t now = clock_mono_ms();
+        pid_t w = waitpid(p->pid, &status, WNOHANG);
+        if (w == p->pid) reaped = 1;
+        if (w == p->pid || (w < 0 && errno != EINTR)) break;
+        if (w < 0) continue;
+        if (!p->timed_out && now >= p->deadline) {
+            p->timed_out = 1;
+            kill(-p->pid, SIGTERM);
+            p->kill_at = now + 1000;
+        } else if (p->timed_out && now >= p->kill_at) {
+            kill(-p->pid, SIGKILL);
+            break;
+        } else {
+            struct timespec ts = {0, 10 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
     /* Stragglers the program left in its group go too. */
     kill(-p->pid, SIGKILL);
-    int status = 0;
-    while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR) {
+    while (!reaped && waitpid(p->pid, &status, 0) < 0 && errno == EINTR) {
     }
     const char *sep = p->last_err[0] ? ": " : "";
     if (p->timed_out)

@@ -21,7 +21,8 @@ typedef struct exec_proc_opts {
     int with_stdin;             /* stdin is the agent's (exec_proc_pump's input); else /dev/null */
 } exec_proc_opts;
 
-/* Starts argv[0] (an absolute path) with argv. NULL with err on failure. */
+/* Starts argv[0] (an absolute path) with argv. NULL with err on failure
+ * (no memory for the output buffer included: the program is killed). */
 exec_proc *exec_proc_start(char *const argv[], const exec_proc_opts *o, char *err, size_t err_len);
 
 /* Called for each complete stdout line while pumping; nonzero pauses the run. */
@@ -34,8 +35,10 @@ typedef int (*exec_proc_line_fn)(const char *line, void *ud);
  * still open when in is NULL). */
 int exec_proc_pump(exec_proc *p, const char *in, size_t len, exec_proc_line_fn stop, void *ud);
 
-/* Ends the run: kills what is left of its process group, reaps the program
- * and judges it into r (passed, or timeout / exit_signal / exit_status with
+/* Ends the run: after exec_proc_pump returned 0 (both pipes closed), waits
+ * for the program's exit until that pump's deadline (a program that
+ * redirected its output runs on); then kills what is left of its process
+ * group, reaps the program and judges it into r (passed, or timeout / exit_signal / exit_status with
  * its last stderr line). Hands back stdout (NUL-terminated, caller frees) and
  * frees p. */
 void exec_proc_finish(exec_proc *p, adapter_result *r, char **out, size_t *out_len);

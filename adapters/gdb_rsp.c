@@ -7,6 +7,7 @@
 #include "gdb_rsp.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -163,6 +164,7 @@ static int rsp_recv_packet(gdb_rsp *g, int64_t deadline, size_t *out_len)
                 n = 0;
                 sum = 0;
                 esc = 0;
+                overflow = 0; /* the cut packet's, not this one's */
                 continue;
             }
             sum = (uint8_t)(sum + (uint8_t)c);
@@ -272,22 +274,21 @@ static int rsp_qsupported(gdb_rsp *g)
     return GDB_OK;
 }
 
-gdb_rsp *gdb_rsp_connect(const char *host, int port, int timeout_ms, int *code, char *err, size_t err_len)
+int gdb_tcp_connect(const char *host, int port, int timeout_ms, int nonblock, char *err, size_t err_len)
 {
     char portstr[16];
     snprintf(portstr, sizeof portstr, "%d", port);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai = NULL;
     int grc = getaddrinfo(host, portstr, &hints, &ai);
-    if (grc) {
-        snprintf(err, err_len, "cannot resolve GDB server %s: %s", host, gai_strerror(grc));
-        *code = GDB_ECLOSED;
-        return NULL;
-    }
+    if (grc) return snprintf(err, err_len, "cannot resolve %.200s: %s", host, gai_strerror(grc)), -1;
     int fd = -1;
     char why[128] = "no address";
     for (struct addrinfo *a = ai; a && fd < 0; a = a->ai_next) {
         fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
-        if (fd < 0) continue;
+        if (fd < 0) {
+            snprintf(why, sizeof why, "socket: %s", strerror(errno));
+            continue;
+        }
         if (connect(fd, a->ai_addr, a->ai_addrlen) != 0 && errno != EINPROGRESS) {
             snprintf(why, sizeof why, "%s", strerror(errno));
             close(fd);
@@ -309,26 +310,48 @@ gdb_rsp *gdb_rsp_connect(const char *host, int port, int timeout_ms, int *code, 
         }
     }
     freeaddrinfo(ai);
+    if (fd < 0) return snprintf(err, err_len, "cannot connect to %.200s:%d: %s", host, port, why), -1;
+    if (!nonblock) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    return fd;
+}
+
+gdb_rsp *gdb_rsp_open_fd(int fd, int timeout_ms, int *code, char *err, size_t err_len)
+{
+    gdb_rsp *g = calloc(1, sizeof *g);
+    if (!g || !(g->tx = malloc(RSP_MAX_PACKET + 128)) || !(g->reply = malloc(RSP_MAX_REPLY + 1))) {
+        if (g) free(g->tx);
+        free(g);
+        close(fd);
+        snprintf(err, err_len, "out of memory");
+        *code = GDB_ECLOSED;
+        return NULL;
+    }
+    g->fd = fd;
+    g->timeout_ms = timeout_ms;
+    g->packet_size = RSP_DEFAULT_PACKET;
+    int rc = rsp_qsupported(g);
+    if (rc) {
+        snprintf(err, err_len, "%s", g->err);
+        *code = rc;
+        gdb_rsp_close(g);
+        return NULL;
+    }
+    return g;
+}
+
+gdb_rsp *gdb_rsp_connect(const char *host, int port, int timeout_ms, int *code, char *err, size_t err_len)
+{
+    char why[400];
+    int fd = gdb_tcp_connect(host, port, timeout_ms, 1, why, sizeof why);
     if (fd < 0) {
-        snprintf(err, err_len, "cannot connect to GDB server %s:%d: %s", host, port, why);
+        snprintf(err, err_len, "GDB server: %.200s", why);
         *code = GDB_ECLOSED;
         return NULL;
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    gdb_rsp *g = calloc(1, sizeof *g);
-    g->fd = fd;
-    g->timeout_ms = timeout_ms;
-    g->packet_size = RSP_DEFAULT_PACKET;
-    g->tx = malloc(RSP_MAX_PACKET + 128);
-    g->reply = malloc(RSP_MAX_REPLY + 1);
-    int rc = rsp_qsupported(g);
-    if (rc) {
-        snprintf(err, err_len, "GDB server %s:%d: %s", host, port, g->err);
-        *code = rc;
-        gdb_rsp_close(g);
-        return NULL;
-    }
+    gdb_rsp *g = gdb_rsp_open_fd(fd, timeout_ms, code, why, sizeof why);
+    if (!g) snprintf(err, err_len, "GDB server %.100s:%d: %.200s", host, port, why);
     return g;
 }
 

@@ -28,6 +28,12 @@ enum {
 /* Connects and reads the server's qSupported answer. NULL on failure, with
  * *code one of the negative codes above and a sentence in err. */
 gdb_rsp *gdb_rsp_connect(const char *host, int port, int timeout_ms, int *code, char *err, size_t err_len);
+/* The session on an already connected fd (taken over: closed on failure):
+ * qSupported exchanged. The fuzz harness feeds replies through it. */
+gdb_rsp *gdb_rsp_open_fd(int fd, int timeout_ms, int *code, char *err, size_t err_len);
+/* A TCP connection to host:port within timeout_ms, non-blocking or not;
+ * the fd, or -1 with err set in every case. */
+int gdb_tcp_connect(const char *host, int port, int timeout_ms, int nonblock, char *err, size_t err_len);
 void gdb_rsp_close(gdb_rsp *g);
 /* The last failure, for people. */
 const char *gdb_rsp_error(const gdb_rsp *g);

@@ -95,6 +95,8 @@ cat >"$W/lineagent.conf" <<CONF
 site = demo
 line = smt1
 spool = $W/spool.db
+[firmware]
+allowed_urls = file://$W/
 [mqtt]
 uri = tcp://127.0.0.1:$port
 [kafka]

@@ -9,7 +9,8 @@ build=(cmake make gcc pkg-config protobuf-c-compiler libprotobuf-c-dev librdkafk
 # tracestore's database: the demo, the tests and the bench run a private server.
 run=(mosquitto mosquitto-clients jq curl postgresql postgresql-client)
 test=(libcmocka-dev protobuf-compiler gcc-arm-none-eabi qemu-system-arm sqlite3 openssl
-      socat prometheus systemd dpkg-dev fakeroot chromium)
+      socat prometheus systemd dpkg-dev fakeroot chromium
+      clang libclang-rt-dev) # clang + its libFuzzer runtime: deploy/fuzz.sh
 
 case "${1:-build}" in
   build) want=("${build[@]}") ;;

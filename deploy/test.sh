@@ -3,7 +3,7 @@
 # ASan/UBSan, and runs every test (unit and integration) through ctest; then,
 # on a full run, the benchmark harness once at tiny sizes (a Release build
 # with -Werror, which sees warnings the Debug build does not; no figures are
-# asserted).
+# asserted), and each libFuzzer harness for 20 s (deploy/fuzz.sh 20).
 # Usage: deploy/test.sh [ctest args...]   e.g. deploy/test.sh -L unit
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,4 +25,6 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 if [ $# -eq 0 ]; then
   echo "test.sh: benchmark harness smoke run (deploy/bench.sh --smoke)"
   deploy/bench.sh --smoke >/dev/null
+  echo "test.sh: fuzz harness smoke run, 20 s each (deploy/fuzz.sh 20)"
+  deploy/fuzz.sh 20
 fi

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "adapter.h"
+#include "firmware.h"
 #include "log.h"
 #include "order.h"
 
@@ -99,7 +100,13 @@ static const conf_key config_kafka_keys[] = {
      .desc = "alarm kafka_stalled when deliveries have not moved for this long (0: never)"},
     {0}};
 
+/* allowed_urls is a list: config_on_key checks every prefix in it
+ * (firmware_allowed_check), so the error names the line. Empty or absent:
+ * every order is refused. */
 static const conf_key config_firmware_keys[] = {
+    {"allowed_urls", CONF_STRING, CONF_AT(config, firmware_allowed_urls),
+     .desc = "URL prefixes (each ending in '/', comma-separated) an order's firmware.url may name; "
+             "none: every order is refused"},
     {"release_keys", CONF_STRING, CONF_AT(config, firmware_release_keys),
      .desc = "PEM public keys (Ed25519 or ECDSA P-256) of the release team, comma-separated; when set, an order's "
              "firmware must carry a signature by one of them"},
@@ -309,6 +316,11 @@ static int config_on_key(void *user, const char *section, const char *key, const
         if (strcmp(section, config_sections[i].name) == 0) {
             int rc = conf_set(&p->sec[i], key, v, err, len);
             if (rc == CONF_UNKNOWN && i == SEC_KAFKA) return config_kafka_prop(p, key, v, line, err, len);
+            if (rc == 0 && i == SEC_FIRMWARE && strcmp(key, "allowed_urls") == 0) {
+                char why[200];
+                if (firmware_allowed_check(v, why, sizeof why) != 0)
+                    return snprintf(err, len, "[firmware] allowed_urls: %s", why), -1;
+            }
             return rc ? -1 : 0;
         }
     return snprintf(err, len, "unknown section [%s]", section), -1;

@@ -24,6 +24,9 @@ typedef struct config {
     size_t firmware_max_bytes;
     long firmware_timeout_ms;
     char *firmware_ca_file;
+    /* [firmware] allowed_urls: comma-separated URL prefixes orders may name
+     * (firmware_allowed_check); NULL: none, every order is refused */
+    char *firmware_allowed_urls;
     char *firmware_release_keys; /* [firmware] release_keys: PEM public key files, comma-separated */
     char *agent_user; /* started as root: drop to this user; NULL: stay */
     /* [http]: the optional listener for /metrics, /healthz, /readyz */

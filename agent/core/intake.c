@@ -158,19 +158,26 @@ static intake_decision *intake_decide(intake *in, const spool_inbox_row *row)
         return d;
     }
     d->order = order_parse(row->payload, row->len, d->reason, sizeof d->reason);
-    if (!d->order) return d;
+    if (!d->order) {
+        /* The result still names the order when its ids can be read. */
+        d->order = order_parse_ids(row->payload, row->len);
+        return d;
+    }
     order_limits lim = {.max_quantity = in->cfg->max_quantity};
     if (order_validate(d->order, &lim, d->reason, sizeof d->reason) != 0) return d;
     if (intake_stale_revision(in, d->order, d->reason, sizeof d->reason)) return d;
     if (in->keys && release_sig_check(in->keys, d->order, d->reason, sizeof d->reason) != 0) return d;
     if (intake_version_conflict(in, d->order, d->reason, sizeof d->reason)) return d;
     const Lineagent__V1__FirmwareRelease *fw = d->order->firmware;
+    /* Before the cache too: an order names only what it may read. */
+    if (!firmware_url_allowed(fw->url, in->cfg->firmware_allowed_urls, d->reason, sizeof d->reason)) return d;
     int cached = intake_cached_image(in, fw->sha256, d);
     if (cached < 0) {
         intake_decision_free(d);
         return NULL;
     }
-    firmware_fetch_opts fo = {in->cfg->firmware_max_bytes, in->cfg->firmware_timeout_ms, in->cfg->firmware_ca_file};
+    firmware_fetch_opts fo = {in->cfg->firmware_max_bytes, in->cfg->firmware_timeout_ms, in->cfg->firmware_ca_file,
+                              in->cfg->firmware_allowed_urls};
     if (!cached &&
         firmware_fetch(fw->url, fw->sha256, &fo, &d->image, &d->image_len, d->reason, sizeof d->reason) != 0)
         return d;

@@ -377,9 +377,9 @@ static int on_station_result(line *ln, station_result *r)
 
 static void after_result(line *ln, const JobOrder *o, int accepted, const char *reason)
 {
-    json_t *j = json_pack("{s:s, s:i, s:b, s:s, s:s}", "orderId", o && o->order_id ? o->order_id : "",
+    json_t *j = json_pack("{s:s, s:i, s:b, s:s, s:s}", "orderId", order_id_or_empty(o ? o->order_id : NULL),
                           "revision", o ? (json_int_t)o->revision : 0, "accepted", accepted, "reason", reason,
-                          "lotId", o && o->lot_id ? o->lot_id : "");
+                          "lotId", order_id_or_empty(o ? o->lot_id : NULL));
     line_after *a = &ln->after;
     if (a->n_results == a->cap_results) {
         a->cap_results = a->cap_results ? a->cap_results * 2 : 8;

@@ -57,9 +57,9 @@ int line_ev_order_rejected(line_emitter *em, const JobOrder *o, const char *reas
     TraceEvent ev;
     Lineagent__V1__OrderRejected b = LINEAGENT__V1__ORDER_REJECTED__INIT;
     lineagent__v1__trace_event__init(&ev);
-    if (o) {
-        ev.order_id = o->order_id;
-        ev.lot_id = o->lot_id;
+    if (o) { /* ids echoed only when well formed */
+        ev.order_id = (char *)order_id_or_empty(o->order_id);
+        ev.lot_id = (char *)order_id_or_empty(o->lot_id);
         b.revision = o->revision;
     }
     b.reason = (char *)reason;

@@ -208,9 +208,14 @@ static void connect_failed(void *ctx, MQTTAsync_failureData *resp)
     mqtt_link *ml = ctx;
     int again = atomic_load(&ml->ever_connected);
     /* After a connection loss on_connection_lost has already warned. */
-    log_msg(again ? LL_DEBUG : LL_WARN, "mqtt: connect to %s failed: %s (rc %d)", ml->uri,
+    /* TLS 1.3 reports a refused client certificate only as a failed
+     * connection: say what is missing. */
+    int no_cert = uri_is_tls(ml->uri) && !opt(ml->cert_file);
+    log_msg(again ? LL_DEBUG : LL_WARN, "mqtt: connect to %s failed: %s (rc %d)%s", ml->uri,
             resp && resp->message ? resp->message : MQTTAsync_strerror(resp ? resp->code : 0),
-            resp ? resp->code : 0);
+            resp ? resp->code : 0,
+            no_cert ? "; no client certificate configured ([mqtt] cert_file), which a broker requiring one refuses"
+                    : "");
     /* Once connected, Paho's automatic reconnect owns retries; a second
      * retrier would only double the attempts. */
     if (!again) arm_retry(ml, "connect");
@@ -532,6 +537,10 @@ static void fill_connect_options(mqtt_link *ml, int keepalive_s)
         ssl.enableServerCertAuth = 1;
         ssl.verify = 1; /* host name must match the broker certificate */
         ssl.sslVersion = MQTT_SSL_VERSION_TLS_1_2;
+        /* Paho ignores sslVersion with OpenSSL 1.1+ (TLS_client_method, any
+         * version): TLS 1.2 is made the floor by offering only AEAD suites,
+         * which TLS 1.0/1.1 cannot negotiate (TLS 1.3 suites are apart). */
+        ssl.enabledCipherSuites = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20";
         ssl.ssl_error_cb = on_ssl_error;
         ssl.ssl_error_context = ml;
         ml->ssl = ssl;

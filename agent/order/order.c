@@ -58,6 +58,11 @@ static int check_id(const char *field, const char *v, int allow_plus, char *reas
         snprintf(reason, reason_len, "%s is %zu characters long; the limit is %d", field, n, ORDER_ID_MAX);
         return -1;
     }
+    /* A leading '-' would reach vendor programs' command lines as an option. */
+    if (v[0] == '-') {
+        snprintf(reason, reason_len, "%s must not start with '-'", field);
+        return -1;
+    }
     for (size_t i = 0; i < n; i++)
         if (!id_char_ok((unsigned char)v[i], allow_plus)) {
             snprintf(reason, reason_len, "%s has a character outside [%s%s] at position %zu (byte 0x%02x)", field,
@@ -211,6 +216,11 @@ static int check_flow(const JobOrder *o, char *reason, size_t reason_len)
 /* Test items: a name the events can carry, a real interval, each name once. */
 static int check_test_items(const JobOrder *o, char *reason, size_t reason_len)
 {
+    /* The count first: the duplicate check below is quadratic. */
+    if (o->n_test_items > 64) {
+        snprintf(reason, reason_len, "%zu test items; the limit is 64", o->n_test_items);
+        return -1;
+    }
     for (size_t i = 0; i < o->n_test_items; i++) {
         const Lineagent__V1__TestItem *t = o->test_items[i];
         char field[48];
@@ -242,10 +252,6 @@ static int check_test_items(const JobOrder *o, char *reason, size_t reason_len)
                 return -1;
             }
     }
-    if (o->n_test_items > 64) {
-        snprintf(reason, reason_len, "%zu test items; the limit is 64", o->n_test_items);
-        return -1;
-    }
     if (o->n_test_items && order_flow_index(o, LINEAGENT__V1__STEP__TEST) < 0) {
         snprintf(reason, reason_len, "test_items given but the flow has no TEST step");
         return -1;
@@ -266,6 +272,12 @@ static int check_test_items(const JobOrder *o, char *reason, size_t reason_len)
         return -1;
     }
     return 0;
+}
+
+const char *order_id_or_empty(const char *v)
+{
+    char r[160];
+    return v && check_id("id", v, 0, r, sizeof r) == 0 ? v : "";
 }
 
 int order_validate(const JobOrder *o, const order_limits *lim, char *reason, size_t reason_len)

@@ -25,6 +25,13 @@ JobOrder *order_parse(const void *payload, size_t len, char *reason, size_t reas
 /* JSON half of order_parse (order_json.c): proto3 JSON mapping, lowerCamelCase
  * or snake_case keys; unknown keys are an error. */
 JobOrder *order_parse_json(const char *json, size_t len, char *reason, size_t reason_len);
+/* For the rejection of a JSON payload order_parse refused: an order holding
+ * only the orderId, revision and lotId that could be read (each id only
+ * when order_id_or_empty keeps it), or NULL when none could (order_json.c). */
+JobOrder *order_parse_ids(const void *payload, size_t len);
+/* v when it is a well-formed id (the charset, length, no leading '-'),
+ * else "": what a rejection may echo of an order's ids. */
+const char *order_id_or_empty(const char *v);
 
 /* Checks every rule an order must meet before the line may run it (ids, revision,
  * quantity, firmware fields, production build, flow shape). 0 when valid;

@@ -400,6 +400,37 @@ static int oj_message(const json_t *obj, ProtobufCMessage *msg, const char *pref
     return rc;
 }
 
+JobOrder *order_parse_ids(const void *payload, size_t len)
+{
+    json_t *root = json_loadb(payload, len, 0, NULL);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return NULL;
+    }
+    JobOrder tmp = LINEAGENT__V1__JOB_ORDER__INIT;
+    const char *id = json_string_value(json_object_get(root, "orderId"));
+    const char *lot = json_string_value(json_object_get(root, "lotId"));
+    json_t *rev = json_object_get(root, "revision");
+    if (!id) id = json_string_value(json_object_get(root, "order_id"));
+    if (!lot) lot = json_string_value(json_object_get(root, "lot_id"));
+    tmp.order_id = (char *)order_id_or_empty(id);
+    tmp.lot_id = (char *)order_id_or_empty(lot);
+    if (json_is_integer(rev) && json_integer_value(rev) > 0 && json_integer_value(rev) <= UINT32_MAX)
+        tmp.revision = (uint32_t)json_integer_value(rev);
+    JobOrder *o = NULL;
+    if (*tmp.order_id || *tmp.lot_id || tmp.revision) {
+        size_t n = lineagent__v1__job_order__get_packed_size(&tmp);
+        uint8_t *buf = malloc(n ? n : 1);
+        if (buf) {
+            lineagent__v1__job_order__pack(&tmp, buf);
+            o = lineagent__v1__job_order__unpack(NULL, n, buf);
+            free(buf);
+        }
+    }
+    json_decref(root);
+    return o;
+}
+
 JobOrder *order_parse_json(const char *json, size_t len, char *reason, size_t reason_len)
 {
     json_error_t err;

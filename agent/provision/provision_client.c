@@ -7,6 +7,7 @@
 #include <openssl/crypto.h>
 #include <openssl/pem.h>
 #include <openssl/sha.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@ struct provision_client {
     struct curl_slist *headers;
     char url[512];
     int retries;
+    char cn[65];           /* the client certificate's subject CN: the server binds the station to it */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -98,10 +100,24 @@ provision_client *provision_client_new(const provision_settings *s, char *err, s
         curl_easy_setopt(h, CURLOPT_CAINFO, s->ca_file);
         curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
     }
-    if (s->cert_file) curl_easy_setopt(h, CURLOPT_SSLCERT, s->cert_file);
+    if (s->cert_file) {
+        curl_easy_setopt(h, CURLOPT_SSLCERT, s->cert_file);
+        FILE *f = fopen(s->cert_file, "r");
+        X509 *x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+        if (f) fclose(f);
+        if (!x || X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, c->cn, sizeof c->cn) <= 0) {
+            X509_free(x);
+            provision_client_free(c);
+            return snprintf(err, err_len, "provisioning: cert_file %s holds no certificate with a subject CN",
+                            s->cert_file),
+                   NULL;
+        }
+        X509_free(x);
+    }
     if (s->key_file) curl_easy_setopt(h, CURLOPT_SSLKEY, s->key_file);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2); /* TLS 1.2 is the floor */
     return c;
 }
 
@@ -151,6 +167,27 @@ static const char *prov_str(json_t *o, const char *k)
     return v ? v : "";
 }
 
+/* 1 when v is 1..max characters of [A-Za-z0-9] and extra, not starting with
+ * '-' (vendor programs would read it as an option). */
+static int prov_charset_ok(const char *v, size_t max, const char *extra)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n > max || v[0] == '-') return 0;
+    for (; *v; v++)
+        if (!((*v >= 'A' && *v <= 'Z') || (*v >= 'a' && *v <= 'z') || (*v >= '0' && *v <= '9') ||
+              strchr(extra, *v)))
+            return 0;
+    return 1;
+}
+
+static int prov_mac_ok(const char *m)
+{
+    if (strlen(m) != 17) return 0;
+    for (int i = 0; i < 17; i++)
+        if (i % 3 == 2 ? m[i] != ':' : !strchr("0123456789abcdef", m[i])) return 0;
+    return 1;
+}
+
 /* Fills out from the server's answer; -1 with reason when it is unusable. */
 static int prov_parse(json_t *o, provision_identity *out, char *reason, size_t reason_len)
 {
@@ -179,7 +216,40 @@ static int prov_parse(json_t *o, provision_identity *out, char *reason, size_t r
         return snprintf(reason, reason_len, "server answer lacks serial, device_id or macs"), -1;
     if (!out->certificate || provision_cert_sha256(out->certificate, out->cert_sha256))
         return snprintf(reason, reason_len, "server answer holds no parseable certificate"), -1;
+    /* Everything the server says goes on to vendor programs and events:
+     * each must be what its field can hold. */
+    const char *bad = !prov_charset_ok(prov_str(o, "serial"), sizeof out->serial - 1, "._:/-") ? "serial"
+                      : !prov_charset_ok(prov_str(o, "device_id"), sizeof out->device_id - 1, "._:-") ? "device_id"
+                      : (*out->factory_code && !prov_charset_ok(prov_str(o, "factory_code"),
+                                                                sizeof out->factory_code - 1, "._-"))
+                          ? "factory_code"
+                      : (*out->issued_at && !prov_charset_ok(prov_str(o, "issued_at"), sizeof out->issued_at - 1, ".:+-"))
+                          ? "issued_at"
+                          : NULL;
+    for (int k = 0; !bad && k < out->n_macs; k++)
+        if (!prov_mac_ok(out->macs[k])) bad = "macs";
+    if (bad) return snprintf(reason, reason_len, "server answer: %s outside its character set", bad), -1;
     return 0;
+}
+
+provision_status provision_answer_parse(const char *buf, size_t len, long http_code, provision_identity *out,
+                                        char *reason, size_t reason_len)
+{
+    memset(out, 0, sizeof *out);
+    json_error_t je;
+    json_t *o = buf ? json_loadb(buf, len, 0, &je) : NULL;
+    provision_status st;
+    if (http_code >= 200 && http_code < 300 && json_is_object(o)) {
+        st = prov_parse(o, out, reason, reason_len) ? PROVISION_REFUSED : PROVISION_OK;
+        if (st != PROVISION_OK) provision_identity_clear(out);
+    } else {
+        const char *why = json_string_value(json_object_get(o, "error"));
+        snprintf(reason, reason_len, "HTTP %ld: %s", http_code, why ? why : "no reason given");
+        st = http_code >= 400 && http_code < 500 && http_code != 408 && http_code != 429 ? PROVISION_REFUSED
+                                                                                         : PROVISION_UNAVAILABLE;
+    }
+    json_decref(o);
+    return st;
 }
 
 static void prov_sleep_ms(long ms)
@@ -195,8 +265,12 @@ provision_status provision_client_issue(provision_client *c, const char *product
                                         size_t reason_len)
 {
     memset(out, 0, sizeof *out);
+    /* The server binds the station to the certificate: CN, or CN/NAME. */
+    char who[160];
+    if (c->cn[0] && strcmp(station, c->cn)) snprintf(who, sizeof who, "%s/%s", c->cn, station);
+    else snprintf(who, sizeof who, "%s", station);
     json_t *req = json_pack("{s:s,s:s,s:s,s:s,s:s}", "product", product, "board_id", board_id, "lot_id", lot_id,
-                            "order_id", order_id, "station", station);
+                            "order_id", order_id, "station", who);
     if (req && csr) json_object_set_new(req, "csr", json_string(csr));
     char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
     json_decref(req);
@@ -220,22 +294,9 @@ provision_status provision_client_issue(provision_client *c, const char *product
             prov_buf_wipe(&b);
             continue; /* unreachable, timed out, TLS failed: try again */
         }
-        json_error_t je;
-        json_t *o = b.data ? json_loadb(b.data, b.len, 0, &je) : NULL;
+        st = provision_answer_parse(b.data, b.len, code, out, reason, reason_len);
         prov_buf_wipe(&b);
-        if (code >= 200 && code < 300 && json_is_object(o)) {
-            st = prov_parse(o, out, reason, reason_len) ? PROVISION_REFUSED : PROVISION_OK;
-            json_decref(o);
-            if (st != PROVISION_OK) provision_identity_clear(out);
-            break;
-        }
-        const char *why = json_string_value(json_object_get(o, "error"));
-        snprintf(reason, reason_len, "HTTP %ld: %s", code, why ? why : "no reason given");
-        json_decref(o);
-        if (code >= 400 && code < 500 && code != 408 && code != 429) {
-            st = PROVISION_REFUSED; /* the server said no: asking again changes nothing */
-            break;
-        }
+        if (st != PROVISION_UNAVAILABLE) break; /* a refusal: asking again changes nothing */
     }
     free(body); /* holds only the CSR, which is public */
     return st;

@@ -49,6 +49,12 @@ provision_status provision_client_issue(provision_client *c, const char *product
                                         const char *lot_id, const char *order_id, const char *station,
                                         const char *csr, provision_identity *out, char *reason,
                                         size_t reason_len);
+/* The server's answer (body buf of len bytes, HTTP status http_code) into
+ * out: OK, REFUSED (4xx other than 408/429, or a 2xx whose content is
+ * unusable or outside its character sets), or UNAVAILABLE (5xx, 408, 429,
+ * anything else). Pure: the fuzz harness calls it. */
+provision_status provision_answer_parse(const char *buf, size_t len, long http_code, provision_identity *out,
+                                        char *reason, size_t reason_len);
 /* Frees, wiping the private key. */
 void provision_identity_clear(provision_identity *id);
 /* SHA-256 (lowercase hex) of a PEM certificate's DER; 0 or -1. */

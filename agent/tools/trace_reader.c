@@ -669,6 +669,19 @@ static int trace_reader_consume(rd_kafka_t *rk, const trace_reader_opts *o, trac
     }
 }
 
+int trace_reader_feed(const void *const *values, const size_t *lens, size_t n)
+{
+    trace_reader_state st = {0};
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_message_t m = {.payload = (void *)values[i], .len = lens[i], .offset = (int64_t)i};
+        trace_reader_record(&st, &m);
+    }
+    int rc = trace_reader_print_summary(&st);
+    fflush(stdout);
+    trace_reader_free(&st);
+    return rc;
+}
+
 int trace_reader_main(int argc, char **argv)
 {
     trace_reader_opts o = {

@@ -8,4 +8,10 @@
 /* argv[0] is "trace". Returns the process exit code. */
 int trace_reader_main(int argc, char **argv);
 
+#include <stddef.h>
+/* The summary path without Kafka: decodes and accounts n record values as
+ * `trace` does, prints the summary to stdout, returns what the summary
+ * returns (0, or 3 on integrity faults). For tests and the fuzz harness. */
+int trace_reader_feed(const void *const *values, const size_t *lens, size_t n);
+
 #endif

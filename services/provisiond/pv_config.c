@@ -58,6 +58,7 @@ static int pv_handler(void *user, const char *section, const char *key, const ch
         pr->name = strdup(name);
         pr->macs_per_unit = 1;
         pr->cert_days = 3650;
+        pr->allow_rekey = 1;
     } else if (strncmp(section, "product ", 8) && strcmp(section, "server") && strcmp(section, "ledger") &&
                strcmp(section, "ca"))
         return pv_fail(p, "unknown section [%s]", section);
@@ -79,6 +80,21 @@ static int pv_handler(void *user, const char *section, const char *key, const ch
         else if (strcmp(key, "max_body") == 0) {
             if (pv_int(value, 1024, 1048576, &n)) return pv_fail(p, "max_body must be 1024..1048576 bytes");
             c->max_body = n;
+        } else if (strcmp(key, "max_connections") == 0) {
+            if (pv_int(value, 1, 4096, &n)) return pv_fail(p, "max_connections must be 1..4096");
+            c->max_connections = (int)n;
+        } else if (strcmp(key, "max_connections_per_ip") == 0) {
+            if (pv_int(value, 1, 4096, &n)) return pv_fail(p, "max_connections_per_ip must be 1..4096");
+            c->max_per_ip = (int)n;
+        } else if (strcmp(key, "request_timeout") == 0) {
+            if (pv_int(value, 1, 600, &n)) return pv_fail(p, "request_timeout must be 1..600 seconds");
+            c->request_timeout = (int)n;
+        } else if (strcmp(key, "station_eku") == 0) {
+            size_t i = 0;
+            while (value[i] && strchr("0123456789.", value[i])) i++;
+            if (!*value || value[i] || value[0] == '.' || strstr(value, "..") || value[i - 1] == '.')
+                return pv_fail(p, "station_eku must be a dotted OID such as 1.3.6.1.5.5.7.3.2 (clientAuth)");
+            pv_set(&c->station_eku, value);
         } else return pv_fail(p, "unknown key %s in [server]", key);
         return 1;
     }
@@ -111,6 +127,9 @@ static int pv_handler(void *user, const char *section, const char *key, const ch
     } else if (strcmp(key, "factory_code") == 0) {
         if (!*value || strlen(value) > 16) return pv_fail(p, "factory_code must be 1..16 characters");
         pv_set(&pr->factory_code, value);
+    } else if (strcmp(key, "rekey") == 0) {
+        if (strcmp(value, "allow") && strcmp(value, "deny")) return pv_fail(p, "rekey must be allow or deny");
+        pr->allow_rekey = strcmp(value, "allow") == 0;
     } else return pv_fail(p, "unknown key %s in [product %s]", key, pr->name);
     return 1;
 }
@@ -119,6 +138,9 @@ int pv_config_load(pv_config *c, const char *path, char *err, size_t err_len)
 {
     memset(c, 0, sizeof *c);
     c->max_body = 16384;
+    c->max_connections = 256;
+    c->max_per_ip = 32;
+    c->request_timeout = 10;
     char perr[256] = "";
     pv_parse p = {c, perr, sizeof perr, 0};
     int rc = ini_parse(path, pv_handler, &p);
@@ -135,6 +157,8 @@ int pv_config_load(pv_config *c, const char *path, char *err, size_t err_len)
     NEED(c->listen_host, "[server] listen is required");
     NEED(c->ledger_path, "[ledger] path is required");
     NEED(c->ca_cert && c->ca_key, "[ca] cert and key are required");
+    if (!c->station_eku) c->station_eku = strdup("1.3.6.1.5.5.7.3.2");
+    NEED(c->max_per_ip <= c->max_connections, "[server] max_connections_per_ip exceeds max_connections");
     NEED(c->n_products > 0, "at least one [product NAME] section is required");
     if (c->tls_cert || c->tls_key || c->client_ca)
         NEED(c->tls_cert && c->tls_key && c->client_ca,
@@ -170,6 +194,7 @@ void pv_config_free(pv_config *c)
     free(c->tls_cert);
     free(c->tls_key);
     free(c->client_ca);
+    free(c->station_eku);
     free(c->ledger_path);
     free(c->ca_cert);
     free(c->ca_key);

@@ -16,6 +16,7 @@ typedef struct pv_product {
     int macs_per_unit;
     int cert_days;
     char *factory_code;
+    int allow_rekey;       /* rekey = allow|deny: a new certificate (and key) for an issued board */
 } pv_product;
 
 typedef struct pv_config {
@@ -23,6 +24,10 @@ typedef struct pv_config {
     int listen_port;
     char *tls_cert, *tls_key, *client_ca;
     long max_body;         /* bytes */
+    int max_connections;   /* in all */
+    int max_per_ip;        /* max_connections_per_ip */
+    int request_timeout;   /* seconds from connection (or last answer) to a complete request */
+    char *station_eku;     /* OID the station certificates' extended key usage must hold */
     char *ledger_path;     /* [ledger] path */
     char *ca_cert, *ca_key; /* [ca] */
     pv_product products[PV_MAX_PRODUCTS];

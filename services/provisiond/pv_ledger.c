@@ -27,8 +27,15 @@
 #define PV_BATCH_MAX 64
 #define PV_BATCH_RING 256
 
+int (*pv_ledger_test_hook)(struct sqlite3 *db, const char *point, const pv_request *req);
+
+static int pv_hook(pv_ledger *l, const char *point, const pv_request *req);
+
 struct pv_ledger {
     sqlite3 *db;
+    /* GET reads through its own connection: in WAL mode it sees committed
+     * batches only, never the rows of the one being built on db. */
+    sqlite3 *rdb;
     pthread_mutex_t lock;
     /* Each kind of waiter has its own condition, so a request wakes only who
      * can go on: with one condition every request's step woke every waiting
@@ -70,7 +77,10 @@ static const char *const pv_schema =
     "CREATE TABLE IF NOT EXISTS issuances("
     " id INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, kind TEXT NOT NULL, product TEXT NOT NULL,"
     " board_id TEXT NOT NULL, serial TEXT NOT NULL, cert_serial TEXT NOT NULL,"
-    " station TEXT NOT NULL, lot_id TEXT NOT NULL, order_id TEXT NOT NULL);";
+    " station TEXT NOT NULL, lot_id TEXT NOT NULL, order_id TEXT NOT NULL);"
+    /* Certificates replaced by a rekey: the old one, the new one, who asked. */
+    "CREATE TABLE IF NOT EXISTS superseded("
+    " cert_serial TEXT PRIMARY KEY, by_cert_serial TEXT NOT NULL, time_ms INTEGER NOT NULL, station TEXT NOT NULL);";
 
 static int64_t pv_now_ms(void)
 {
@@ -106,7 +116,9 @@ pv_ledger *pv_ledger_open(const char *path, char *err, size_t err_len)
         sqlite3_exec(l->db,
                      "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;",
                      NULL, NULL, &msg) != SQLITE_OK ||
-        sqlite3_exec(l->db, pv_schema, NULL, NULL, &msg) != SQLITE_OK) {
+        sqlite3_exec(l->db, pv_schema, NULL, NULL, &msg) != SQLITE_OK ||
+        sqlite3_open_v2(path, &l->rdb, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK ||
+        sqlite3_busy_timeout(l->rdb, 5000) != SQLITE_OK) {
         snprintf(err, err_len, "%s: %s", path, msg ? msg : sqlite3_errmsg(l->db));
         sqlite3_free(msg);
         pv_ledger_close(l);
@@ -119,6 +131,7 @@ void pv_ledger_close(pv_ledger *l)
 {
     if (!l) return;
     for (size_t i = 0; i < sizeof l->cache / sizeof l->cache[0]; i++) sqlite3_finalize(l->cache[i].st);
+    sqlite3_close(l->rdb);
     sqlite3_close(l->db);
     pthread_mutex_destroy(&l->lock);
     pthread_cond_destroy(&l->lead);
@@ -175,21 +188,35 @@ static void pv_done(sqlite3_stmt *st)
 
 static int pv_exec(pv_ledger *l, const char *sql) { return sqlite3_exec(l->db, sql, NULL, NULL, NULL); }
 
-/* Loads the unit row for (product, board_id) or serial into out; 1 found,
- * 0 not, -1 error. */
-static int pv_load_unit(pv_ledger *l, const char *product, const char *board_id, const char *serial,
-                        pv_identity *out, int64_t *seq)
+static int pv_hook(pv_ledger *l, const char *point, const pv_request *req)
 {
-    sqlite3_stmt *st = pv_stmt(
-        l, serial ? "SELECT u.product,u.board_id,u.serial,u.device_id,u.mac_first,u.mac_count,u.cert_serial,"
-                    "u.factory_code,u.issued_ms,u.seq,c.pem FROM units u LEFT JOIN certs c USING(cert_serial) "
-                    "WHERE u.serial=?1"
-                  : "SELECT u.product,u.board_id,u.serial,u.device_id,u.mac_first,u.mac_count,u.cert_serial,"
-                    "u.factory_code,u.issued_ms,u.seq,c.pem FROM units u LEFT JOIN certs c USING(cert_serial) "
-                    "WHERE u.product=?1 AND u.board_id=?2");
-    if (!st) return -1;
-    if (serial) pv_bind_texts(st, 1, serial);
-    else pv_bind_texts(st, 2, product, board_id);
+    return pv_ledger_test_hook ? pv_ledger_test_hook(l->db, point, req) : 0;
+}
+
+/* Lock held, batch open: 1 when SQLite rolled the batch's transaction back
+ * by itself, as it may after SQLITE_FULL, SQLITE_IOERR or SQLITE_NOMEM. The
+ * batch is then poisoned: every request of it fails and nothing of it is
+ * written, so no half-issued board is left behind to be refused for ever. */
+static int pv_rolled_back(pv_ledger *l, char *err, size_t err_len)
+{
+    int by_sqlite = sqlite3_get_autocommit(l->db);
+    if (!l->poisoned && !by_sqlite) return 0;
+    l->poisoned = 1;
+    if (err)
+        snprintf(err, err_len, "%s; ask again",
+                 by_sqlite ? "ledger transaction was rolled back by SQLite (disk full or I/O error?)"
+                           : "another request of this batch failed");
+    return 1;
+}
+
+#define PV_UNIT_COLS                                                                                           \
+    "SELECT u.product,u.board_id,u.serial,u.device_id,u.mac_first,u.mac_count,u.cert_serial,"                  \
+    "u.factory_code,u.issued_ms,u.seq,c.pem FROM units u LEFT JOIN certs c USING(cert_serial) "
+
+/* Reads a unit row (PV_UNIT_COLS) from st into out: 1 found, 2 found but
+ * not certified yet, 0 not found, -1 error. */
+static int pv_read_unit(sqlite3_stmt *st, pv_identity *out, int64_t *seq)
+{
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         snprintf(out->product, sizeof out->product, "%s", (const char *)sqlite3_column_text(st, 0));
@@ -208,6 +235,16 @@ static int pv_load_unit(pv_ledger *l, const char *product, const char *board_id,
         rc = !pem ? 2 : out->certificate ? 1 : -1;
     } else
         rc = rc == SQLITE_DONE ? 0 : -1;
+    return rc;
+}
+
+/* Loads the unit row for (product, board_id) into out (lock held). */
+static int pv_load_unit(pv_ledger *l, const char *product, const char *board_id, pv_identity *out, int64_t *seq)
+{
+    sqlite3_stmt *st = pv_stmt(l, PV_UNIT_COLS "WHERE u.product=?1 AND u.board_id=?2");
+    if (!st) return -1;
+    pv_bind_texts(st, 2, product, board_id);
+    int rc = pv_read_unit(st, out, seq);
     pv_done(st);
     return rc;
 }
@@ -270,7 +307,7 @@ static pv_status pv_issue_reserve(pv_ledger *l, const pv_ca *ca, const pv_produc
 {
     int64_t now = pv_now_ms(), seq;
     pend->now = now;
-    int found = pv_load_unit(l, req->product, req->board_id, NULL, out, &seq);
+    int found = pv_load_unit(l, req->product, req->board_id, out, &seq);
     if (found < 0) return snprintf(err, err_len, "ledger: %s", sqlite3_errmsg(l->db)), PV_INTERNAL;
     if (found == 2)
         return snprintf(err, err_len, "an issuance for board %s is in progress; ask again", req->board_id), PV_BUSY;
@@ -281,6 +318,12 @@ static pv_status pv_issue_reserve(pv_ledger *l, const pv_ca *ca, const pv_produc
          * serial, MAC or device id is ever burnt by a retry. */
         if (pub && pv_cert_has_key(ca, out->certificate, pub))
             return pv_record(l, now, "repeat", req, out) ? PV_INTERNAL : PV_OK;
+        if (!prod->allow_rekey)
+            return snprintf(err, err_len,
+                            "board %s has certificate %s for another key; rekey is denied for product %s",
+                            req->board_id, out->cert_serial, req->product),
+                   PV_CONFLICT;
+        snprintf(out->supersedes, sizeof out->supersedes, "%s", out->cert_serial);
         pend->sign = 1;
         pend->kind = "rekey";
         return PV_OK;
@@ -370,10 +413,17 @@ static int pv_issue_finish(pv_ledger *l, const pv_request *req, const pv_identit
     int rc = sqlite3_step(st);
     pv_done(st);
     if (rc != SQLITE_DONE || sqlite3_changes(l->db) != 1) return -1;
-    return pv_insert_cert(l, out->cert_serial, out->serial, out->certificate, pend->now) ||
-                   pv_record(l, pend->now, pend->kind, req, out)
-               ? -1
-               : 0;
+    if (pv_insert_cert(l, out->cert_serial, out->serial, out->certificate, pend->now) ||
+        pv_record(l, pend->now, pend->kind, req, out))
+        return -1;
+    if (!out->supersedes[0]) return 0;
+    st = pv_stmt(l, "INSERT INTO superseded(cert_serial,by_cert_serial,time_ms,station) VALUES(?1,?2,?4,?3)");
+    if (!st) return -1;
+    pv_bind_texts(st, 3, out->supersedes, out->cert_serial, req->station);
+    sqlite3_bind_int64(st, 4, pend->now);
+    rc = sqlite3_step(st);
+    pv_done(st);
+    return rc == SQLITE_DONE ? 0 : -1;
 }
 
 pv_status pv_ledger_issue(pv_ledger *l, const pv_ca *ca, const pv_product *prod, const pv_request *req,
@@ -403,25 +453,33 @@ pv_status pv_ledger_issue(pv_ledger *l, const pv_ca *ca, const pv_product *prod,
     l->batch_size++;
     uint64_t mine = l->batch;
     pv_pending pend = {0, NULL, 0};
-    if (pv_exec(l, "SAVEPOINT req") != SQLITE_OK) {
+    pv_hook(l, "joined", req);
+    if (pv_rolled_back(l, err, err_len)) {
+        /* Nothing more of this batch may be written: a savepoint now would
+         * open a transaction of its own, and its release commit it. */
+    } else if (pv_exec(l, "SAVEPOINT req") != SQLITE_OK) {
         snprintf(err, err_len, "ledger: %s", sqlite3_errmsg(l->db));
     } else {
         s = pv_issue_reserve(l, ca, prod, req, pub, out, &pend, err, err_len);
         if (s != PV_OK) pv_exec(l, "ROLLBACK TO req");
         pv_exec(l, "RELEASE req");
+        if (pv_rolled_back(l, err, err_len)) s = PV_INTERNAL;
     }
     if (s == PV_OK && pend.sign) {
         /* Phase 2: sign without the lock, so both cores sign. This request
          * is still joined: its batch cannot commit without its phase 3. */
         pthread_mutex_unlock(&l->lock);
         int signed_ok = pv_certify(ca, prod, pub, out, err, err_len) == 0;
+        if (signed_ok && pv_hook(l, "signed", req)) signed_ok = 0, snprintf(err, err_len, "signing failed (injected)");
         pthread_mutex_lock(&l->lock);
-        if (!signed_ok || pv_issue_finish(l, req, out, &pend)) {
-            if (signed_ok) snprintf(err, err_len, "ledger: %s", sqlite3_errmsg(l->db));
+        if (!signed_ok || pv_rolled_back(l, err, err_len) || pv_issue_finish(l, req, out, &pend)) {
+            if (signed_ok && !l->poisoned) snprintf(err, err_len, "ledger: %s", sqlite3_errmsg(l->db));
             l->poisoned = 1; /* the batch holds our half-issued rows: roll it all back */
             s = PV_INTERNAL;
-        }
+        } else
+            pv_hook(l, "finished", req);
     }
+    if (s != PV_OK) (void)pv_rolled_back(l, NULL, 0); /* a failed statement may have ended the batch */
     if (--l->joined == 0) pthread_cond_signal(&l->lead);
     if (!l->leader) {
         /* Lead: wait for every request of the batch, and for those about to
@@ -432,7 +490,7 @@ pv_status pv_ledger_issue(pv_ledger *l, const pv_ca *ca, const pv_product *prod,
         l->committing = 1;
         pthread_mutex_unlock(&l->lock);
         int rc = l->poisoned ? SQLITE_ABORT : pv_exec(l, "COMMIT");
-        if (rc != SQLITE_OK) pv_exec(l, "ROLLBACK");
+        if (rc != SQLITE_OK && !sqlite3_get_autocommit(l->db)) pv_exec(l, "ROLLBACK");
         pthread_mutex_lock(&l->lock);
         l->ok[mine % PV_BATCH_RING] = rc == SQLITE_OK;
         l->done = mine;
@@ -457,10 +515,13 @@ pv_status pv_ledger_get(pv_ledger *l, const pv_config *cfg, const char *serial, 
 {
     (void)cfg;
     memset(out, 0, sizeof *out);
-    pthread_mutex_lock(&l->lock);
-    while (l->committing) pthread_cond_wait(&l->committed, &l->lock);
-    int found = pv_load_unit(l, NULL, NULL, serial, out, NULL);
-    pthread_mutex_unlock(&l->lock);
+    sqlite3_stmt *st = NULL;
+    int found = -1;
+    if (sqlite3_prepare_v2(l->rdb, PV_UNIT_COLS "WHERE u.serial=?1", -1, &st, NULL) == SQLITE_OK) {
+        pv_bind_texts(st, 1, serial);
+        found = pv_read_unit(st, out, NULL);
+    }
+    sqlite3_finalize(st);
     if (found == 1) return PV_OK;
     if (found == 2) found = 0; /* still being issued */
     pv_identity_clear(out);
@@ -539,6 +600,10 @@ long pv_ledger_audit(pv_ledger *l, const pv_config *cfg, const pv_ca *ca, FILE *
         {"unit's current certificate missing",
          "SELECT serial FROM units WHERE cert_serial NOT IN (SELECT cert_serial FROM certs)"},
         {"certificate issued to no unit", "SELECT cert_serial FROM certs WHERE serial NOT IN (SELECT serial FROM units)"},
+        {"superseded certificate never issued",
+         "SELECT cert_serial FROM superseded WHERE cert_serial NOT IN (SELECT cert_serial FROM certs)"},
+        {"unit's current certificate listed as superseded",
+         "SELECT serial FROM units WHERE cert_serial IN (SELECT cert_serial FROM superseded)"},
     };
     for (size_t i = 0; !bad && i < sizeof dups / sizeof dups[0]; i++)
         bad = pv_audit_rows(l, &a, dups[i][0], dups[i][1]) != 0;

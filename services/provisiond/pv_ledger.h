@@ -38,6 +38,7 @@ typedef struct pv_identity {
     char *certificate;      /* PEM, malloc'd */
     char *private_key;      /* PEM when the server generated it, else NULL; wipe */
     int reused;             /* 1: the board had its identity already */
+    char supersedes[41];    /* a rekey: the certificate serial this one replaces, else "" */
 } pv_identity;
 
 typedef enum pv_status {
@@ -48,6 +49,13 @@ typedef enum pv_status {
     PV_BUSY,          /* the same board is being issued right now: 503, ask again */
     PV_INTERNAL       /* 500 */
 } pv_status;
+
+/* Tests only (NULL otherwise): called at points of an issuance with the
+ * ledger's connection: "joined" (lock held, batch transaction open, before
+ * the request's savepoint), "signed" (certificate signed, lock not held; a
+ * nonzero return fails the signing), "finished" (rows written, lock held). */
+struct sqlite3;
+extern int (*pv_ledger_test_hook)(struct sqlite3 *db, const char *point, const pv_request *req);
 
 pv_ledger *pv_ledger_open(const char *path, char *err, size_t err_len);
 void pv_ledger_close(pv_ledger *l);

@@ -4,13 +4,11 @@
  * field report (the first byte chooses), through ts_decode_record and on
  * into the COPY text ts_batch_add makes of an accepted record.
  *
- * Build (clang): clang -g -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE
- *   -Iservices/tracestore -Ibuild/test/proto tests/fuzz/fuzz_tracestore_record.c
- *   services/tracestore/ts_decode.c services/tracestore/ts_batch.c
- *   build/test/proto/lineagent/v1/{trace_event,job_order,field_firmware}.pb-c.c
- *   -lprotobuf-c -o fuzz_tracestore_record
- * Seeds: any records, e.g. `lineagent trace --format jsonl` is not binary;
- * the spool's payload column (sqlite3 spool.db "SELECT payload ...") is. */
+ * Built by tests/fuzz/CMakeLists.txt (deploy/fuzz.sh); seeds in
+ * corpus/tracestore_record/: a zero byte and a trace event, a one byte and
+ * a field report. More seeds: the spool's payload column (sqlite3 spool.db
+ * "SELECT payload ...") holds trace events as Kafka carries them.
+ */
 #include <stddef.h>
 #include <stdint.h>
 

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Bad input never stops the agent or disturbs an accepted lot: each bad order
 # is answered on orders/result with a clear reason and recorded in Kafka as
-# order_rejected; a protobuf order and a good JSON order still run.
+# order_rejected; a protobuf order and a good JSON order still run. A
+# rejection names the order (id, revision, lot) whenever they can be read;
+# an order can read no file outside [firmware] allowed_urls, learns no
+# digest of one, and a FIFO does not hang intake.
 source "$(dirname "$0")/lib.sh"
 command -v protoc >/dev/null || fail "protoc is not installed (deploy/deps.sh test installs it)"
 
@@ -29,6 +32,22 @@ publish -f "$T/junk.bin"; n=$((n+1)); expect_reject $n "protobuf"
 publish -m "$(order_json WO-Q 1 LOT-Q 0 1.0.0 "$GOOD_SHA" "$GOOD")"; n=$((n+1)); expect_reject $n "quantity"
 publish -m "$(order_json WO-Q 1 LOT-Q 999999999 1.0.0 "$GOOD_SHA" "$GOOD")"; n=$((n+1)); expect_reject $n "quantity"
 publish -m "$(order_json WO-S 1 LOT-S 5 1.0.0 "$GOOD_SHA" "$GOOD" '["WRITE","VERIFY","FLASH"]')"; n=$((n+1)); expect_reject $n "FLASH"
+r=$(sed -n "${n}p" "$T/results.jsonl")
+[ "$(jq -r '[.orderId, .revision, .lotId] | join(" ")' <<<"$r")" = "WO-S 1 LOT-S" ] || fail "rejection lacks the ids: $r"
+pass "a JSON order with an unknown step is rejected naming WO-S rev 1 LOT-S"
+publish -m "$(order_json -rf 1 LOT-R 5 1.0.0 "$GOOD_SHA" "$GOOD")"; n=$((n+1)); expect_reject $n "order_id must not start with '-'"
+# outside allowed_urls: refused before any I/O, the file's digest never told
+PASSWD_SHA=$(sha256sum /etc/passwd | cut -d' ' -f1)
+publish -m "$(order_json WO-E 1 LOT-E 5 1.0.0 $ZERO /etc/passwd)"; n=$((n+1)); expect_reject $n "not under \\[firmware\\] allowed_urls"
+ln -s /etc/passwd "$T/passwd.bin"
+mkfifo "$T/fifo.bin"
+publish -m "$(order_json WO-L 1 LOT-L 5 1.0.0 $ZERO "$T/passwd.bin")"; n=$((n+1)); expect_reject $n "not a readable regular file"
+publish -m "$(order_json WO-I 1 LOT-I 5 1.0.0 $ZERO "$T/fifo.bin")"; n=$((n+1)); expect_reject $n "not a readable regular file"
+publish -m "$(order_json WO-U 1 LOT-U 5 1.0.0 $ZERO "$T/../../etc/passwd")"; n=$((n+1)); expect_reject $n "allowed_urls"
+publish -m "$(order_json WO-W 1 LOT-W 5 1.0.0 $ZERO "$GOOD" | sed 's#file://#https://example.com#')"; n=$((n+1))
+expect_reject $n "not under"
+! grep -q "$PASSWD_SHA" "$T/results.jsonl" || fail "a rejection told the digest of /etc/passwd"
+pass "file:///etc/passwd, a link to it, a FIFO, a dot-segment path and a foreign host: refused, no digest told"
 publish -m "$(order_json WO-V 1 LOT-V 5 1.0.0 "$GOOD_SHA" "$GOOD" '["WRITE","TEST"]')"; n=$((n+1)); expect_reject $n "verif"
 publish -m "$(order_json WO-D 1 LOT-D 5 1.0.0 "$GOOD_SHA" "$GOOD" | sed 's/PRODUCTION/DEBUG/')"; n=$((n+1)); expect_reject $n "debug"
 publish -m "$(order_json WO-L 1 LOT-L 5 1.0.0 "$GOOD_SHA" "$GOOD" '["WRITE","VERIFY","TEST"]')"; n=$((n+1)); expect_reject $n "no LOCK"

@@ -19,7 +19,7 @@ CLIENT=(--ca "$P/tlsca.pem" --cert "$P/station1.pem" --key "$P/station1.key")
 # --- mTLS
 code=$(curl -s -o /dev/null -w '%{http_code}' "${STATION[@]}" "$URL/v1/health")
 [ "$code" = 200 ] || fail "station with a client certificate got $code"
-body='{"product":"PCBA-100","board_id":"MTLS-1","lot_id":"L","order_id":"O","station":"s"}'
+body='{"product":"PCBA-100","board_id":"MTLS-1","lot_id":"L","order_id":"O","station":"station1/s"}'
 for who in none rogue; do
   args=("${TLS[@]}")
   [ $who = rogue ] && args+=(--cert "$P/rogue.pem" --key "$P/rogue.key")
@@ -30,9 +30,11 @@ done
 [ "$(ledger_count units)" -eq 0 ] || fail "a refused client got a unit written"
 if "$PV_LOAD" "$URL" 1 1 "$T/rogue.txt" --prefix ROGUE --ca "$P/tlsca.pem" --cert "$P/rogue.pem" \
   --key "$P/rogue.key" >"$T/rogue.out"; then fail "the agent's client with a rogue certificate was served"; fi
-grep -q "1 refused" "$T/rogue.out" || fail "rogue client not refused: $(cat "$T/rogue.out")"
-grep -q "403" "$T/rogue.out" || fail "rogue client: no 403 reason: $(cat "$T/rogue.out")"
-pass "mTLS: no client certificate and a foreign CA's certificate are refused (403), the station's is served"
+grep -q " 0 ok" "$T/rogue.out" || fail "rogue client not refused: $(cat "$T/rogue.out")"
+grep -q "refused TLS client 127.0.0.1: no client certificate" "$PV_LOG" || fail "no log line for the missing certificate"
+grep -q "refused TLS client 127.0.0.1: client certificate not issued by the station CA" "$PV_LOG" \
+  || fail "no log line for the foreign CA's certificate"
+pass "mTLS: no client certificate and a foreign CA's certificate are refused in the handshake, and logged; the station's is served"
 if "$PV_LOAD" "$URL" 1 1 "$T/pin.txt" --prefix PIN --ca "$P/stationca.pem" --cert "$P/station1.pem" \
   --key "$P/station1.key" >"$T/pin.out"; then fail "the client accepted a server certificate its pinned CA did not issue"; fi
 grep -q "1 unavailable" "$T/pin.out" || fail "pinning: $(cat "$T/pin.out")"
@@ -77,12 +79,12 @@ expect() { # expect CODE BODY
 expect 400 '{"product":"PCBA-100",'
 expect 400 '[1,2]'
 expect 400 '{"product":"PCBA-100","board_id":"X1","lot_id":"L","order_id":"O"}'
-expect 400 '{"product":"PCBA-100","board_id":"X 1","lot_id":"L","order_id":"O","station":"s"}'
-expect 400 '{"product":"PCBA-100","board_id":"X1","lot_id":"L","order_id":"O","station":"s","extra":1}'
-expect 404 '{"product":"NOPE","board_id":"X1","lot_id":"L","order_id":"O","station":"s"}'
-expect 400 '{"product":"PCBA-100","board_id":"X1","lot_id":"L","order_id":"O","station":"s","csr":"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"}'
+expect 400 '{"product":"PCBA-100","board_id":"X 1","lot_id":"L","order_id":"O","station":"station1/s"}'
+expect 400 '{"product":"PCBA-100","board_id":"X1","lot_id":"L","order_id":"O","station":"station1/s","extra":1}'
+expect 404 '{"product":"NOPE","board_id":"X1","lot_id":"L","order_id":"O","station":"station1/s"}'
+expect 400 '{"product":"PCBA-100","board_id":"X1","lot_id":"L","order_id":"O","station":"station1/s","csr":"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"}'
 openssl req -new -newkey rsa:2048 -nodes -subj /CN=x -keyout "$T/rsa.key" -out "$T/rsa.csr" 2>/dev/null
-expect 400 "$(jq -nc --rawfile c "$T/rsa.csr" '{product:"PCBA-100",board_id:"X1",lot_id:"L",order_id:"O",station:"s",csr:$c}')"
+expect 400 "$(jq -nc --rawfile c "$T/rsa.csr" '{product:"PCBA-100",board_id:"X1",lot_id:"L",order_id:"O",station:"station1/s",csr:$c}')"
 head -c 40000 /dev/zero | tr '\0' 'a' >"$T/big.txt"
 expect 413 "@$T/big.txt"
 [ "$(ledger_count issuances)" -eq "$before" ] || fail "a malformed request wrote to the ledger"

@@ -120,6 +120,8 @@ shutdown_timeout_ms = ${SHUTDOWN_MS:-15000}
 uri = tcp://127.0.0.1:$MQTT_PORT
 [kafka]
 bootstrap.servers = $BOOTSTRAP
+[firmware]
+allowed_urls = ${ALLOWED_URLS:-file://$T/}
 CONF
   if [ $# -gt 0 ]; then printf '%s\n' "$@" >>"$file"; else
     cat >>"$file" <<CONF

@@ -117,6 +117,30 @@ static void test_exit_status_and_stderr(void **state)
     adapter_find("exec")->close(s);
 }
 
+/* Closing stdout and stderr is not exiting: the program runs on and its
+ * exit status counts (it used to be killed as soon as both pipes closed). */
+static void test_closed_pipes_wait_for_exit(void **state)
+{
+    const char *prog = script("redirect.sh", "exec >/dev/null 2>&1; sleep 0.5; exit 3");
+    void *s = open_exec(prog, NULL, "5000", NULL, NULL);
+    adapter_step_ctx ctx = {.station = "x1", .lot_id = "LOT", .board_id = "B1", .image = &img};
+    adapter_result r = {0};
+    adapter_find("exec")->write(s, &ctx, &r);
+    assert_false(r.passed);
+    assert_string_equal(r.failure_mode, "exit_status");
+    assert_non_null(strstr(r.detail, "exited 3"));
+    /* ...and the deadline still holds for one that never exits */
+    prog = script("redirect-hang.sh", "exec >/dev/null 2>&1; sleep 30");
+    adapter_find("exec")->close(s);
+    s = open_exec(prog, NULL, "300", NULL, NULL);
+    memset(&r, 0, sizeof r);
+    int64_t t0 = clock_mono_ms();
+    adapter_find("exec")->write(s, &ctx, &r);
+    assert_true(clock_mono_ms() - t0 < 3000);
+    assert_string_equal(r.failure_mode, "timeout");
+    adapter_find("exec")->close(s);
+}
+
 static void test_timeout_kills_process_group(void **state)
 {
     char body[256];
@@ -287,6 +311,7 @@ int main(void)
         cmocka_unit_test(test_argv_substituted_without_shell),
         cmocka_unit_test(test_exit_status_and_stderr),
         cmocka_unit_test(test_timeout_kills_process_group),
+        cmocka_unit_test(test_closed_pipes_wait_for_exit),
         cmocka_unit_test(test_json_line_measurements),
         cmocka_unit_test(test_openhtf_record),
         cmocka_unit_test(test_output_bounded),

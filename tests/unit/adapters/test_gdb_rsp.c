@@ -14,12 +14,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "adapter.h"
 #include "digest.h"
 #include "gdb_rsp.h"
+#include "clock.h"
 
 #define MEM 65536
 
@@ -339,6 +341,73 @@ static void test_refused_connection(void **state)
     assert_int_equal(code, GDB_ECLOSED);
 }
 
+/* A packet cut by a '$' restart: the overflow of the cut one is not held
+ * against the whole one that follows. */
+static void test_restart_resets_overflow(void **state)
+{
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    int sz = 1 << 20;
+    setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+    size_t big = 70000; /* over the 65536-byte reply limit */
+    char *junk = malloc(big + 1);
+    junk[0] = '$';
+    assert_int_equal(write(sv[1], "+", 1), 1); /* the ack of qSupported */
+    memset(junk + 1, 'a', big);
+    for (size_t off = 0; off < big + 1;) {
+        ssize_t w = write(sv[1], junk + off, big + 1 - off);
+        assert_true(w > 0);
+        off += (size_t)w;
+    }
+    free(junk);
+    fk_send(sv[1], "PacketSize=1000;qXfer:memory-map:read+");
+    char err[256];
+    int code = 0;
+    gdb_rsp *g = gdb_rsp_open_fd(sv[0], 2000, &code, err, sizeof err);
+    if (!g) fail_msg("restarted packet refused: %s", err);
+    assert_int_equal(gdb_rsp_packet_size(g), 0x1000);
+    assert_true(gdb_rsp_has_memory_map(g));
+    gdb_rsp_close(g);
+    close(sv[1]);
+}
+
+/* A console or GDB server that never completes the handshake times out;
+ * every failure, socket() included, says why. */
+static void test_tcp_connect_bounded_and_explained(void **state)
+{
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    assert_int_equal(bind(l, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(l, 0), 0);
+    assert_int_equal(getsockname(l, (struct sockaddr *)&a, &alen), 0);
+    int port = ntohs(a.sin_port);
+    /* Fill the accept queue: further SYNs are dropped and connect() hangs. */
+    int fill[4], n = 0;
+    char err[512];
+    for (int i = 0; i < 4; i++) fill[n++] = gdb_tcp_connect("127.0.0.1", port, 200, 0, err, sizeof err);
+    int64_t t0 = clock_mono_ms();
+    int fd = gdb_tcp_connect("127.0.0.1", port, 300, 0, err, sizeof err);
+    int64_t ms = clock_mono_ms() - t0;
+    assert_int_equal(fd, -1);
+    assert_true(ms < 2000);
+    assert_non_null(strstr(err, "timed out after 300 ms"));
+    for (int i = 0; i < n; i++)
+        if (fill[i] >= 0) close(fill[i]);
+    close(l);
+    /* no descriptor left for socket(): the reason says so */
+    struct rlimit old, none;
+    getrlimit(RLIMIT_NOFILE, &old);
+    none = old;
+    none.rlim_cur = 0;
+    strcpy(err, "stale");
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &none), 0);
+    fd = gdb_tcp_connect("127.0.0.1", port, 300, 0, err, sizeof err);
+    setrlimit(RLIMIT_NOFILE, &old);
+    assert_int_equal(fd, -1);
+    assert_non_null(strstr(err, "socket: "));
+}
+
 /* ---- the adapter ----------------------------------------------------- */
 
 static void *gdb_open_port(fake *f, const char *extra_key, const char *extra_val)
@@ -475,6 +544,8 @@ int main(void)
         cmocka_unit_test(test_flash_commands_when_memory_map_has_flash),
         cmocka_unit_test(test_silent_server_times_out),
         cmocka_unit_test(test_refused_connection),
+        cmocka_unit_test(test_restart_resets_overflow),
+        cmocka_unit_test(test_tcp_connect_bounded_and_explained),
         cmocka_unit_test(test_adapter_verifies_by_crc_and_starts),
         cmocka_unit_test(test_adapter_readback_mismatch_and_lock),
         cmocka_unit_test(test_refused_write_is_a_write_error),

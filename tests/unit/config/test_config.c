@@ -332,6 +332,48 @@ static void test_provisioning(void **state)
 #undef ST
 }
 
+/* [firmware] allowed_urls: none by default (every order refused), a list
+ * kept as written, and every prefix in it checked, the error naming the
+ * line and the key. */
+static void test_firmware_allowed_urls(void **state)
+{
+#define ST "[station a]\nadapter = sim\nsteps = test\n"
+    config c;
+    char err[512];
+    assert_int_equal(config_load(&c, write_file("fw0.conf", BASE ST), err, sizeof err), 0);
+    assert_null(c.firmware_allowed_urls);
+    config_free(&c);
+    const char *list = "file:///srv/firmware/, https://fw.example.com/releases/";
+    char text[1024];
+    snprintf(text, sizeof text, "%s[firmware]\nallowed_urls = %s\n%s", BASE, list, ST);
+    assert_int_equal(config_load(&c, write_file("fw1.conf", text), err, sizeof err), 0);
+    assert_string_equal(c.firmware_allowed_urls, list);
+    char *printed = NULL;
+    size_t plen = 0;
+    FILE *out = open_memstream(&printed, &plen);
+    config_print(&c, out);
+    fclose(out);
+    assert_non_null(strstr(printed, "[firmware]"));
+    assert_non_null(strstr(printed, list));
+    free(printed);
+    config_free(&c);
+    const char *bad[] = {"file:///srv/firmware",          /* no trailing '/' */
+                         "ftp://fw.example.com/",         /* scheme */
+                         "file:///srv/../etc/",           /* dot segment */
+                         "https:///releases/",            /* no host */
+                         "file:///srv/%2e%2e/",           /* escapes */
+                         "file:///srv/fw/, /etc/"};       /* the second prefix */
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        snprintf(text, sizeof text, "%s[firmware]\nallowed_urls = %s\n%s", BASE, bad[i], ST);
+        assert_int_equal(load_err(text, err, sizeof err), -1);
+        assert_non_null(strstr(err, ":10:"));
+        assert_non_null(strstr(err, "[firmware] allowed_urls"));
+    }
+    assert_int_equal(load_err(BASE "[firmware]\nallowed = file:///srv/\n" ST, err, sizeof err), -1);
+    assert_non_null(strstr(err, "allowed"));
+#undef ST
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -339,6 +381,7 @@ int main(void)
         cmocka_unit_test(test_errors_name_line_and_key),
         cmocka_unit_test(test_secrets_never_printed),
         cmocka_unit_test(test_provisioning),
+        cmocka_unit_test(test_firmware_allowed_urls),
         cmocka_unit_test(test_spool_retention_and_limit),
         cmocka_unit_test(test_kafka_stall_alarm),
         cmocka_unit_test(test_http_listen_and_user),

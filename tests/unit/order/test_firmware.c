@@ -1,6 +1,7 @@
 /* test_firmware.c - firmware fetching and digest checks (firmware.c): file://
  * images from a temporary directory, and http:// from a tiny loopback server
- * in a thread for status codes and redirects. */
+ * in a thread for status codes and redirects; [firmware] allowed_urls keeps
+ * orders away from every other file and host, and tells them nothing. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -49,7 +51,8 @@ static void write_file(const char *name, const void *data, size_t len, char *url
     snprintf(url, url_len, "file://%s", path);
 }
 
-static const firmware_fetch_opts default_opts = {.max_bytes = 16u << 20, .timeout_ms = 10000, .ca_file = NULL};
+static char allowed[512]; /* file://DIR/,http://127.0.0.1:PORT/ */
+static firmware_fetch_opts default_opts = {.max_bytes = 16u << 20, .timeout_ms = 10000, .allowed_urls = allowed};
 
 /* Fetch must fail, leave *image NULL, and mention every needle. */
 static void expect_fetch_error(const char *url, const char *sha, size_t max_bytes, const char *needle1,
@@ -88,6 +91,8 @@ static void http_answer(int c, const char *path)
     const char *resp;
     if (strcmp(path, "/to-file") == 0)
         resp = "HTTP/1.1 302 Found\r\nLocation: file:///etc/hostname\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    else if (strcmp(path, "/to-other") == 0)
+        resp = "HTTP/1.1 302 Found\r\nLocation: http://localhost/fw.bin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
     else if (strcmp(path, "/to-fw") == 0)
         resp = "HTTP/1.1 302 Found\r\nLocation: /fw.bin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
     else
@@ -131,6 +136,7 @@ static int setup(void **state)
         getsockname(http_fd, (struct sockaddr *)&a, &alen) != 0)
         return -1;
     http_port = ntohs(a.sin_port);
+    snprintf(allowed, sizeof allowed, "file://%s/, http://127.0.0.1:%d/", dir, http_port);
     return pthread_create(&http_thread, NULL, http_main, NULL) == 0 ? 0 : -1;
 }
 
@@ -199,7 +205,7 @@ static void test_file_missing(void **state)
     (void)state;
     char url[300];
     snprintf(url, sizeof url, "file://%s/no-such-image.bin", dir);
-    expect_fetch_error(url, image_sha, default_opts.max_bytes, url, "cannot fetch");
+    expect_fetch_error(url, image_sha, default_opts.max_bytes, url, "not a readable regular file");
 }
 
 static void test_size_limit(void **state)
@@ -237,8 +243,8 @@ static void test_other_protocols_refused(void **state)
 {
     (void)state;
     expect_fetch_error("ftp://127.0.0.1/fw.bin", image_sha, default_opts.max_bytes, "ftp://127.0.0.1/fw.bin",
-                       "not supported");
-    expect_fetch_error("dict://127.0.0.1/x", image_sha, default_opts.max_bytes, "dict://", "not supported");
+                       "not under [firmware] allowed_urls");
+    expect_fetch_error("dict://127.0.0.1/x", image_sha, default_opts.max_bytes, "dict://", "allowed_urls");
 }
 
 static void test_http(void **state)
@@ -269,7 +275,83 @@ static void test_http(void **state)
      * fetch itself fails (a followed redirect would end in a digest
      * mismatch instead). */
     snprintf(url, sizeof url, "http://127.0.0.1:%d/to-file", http_port);
-    expect_fetch_error(url, image_sha, default_opts.max_bytes, url, "cannot fetch");
+    expect_fetch_error(url, image_sha, default_opts.max_bytes, url, "redirects to file:///etc/hostname, which is not");
+    /* ...nor at another host */
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/to-other", http_port);
+    expect_fetch_error(url, image_sha, default_opts.max_bytes, "redirects to http://localhost/fw.bin", "not under");
+}
+
+/* An order may read only under allowed_urls; whatever it names otherwise,
+ * the reason carries no digest, no size and no hint of existence. */
+static void test_allowed_urls(void **state)
+{
+    (void)state;
+    const char *wrong = "0000000000000000000000000000000000000000000000000000000000000000";
+    char passwd_sha[65], url[400], reason[512];
+    FILE *f = fopen("/etc/passwd", "rb");
+    assert_non_null(f);
+    static uint8_t buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    digest_sha256_hex(buf, n, passwd_sha);
+    const char *generic = "not a readable regular file inside its allowed root";
+    struct {
+        const char *url, *needle;
+    } cases[] = {
+        {"file:///etc/passwd", "not under [firmware] allowed_urls"},
+        {NULL, "not under"}, /* DIR/../../etc/passwd */
+        {NULL, generic},     /* DIR/link -> /etc/passwd */
+        {NULL, generic},     /* DIR/fifo: must not hang */
+        {NULL, generic},     /* DIR/sub (a directory) */
+        {NULL, generic},     /* DIR/missing */
+        {"http://localhost:1/fw.bin", "not under"},
+        {"http://127.0.0.1:1/fw.bin", "not under"}, /* another port */
+        {"file://localhost/etc/passwd", "not under"},
+    };
+    char u[5][400], path[300];
+    snprintf(u[0], sizeof u[0], "file://%s/../../etc/passwd", dir);
+    snprintf(path, sizeof path, "%s/link", dir);
+    assert_int_equal(symlink("/etc/passwd", path), 0);
+    snprintf(u[1], sizeof u[1], "file://%s", path);
+    snprintf(path, sizeof path, "%s/fifo", dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    snprintf(u[2], sizeof u[2], "file://%s", path);
+    snprintf(path, sizeof path, "%s/sub", dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    snprintf(u[3], sizeof u[3], "file://%s", path);
+    snprintf(u[4], sizeof u[4], "file://%s/missing.bin", dir);
+    for (int i = 1; i <= 5; i++) cases[i].url = u[i - 1];
+    alarm(10); /* a FIFO opened for reading without O_NONBLOCK would hang here */
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint8_t *img = NULL;
+        size_t len = 0;
+        reason[0] = 0;
+        assert_int_equal(firmware_fetch(cases[i].url, wrong, &default_opts, &img, &len, reason, sizeof reason), -1);
+        assert_null(img);
+        expect_in(reason, cases[i].needle);
+        if (strstr(reason, passwd_sha) || strstr(reason, "bytes")) fail_msg("reason tells too much: %s", reason);
+    }
+    alarm(0);
+    /* a symlink inside the root to a file inside the root is fine */
+    write_file("real.bin", "abc", 3, url, sizeof url);
+    snprintf(path, sizeof path, "%s/alias.bin", dir);
+    char target[300];
+    snprintf(target, sizeof target, "%s/real.bin", dir);
+    assert_int_equal(symlink(target, path), 0);
+    snprintf(url, sizeof url, "file://%s", path);
+    uint8_t *img = NULL;
+    size_t len = 0;
+    assert_int_equal(firmware_fetch(url, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+                                    &default_opts, &img, &len, reason, sizeof reason), 0);
+    free(img);
+    /* the prefixes themselves */
+    assert_true(firmware_url_allowed(url, allowed, reason, sizeof reason));
+    assert_int_equal(firmware_allowed_check("file:///srv/fw/, https://fw.example.com/rel/", reason, sizeof reason), 0);
+    assert_int_equal(firmware_allowed_check("https://fw.example.com", reason, sizeof reason), -1); /* .com.evil */
+    assert_int_equal(firmware_allowed_check("ftp://x/", reason, sizeof reason), -1);
+    assert_int_equal(firmware_allowed_check("file:///srv/../etc/", reason, sizeof reason), -1);
+    assert_int_equal(firmware_allowed_check("https:///x/", reason, sizeof reason), -1);
+    assert_false(firmware_url_allowed("file:///srv/fw/a.bin", NULL, reason, sizeof reason)); /* none configured */
 }
 
 int main(void)
@@ -283,6 +365,7 @@ int main(void)
         cmocka_unit_test(test_empty_image),
         cmocka_unit_test(test_other_protocols_refused),
         cmocka_unit_test(test_http),
+        cmocka_unit_test(test_allowed_urls),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

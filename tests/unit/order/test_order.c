@@ -399,6 +399,81 @@ static void test_validate_ids(void **state)
     fixture_init(&f);
     f.o.revision = 0;
     expect_invalid(&f, "revision must be at least 1", NULL);
+    /* a leading '-' would be an option to a vendor program */
+    const char *dash[] = {"-rf", "--help"};
+    for (int i = 0; i < 2; i++) {
+        fixture_init(&f);
+        f.o.order_id = (char *)dash[i];
+        expect_invalid(&f, "order_id must not start with '-'", NULL);
+        fixture_init(&f);
+        f.o.lot_id = (char *)dash[i];
+        expect_invalid(&f, "lot_id must not start with '-'", NULL);
+        fixture_init(&f);
+        f.o.product = (char *)dash[i];
+        expect_invalid(&f, "product must not start with '-'", NULL);
+        fixture_init(&f);
+        f.fw.version = (char *)dash[i];
+        expect_invalid(&f, "firmware.version must not start with '-'", NULL);
+    }
+    fixture_init(&f);
+    f.o.order_id = "ORD-1"; /* inside is fine */
+    expect_valid(&f);
+    assert_string_equal(order_id_or_empty("-x"), "");
+    assert_string_equal(order_id_or_empty("A;B"), "");
+    assert_string_equal(order_id_or_empty(NULL), "");
+    assert_string_equal(order_id_or_empty("WO-1"), "WO-1");
+}
+
+/* The item cap is checked before the quadratic duplicate check: 100,000
+ * items of one name are refused for their count, at once. */
+static void test_validate_item_count_first(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_init(&f);
+    size_t n = 100000;
+    Lineagent__V1__TestItem *items = calloc(n, sizeof *items);
+    Lineagent__V1__TestItem **ptrs = calloc(n, sizeof *ptrs);
+    for (size_t i = 0; i < n; i++) {
+        lineagent__v1__test_item__init(&items[i]);
+        items[i].name = "vbus";
+        items[i].low = 1;
+        items[i].high = 2;
+        ptrs[i] = &items[i];
+    }
+    static Step flow[] = {LINEAGENT__V1__STEP__WRITE, LINEAGENT__V1__STEP__VERIFY, LINEAGENT__V1__STEP__TEST,
+                          LINEAGENT__V1__STEP__LOCK};
+    f.o.flow = flow;
+    f.o.n_flow = 4; /* LOCK: a PRODUCTION order must lock (R5) */
+    f.o.test_items = ptrs;
+    f.o.n_test_items = n;
+    expect_invalid(&f, "100000 test items; the limit is 64", NULL);
+    free(ptrs);
+    free(items);
+}
+
+/* A payload order_parse refuses still yields its ids for the rejection. */
+static void test_parse_ids(void **state)
+{
+    (void)state;
+    char reason[512];
+    const char *bad_step = "{\"orderId\":\"WO-S\",\"revision\":3,\"lotId\":\"LOT-S\",\"flow\":[\"WRITE\",\"FLASHIT\"]}";
+    assert_null(parse_str(bad_step, reason, sizeof reason));
+    JobOrder *o = order_parse_ids(bad_step, strlen(bad_step));
+    assert_non_null(o);
+    assert_string_equal(o->order_id, "WO-S");
+    assert_string_equal(o->lot_id, "LOT-S");
+    assert_int_equal(o->revision, 3);
+    order_free(o);
+    const char *snake = "{\"order_id\":\"WO-T\",\"lot_id\":\"-evil\",\"quantity\":\"x\"}";
+    o = order_parse_ids(snake, strlen(snake));
+    assert_non_null(o);
+    assert_string_equal(o->order_id, "WO-T");
+    assert_string_equal(o->lot_id, ""); /* not an id: not echoed */
+    order_free(o);
+    assert_null(order_parse_ids("{\"orderId\":7}", 13));
+    assert_null(order_parse_ids("[1]", 3));
+    assert_null(order_parse_ids("\x0a\x03" "abc", 5));
 }
 
 static void test_validate_firmware(void **state)
@@ -642,6 +717,8 @@ int main(void)
         cmocka_unit_test(test_validate_reference_and_boundaries),
         cmocka_unit_test(test_validate_quantity),
         cmocka_unit_test(test_validate_ids),
+        cmocka_unit_test(test_validate_item_count_first),
+        cmocka_unit_test(test_parse_ids),
         cmocka_unit_test(test_validate_firmware),
         cmocka_unit_test(test_validate_flow),
         cmocka_unit_test(test_validate_first_violation_wins),

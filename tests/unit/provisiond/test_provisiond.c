@@ -1,7 +1,9 @@
 /* test_provisiond.c - provisiond's modules: serial formatting, MAC
  * allocation (no wrap-around), config validation, and the ledger: one
  * identity per board, repeats return it, bad CSRs write nothing, exhaustion
- * is an error, and audit passes on a good ledger and fails on corrupted ones. */
+ * is an error, and audit passes on a good ledger and fails on corrupted ones;
+ * a rekey is listed and can be denied; GET never sees an uncommitted batch;
+ * a batch SQLite rolled back by itself fails whole and leaves no board stuck. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +13,8 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -231,6 +235,8 @@ static void test_ledger_issue(void **s)
     assert_string_equal(a.serial, b.serial);
     assert_true(a.mac_first == b.mac_first);
     assert_string_not_equal(a.cert_serial, b.cert_serial);
+    assert_string_equal(b.supersedes, a.cert_serial); /* a rekey, listing what it replaces */
+    assert_int_equal(count(&f, "superseded"), 1);
     pv_identity_clear(&b);
     /* Server-generated key: returned, once. */
     assert_int_equal(issue(&f, "B2", NULL, &c), PV_OK);
@@ -356,6 +362,140 @@ static void test_audit_finds_corruption(void **s)
     corrupt_and_audit("UPDATE units SET device_id = 'FFFFFFFFFFFFFFFF' WHERE id = 2");
 }
 
+/* Rekey denied by the product's configuration: 409, nothing written. */
+static void test_rekey_denied(void **s)
+{
+    fixture f;
+    fx_open(&f);
+    f.cfg.products[0].allow_rekey = 0;
+    pv_identity a, b;
+    char *csr = make_csr(NULL), *csr2 = make_csr(NULL);
+    assert_int_equal(issue(&f, "K1", csr, &a), PV_OK);
+    int certs = count(&f, "certs"), iss = count(&f, "issuances");
+    assert_int_equal(issue(&f, "K1", csr, &b), PV_OK); /* the same key: the same certificate, not a rekey */
+    assert_string_equal(a.cert_serial, b.cert_serial);
+    pv_identity_clear(&b);
+    assert_int_equal(issue(&f, "K1", csr2, &b), PV_CONFLICT);
+    assert_int_equal(issue(&f, "K1", NULL, &b), PV_CONFLICT); /* a server key would be a rekey too */
+    assert_int_equal(count(&f, "certs"), certs);
+    assert_int_equal(count(&f, "issuances"), iss + 1);
+    assert_int_equal(count(&f, "superseded"), 0);
+    pv_identity_clear(&a);
+    free(csr);
+    free(csr2);
+    fx_close(&f);
+}
+
+/* Fault injection through pv_ledger_test_hook. */
+static struct {
+    fixture *f;
+    sem_t finished;
+    char serial_b[128];
+    int rollback_at_join, fail_signing;
+    pv_status status_b, get_b_during;
+} inj;
+
+static void *issue_b(void *arg)
+{
+    pv_identity id;
+    inj.status_b = issue(inj.f, "GB", NULL, &id);
+    pv_identity_clear(&id);
+    return NULL;
+}
+
+static int hook(sqlite3 *db, const char *point, const pv_request *req)
+{
+    if (strcmp(point, "joined") == 0 && inj.rollback_at_join) {
+        /* What SQLite does by itself after SQLITE_FULL or SQLITE_IOERR in a
+         * transaction: the batch's transaction is gone. */
+        inj.rollback_at_join = 0;
+        assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    }
+    if (strcmp(point, "finished") == 0 && strcmp(req->board_id, "GB") == 0) {
+        sqlite3_stmt *st;
+        sqlite3_prepare_v2(db, "SELECT serial FROM units WHERE board_id='GB'", -1, &st, NULL);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            snprintf(inj.serial_b, sizeof inj.serial_b, "%s", (const char *)sqlite3_column_text(st, 0));
+        sqlite3_finalize(st);
+        sem_post(&inj.finished);
+    }
+    if (strcmp(point, "signed") == 0 && strcmp(req->board_id, "GA") == 0) {
+        /* GA is signing; GB joins the same batch and writes all its rows. */
+        pthread_t t;
+        pthread_create(&t, NULL, issue_b, NULL);
+        pthread_detach(t);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 10;
+        assert_int_equal(sem_timedwait(&inj.finished, &ts), 0);
+        pv_identity id;
+        char err[160];
+        inj.get_b_during = pv_ledger_get(inj.f->l, &inj.f->cfg, inj.serial_b, &id, err, sizeof err);
+        pv_identity_clear(&id);
+        return 1; /* GA's signing fails: the batch, GB's rows with it, is rolled back */
+    }
+    if (strcmp(point, "signed") == 0 && inj.fail_signing) return inj.fail_signing--, 1;
+    return 0;
+}
+
+/* GET must not return an identity of a batch that is not committed, and
+ * that batch may yet be rolled back. */
+static void test_get_sees_committed_only(void **s)
+{
+    fixture f;
+    fx_open(&f);
+    memset(&inj, 0, sizeof inj);
+    inj.f = &f;
+    sem_init(&inj.finished, 0, 0);
+    pv_ledger_test_hook = hook;
+    pv_identity a;
+    assert_int_equal(issue(&f, "GA", NULL, &a), PV_INTERNAL);
+    for (int i = 0; i < 500 && inj.status_b == PV_OK; i++) usleep(10000); /* GB answers after the rollback */
+    pv_ledger_test_hook = NULL;
+    assert_true(inj.serial_b[0]);
+    assert_int_equal(inj.get_b_during, PV_NOT_FOUND);
+    assert_int_equal(inj.status_b, PV_INTERNAL);
+    pv_identity id;
+    char err[160];
+    assert_int_equal(pv_ledger_get(f.l, &f.cfg, inj.serial_b, &id, err, sizeof err), PV_NOT_FOUND);
+    assert_int_equal(count(&f, "units"), 0);
+    /* asked again, both get identities, and GET finds them */
+    assert_int_equal(issue(&f, "GB", NULL, &a), PV_OK);
+    assert_int_equal(pv_ledger_get(f.l, &f.cfg, a.serial, &id, err, sizeof err), PV_OK);
+    assert_string_equal(id.cert_serial, a.cert_serial);
+    pv_identity_clear(&id);
+    pv_identity_clear(&a);
+    assert_int_equal(audit(&f), 0);
+    sem_destroy(&inj.finished);
+    fx_close(&f);
+}
+
+/* SQLite rolled the batch back by itself (after SQLITE_FULL or IOERR): the
+ * request fails, nothing of it is committed behind the batch's back, and the
+ * board is issued when it asks again instead of being refused for ever. */
+static void test_auto_rollback_detected(void **s)
+{
+    fixture f;
+    fx_open(&f);
+    memset(&inj, 0, sizeof inj);
+    inj.f = &f;
+    pv_ledger_test_hook = hook;
+    pv_identity a, b;
+    assert_int_equal(issue(&f, "R0", NULL, &a), PV_OK); /* a healthy batch first */
+    inj.rollback_at_join = 1;
+    inj.fail_signing = 1;
+    assert_int_equal(issue(&f, "R1", NULL, &b), PV_INTERNAL);
+    assert_int_equal(count(&f, "units"), 1);
+    pv_ledger_test_hook = NULL;
+    assert_int_equal(issue(&f, "R1", NULL, &b), PV_OK);
+    assert_false(b.reused);
+    assert_int_equal(count(&f, "units"), 2);
+    assert_int_equal(audit(&f), 0);
+    pv_identity_clear(&a);
+    pv_identity_clear(&b);
+    fx_close(&f);
+}
+
 int main(void)
 {
     if (tmpdir_make(&tmp, "test_provisiond") != 0) return 1;
@@ -366,6 +506,9 @@ int main(void)
         cmocka_unit_test(test_ledger_issue),
         cmocka_unit_test(test_csr_keys),
         cmocka_unit_test(test_audit_finds_corruption),
+        cmocka_unit_test(test_rekey_denied),
+        cmocka_unit_test(test_get_sees_committed_only),
+        cmocka_unit_test(test_auto_rollback_detected),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     if (tmpdir_remove(&tmp) != 0) rc = rc ? rc : 1;
