@@ -35,7 +35,6 @@ pg_init() {
   PG_DIR=$1
   local fsync=${2:-on}
   mkdir -p "$PG_DIR"
-  PG_PORT=$(pg_free_port)
   PG_PASSWORD_FILE=$PG_DIR/password
   (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$PG_PASSWORD_FILE")
   if [ -n "$PG_USER" ]; then
@@ -48,24 +47,30 @@ pg_init() {
     -E UTF8 --no-locale >"$PG_DIR/initdb.log" 2>&1 || { cat "$PG_DIR/initdb.log"; echo "FAIL: initdb"; exit 1; }
   cat >>"$PG_DIR/data/postgresql.conf" <<CONF
 listen_addresses = '127.0.0.1'
-port = $PG_PORT
 unix_socket_directories = ''
 fsync = $fsync
 synchronous_commit = $fsync
 shared_buffers = 128MB
 max_wal_size = 2GB
 CONF
+  # A port found free can be taken before the server binds it (tests run in
+  # parallel): another port then, a few times.
+  local try
+  for try in 1 2 3 4 5; do
+    PG_PORT=$(pg_free_port)
+    rm -f "$PG_DIR/server.log"
+    pg_start_once && break
+    grep -q "Address already in use" "$PG_DIR/server.log" && [ "$try" -lt 5 ] \
+      || { tail -20 "$PG_DIR/server.log"; echo "FAIL: PostgreSQL did not start"; exit 1; }
+  done
   (umask 077; echo "127.0.0.1:$PG_PORT:*:tracestore:$(cat "$PG_PASSWORD_FILE")" >"$PG_DIR/pgpass")
   PG_CONNINFO="host=127.0.0.1 port=$PG_PORT dbname=tracestore user=tracestore connect_timeout=5"
-  pg_start
   PGPASSFILE=$PG_DIR/pgpass psql -h 127.0.0.1 -p "$PG_PORT" -U tracestore -d postgres -XAtq \
     -c "CREATE DATABASE tracestore" >/dev/null || { echo "FAIL: createdb"; exit 1; }
 }
 
-pg_start() {
-  pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 start >/dev/null \
-    || { tail -20 "$PG_DIR/server.log"; echo "FAIL: PostgreSQL did not start"; exit 1; }
-}
+pg_start_once() { pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -o "-p $PG_PORT" -w -t 60 start >/dev/null; }
+pg_start() { pg_start_once || { tail -20 "$PG_DIR/server.log"; echo "FAIL: PostgreSQL did not start"; exit 1; }; }
 
 pg_stop() { pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w -t 60 stop >/dev/null; }
 pg_stop_quiet() { [ -z "${PG_DIR:-}" ] || [ ! -f "$PG_DIR/data/postmaster.pid" ] || pg_stop 2>/dev/null || true; }
