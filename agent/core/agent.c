@@ -467,6 +467,7 @@ int agent_run(const config *cfg)
         goto out;
     }
     live_attach(a.lv, a.ml);
+    agent_publish_status(&a); /* alarms raised while starting: a lot held at resume (firmware_corrupt) */
     log_info("lineagent %s running: site %s line %s, %zu stations, orders on %s/orders", LINEAGENT_VERSION,
              cfg->site, cfg->line, cfg->n_stations, cfg->topic_prefix);
     service_ready(&a.notify, "running");

@@ -17,6 +17,7 @@
 #include "eol.h"
 #include "line_int.h"
 #include "log.h"
+#include "lot_image.h"
 
 typedef struct line_msg {
     station_result *sr; /* a station job's results, chained */
@@ -702,8 +703,9 @@ static int resume_lot(void *ud, const spool_lot *sl)
     }
     JobOrder *o = lineagent__v1__job_order__unpack(NULL, len, enc);
     free(enc);
-    if (!o || spool_firmware_get(ln->sp, o->firmware->sha256, &image, &image_len) != 1) {
-        log_error("spool: lot %s: order or firmware unreadable; not resumed", sl->lot_id);
+    char why[500]; /* the image re-hashed first (rule R1); a corrupt one is fetched again or the lot held */
+    if (lot_image_load(ln->sp, ln->cfg, o, sl->lot_id, &image, &image_len, why, sizeof why) != 0) {
+        lot_image_hold(ln->sites.held_lots, sl->lot_id, why);
         order_free(o);
         return 0;
     }
