@@ -420,8 +420,8 @@ static const char *order_conflict(line *ln, const JobOrder *o, lot *l, char *buf
         return snprintf(buf, n, "revision %u ignored: revision %u of order %s is already in effect", o->revision,
                         have, o->order_id), buf;
     if (known == 1 && !l)
-        return snprintf(buf, n, "order %s is already complete; revision %u cannot change it", o->order_id,
-                        o->revision), buf;
+        return snprintf(buf, n, "order %s is already complete (or its lot held: firmware_corrupt); revision %u "
+                        "cannot change it", o->order_id, o->revision), buf;
     if (!l) {
         spool_lot other;
         if (spool_lot_get(ln->sp, o->lot_id, &other) == 1)

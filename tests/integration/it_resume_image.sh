@@ -25,6 +25,7 @@ sqlite3 "$T/spool.db" "UPDATE firmware_chunk SET data = zeroblob(length(data)) W
 mv "$FW_PATH" "$FW_PATH.away"
 start_status_log
 start_agent "$T/agent.conf"
+start_results
 wait_log "ALARM firmware_corrupt: lot LOT-R held, not resumed, no board written" 20
 grep -q "lot LOT-R: cached firmware ${FW_SHA:0:16}... re-hashes to" "$AGENT_LOG" || fail "corrupt image not named in the log"
 wait_for 10 "firmware_corrupt on the status topic" \
@@ -35,8 +36,21 @@ n=$(sqlite3 "$T/spool.db" "SELECT count(*) FROM events WHERE type = 'unit_writte
 [ "$n" -eq 0 ] || fail "$n unit_written after the restart with a corrupt image"
 [ "$(sqlite3 "$T/spool.db" "SELECT count(*) FROM firmware_chunk WHERE sha256 = '$FW_SHA'")" -eq 0 ] \
   || fail "corrupt chunks still in the spool"
-stop_agent
 pass "corrupt cached image: lot held, alarm on the status topic, no board written, corrupt chunks deleted"
+# a revision of the held lot's order (its image at another URL) is refused,
+# not taken for a new lot starting again at board 1
+publish -m "$(order_json WO-R 2 LOT-R $QTY 3.0.0 "$FW_SHA" "$FW_PATH.away")"
+wait_for 20 "result of WO-R rev 2" results_at_least 1
+r=$(head -1 "$T/results.jsonl")
+[ "$(jq -r .accepted <<<"$r")" = false ] && jq -r .reason <<<"$r" | grep -q "lot held: firmware_corrupt" \
+  || fail "revision of a held lot: $r"
+stop_agent
+[ "$(sqlite3 "$T/spool.db" "SELECT count(*) FROM events WHERE type = 'unit_written' AND seq > $seq0")" -eq 0 ] \
+  || fail "unit_written while the lot was held"
+pass "revision of the held lot refused: $(jq -r .reason <<<"$r")"
+# intake fetched the revision's image into the spool; corrupt it again, so
+# the next start must find it corrupt once more
+sqlite3 "$T/spool.db" "UPDATE firmware_chunk SET data = zeroblob(length(data)) WHERE sha256 = '$FW_SHA'" >/dev/null
 
 # the URL back: fetched again at the next start, re-hashed, the lot completes
 mv "$FW_PATH.away" "$FW_PATH"
