@@ -153,6 +153,7 @@ static void agent_publish_status(agent *a)
     metrics_set_alarm(METRICS_ALARM_KAFKA_STALLED, a->watch.stalled);
     json_t *alarms = json_array();
     metrics_set_alarm(METRICS_ALARM_FIXTURE_SITE_SUSPECT, a->ln ? line_site_alarms(a->ln, NULL) : 0);
+    metrics_set_alarm(METRICS_ALARM_FIRMWARE_CORRUPT, a->ln ? line_held_lots(a->ln) : 0);
     if (!a->ml) {
         json_decref(alarms);
         return;

@@ -755,6 +755,7 @@ line *line_start(const config *cfg, spool *sp, const line_hooks *hooks, char *er
     return ln;
 }
 
+int line_held_lots(line *ln) { return (int)json_array_size(ln->sites.held_lots); }
 void line_stop_feeding(line *ln) { ln->feeding = 0; }
 void line_set_paused(line *ln, int paused) { ln->paused = paused; }
 int line_in_flight(line *ln) { return ln->in_flight; }

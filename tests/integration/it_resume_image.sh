@@ -10,6 +10,8 @@ source "$(dirname "$0")/lib.sh"
 start_mosquitto
 start_kafka
 BPS=4 STEP_MS=0 write_config "$T/agent.conf"
+HTTP_PORT=$(free_port)
+printf '[http]\nlisten = 127.0.0.1:%s\n' "$HTTP_PORT" >>"$T/agent.conf"
 start_agent "$T/agent.conf"
 make_firmware r 3.0.0
 QTY=12
@@ -30,6 +32,8 @@ wait_log "ALARM firmware_corrupt: lot LOT-R held, not resumed, no board written"
 grep -q "lot LOT-R: cached firmware ${FW_SHA:0:16}... re-hashes to" "$AGENT_LOG" || fail "corrupt image not named in the log"
 wait_for 10 "firmware_corrupt on the status topic" \
   grep -q '"alarm":"firmware_corrupt".*"lot_id":"LOT-R"' "$T/status.log"
+curl -sf "http://127.0.0.1:$HTTP_PORT/metrics" | grep -q '^lineagent_alarm{alarm="firmware_corrupt"} 1$' \
+  || fail "lineagent_alarm{alarm=\"firmware_corrupt\"} is not 1"
 sleep 2 # boards would have been written by now
 grep -q "resuming lot LOT-R" "$AGENT_LOG" && fail "LOT-R resumed with a corrupt image"
 n=$(sqlite3 "$T/spool.db" "SELECT count(*) FROM events WHERE type = 'unit_written' AND seq > $seq0")
@@ -59,6 +63,8 @@ grep -q "lot LOT-R: firmware ${FW_SHA:0:16}... fetched again and re-hashed; resu
   || fail "image not fetched again"
 grep -q "resuming lot LOT-R" "$AGENT_LOG" || fail "LOT-R not resumed"
 wait_log "lot LOT-R completed" 60
+curl -sf "http://127.0.0.1:$HTTP_PORT/metrics" | grep -q '^lineagent_alarm{alarm="firmware_corrupt"} 0$' \
+  || fail "firmware_corrupt gauge still up after the lot resumed"
 [ "$(sqlite3 "$T/spool.db" "SELECT hex(data) FROM firmware_chunk WHERE sha256 = '$FW_SHA' ORDER BY idx" | tr -d '\n')" \
   = "$(od -An -v -tx1 "$FW_PATH" | tr -d ' \n' | tr a-f A-F)" ] || fail "spool's chunks are not the image again"
 stop_agent
