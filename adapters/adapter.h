@@ -58,6 +58,17 @@ typedef struct adapter_cal_point {
 } adapter_cal_point;
 #define ADAPTER_MAX_CAL_POINTS 16
 
+/* CALIBRATE, several named channels per unit (vbus, vref, a sensor ...):
+ * each its raw readings at reference points, fitted by the agent like the
+ * single-channel points below, its coefficients written per channel. */
+typedef struct adapter_cal_channel {
+    char name[32];
+    adapter_cal_point points[ADAPTER_MAX_CAL_POINTS];
+    int n_points;
+    double offset, gain, residual; /* set by the agent's fit */
+} adapter_cal_channel;
+#define ADAPTER_MAX_CAL_CHANNELS 8
+
 /* CRC-32 variants a target may compute over flash: the zlib / IEEE 802.3 one
  * (vendor programmers) and GDB's qCRC (non-reflected, no final XOR). */
 typedef enum adapter_crc { ADAPTER_CRC_NONE = 0, ADAPTER_CRC32_ZLIB, ADAPTER_CRC32_GDB } adapter_crc;
@@ -85,6 +96,10 @@ typedef struct adapter_result {
     adapter_cal_point cal_points[ADAPTER_MAX_CAL_POINTS];
     int n_cal_points;
     double cal_residual;                                   /* set by the agent's fit */
+    /* CALIBRATE with named channels (then cal_points stays empty); the
+     * agent fills the single-channel fields above from the first channel. */
+    adapter_cal_channel cal_channels[ADAPTER_MAX_CAL_CHANNELS];
+    int n_cal_channels;
     int lock_verified;                                     /* LOCK */
     /* PROVISION: the identity as read back from the board after writing it. */
     char serial[128];
@@ -120,6 +135,7 @@ typedef struct adapter_step_ctx {
     const char *product;        /* the lot's product */
     const adapter_identity *identity; /* PROVISION: what to write */
     const char *serial;         /* issued at PROVISION; NULL before */
+    const char *cal_channel;    /* write_calibration: the channel written; NULL for a single-channel unit */
 } adapter_step_ctx;
 
 typedef void (*adapter_step_fn)(void *state, const adapter_step_ctx *ctx, adapter_result *res);
@@ -140,7 +156,9 @@ typedef struct adapter {
     void (*close)(void *state);
     /* Writes the agent's calibration coefficients to the board's
      * non-volatile memory and reads them back: res->passed only when the
-     * read-back matches. Needed by adapters whose calibrate reports points. */
+     * read-back matches. Needed by adapters whose calibrate reports points.
+     * Called once per channel, ctx->cal_channel naming it, when calibrate
+     * reported named channels. */
     void (*write_calibration)(void *state, const adapter_step_ctx *ctx, double offset, double gain,
                               adapter_result *res);
     /* Optional, for PROVISION: the board makes its own key pair (as a secure

@@ -14,6 +14,7 @@
  *   {"readback_crc32":"<8 hex>"}                       VERIFY: or the target's CRC-32 (zlib) of it
  *   {"lock_verified":true}                             LOCK: the lock was checked
  *   {"offset":..,"gain":..}                            CALIBRATE: coefficients
+ *   {"channels":[{"name":"vbus","points":[[ref,raw],..]},..]}  CALIBRATE: named channels
  *   {"failure_mode":"<mode>","detail":"..."}           any step: why it failed (EXEC_FAILURE_MODES)
  *   {"csr":"-----BEGIN CERTIFICATE REQUEST-----..."}   PROVISION with exec.provision_csr
  *   {"readback":{"serial":..,"macs":[..],"device_id":..,"cert_sha256":..}}   PROVISION
@@ -84,7 +85,7 @@ static const conf_key exec_keys[] = {
      .desc = "absolute path of the program run for every step without its own"},
     {"args", CONF_STRING, "{step} {image}", CONF_AT(exec_state, def_args),
      .desc = "argument template, split on blanks; placeholders {step} {image} {board_id} {serial} {lot_id} "
-             "{version} {sha256} {site}, and {offset} {gain} for calibrate_write"},
+             "{version} {sha256} {site}, and {offset} {gain} {channel} for calibrate_write"},
     {"timeout_ms", CONF_INT, "60000", 100, 86400000, CONF_AT(exec_state, timeout_ms),
      .desc = "the whole run; then SIGTERM to the process group, SIGKILL a second later"},
     {"max_output", CONF_SIZE, "64K", 1024, 64LL << 20, CONF_AT(exec_state, max_output),
@@ -361,6 +362,7 @@ static void exec_openhtf(const json_t *rec, adapter_result *r, int *htf_fail)
 
 typedef struct exec_out {
     int lock_verified, has_cal, htf_fail, has_readback;
+    int bad_channels; /* a "channels" report the agent cannot take as it is */
     char failure_mode[48], detail[200]; /* reported by the program */
 } exec_out;
 
@@ -370,6 +372,34 @@ static void exec_printable(char *dst, size_t n, const char *src)
     size_t i = 0;
     for (; src && src[i] && i + 1 < n; i++) dst[i] = src[i] >= 0x20 && src[i] < 0x7f ? src[i] : '?';
     dst[i] = 0;
+}
+
+/* CALIBRATE's named channels; a name too long or repeated, a point that is
+ * not [reference, raw], or more than the agent keeps is an error, never
+ * cut short. */
+static void exec_cal_channels(json_t *a, adapter_result *r, exec_out *x)
+{
+    size_t i, k;
+    json_t *c, *p;
+    json_array_foreach(a, i, c) {
+        const char *name = json_string_value(json_object_get(c, "name"));
+        json_t *pts = json_object_get(c, "points");
+        adapter_cal_channel *ch = &r->cal_channels[r->n_cal_channels];
+        if (!name || !name[0] || strlen(name) >= sizeof ch->name || !json_is_array(pts) ||
+            json_array_size(pts) > ADAPTER_MAX_CAL_POINTS || r->n_cal_channels >= ADAPTER_MAX_CAL_CHANNELS) {
+            x->bad_channels = 1;
+            return;
+        }
+        for (int j = 0; j < r->n_cal_channels; j++)
+            if (strcmp(r->cal_channels[j].name, name) == 0) x->bad_channels = 1;
+        exec_printable(ch->name, sizeof ch->name, name);
+        json_array_foreach(pts, k, p) {
+            json_t *ref = json_array_get(p, 0), *raw = json_array_get(p, 1);
+            if (json_array_size(p) != 2 || !json_is_number(ref) || !json_is_number(raw)) x->bad_channels = 1;
+            ch->points[ch->n_points++] = (adapter_cal_point){json_number_value(ref), json_number_value(raw)};
+        }
+        r->n_cal_channels++;
+    }
 }
 
 /* PROVISION: {"readback":{"serial":..,"macs":[..],"device_id":..,"cert_sha256":..}} */
@@ -425,6 +455,7 @@ static void exec_json_obj(const json_t *o, adapter_result *r, exec_out *x)
         r->cal_points[r->n_cal_points].reference = json_number_value(ref);
         r->cal_points[r->n_cal_points++].raw = json_number_value(raw);
     }
+    if (json_is_array(json_object_get(o, "channels"))) exec_cal_channels(json_object_get(o, "channels"), r, x);
     json_t *off = json_object_get(o, "offset"), *gain = json_object_get(o, "gain");
     if (json_is_number(off) && json_is_number(gain)) {
         r->cal_offset = json_number_value(off);
@@ -481,6 +512,7 @@ static exec_proc *exec_start(exec_state *s, int step, const adapter_step_ctx *ct
         {"site", s->site},
         {"offset", s->cal_offset},
         {"gain", s->cal_gain},
+        {"channel", ctx->cal_channel ? ctx->cal_channel : ""},
         {"version", ctx->image ? ctx->image->version : ""},
         {"sha256", ctx->image ? ctx->image->sha256 : ""},
         {NULL, NULL}};
@@ -689,7 +721,11 @@ static void exec_calibrate(void *state, const adapter_step_ctx *ctx, adapter_res
 {
     exec_out x = {0};
     exec_run(state, ST_CALIBRATE, ctx, r, &x);
-    if (r->passed && !x.has_cal && !r->n_cal_points)
+    if (r->passed && x.bad_channels)
+        adapter_fail(r, "calibration_failed", "the program's \"channels\" report is malformed (a name missing, "
+                     "repeated or over 31 bytes, a point not [reference, raw], over %d channels or %d points)",
+                     ADAPTER_MAX_CAL_CHANNELS, ADAPTER_MAX_CAL_POINTS);
+    else if (r->passed && !x.has_cal && !r->n_cal_points && !r->n_cal_channels)
         adapter_fail(r, "calibration_missing", "the program reported neither reference points nor coefficients");
 }
 

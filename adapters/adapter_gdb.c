@@ -8,7 +8,9 @@
  * read back, for the agent to compare with the release; then it starts the target
  * (`monitor reset run`, else SP and PC from the image's vector table) and,
  * with a console configured, checks the boot banner reports the release's
- * version. LOCK writes the configured option/fuse word and reads it back.
+ * version. PROVISION writes the identity record (gdb_identity.h) at
+ * gdb.identity_address and reads it back for the agent to compare. LOCK
+ * writes the configured option/fuse word and reads it back.
  *
  * Each step opens its own connection and closes it: a board is a new
  * target, and a connection that failed once is never trusted again. Every
@@ -29,6 +31,7 @@
 
 #include "adapter.h"
 #include "digest.h"
+#include "gdb_identity.h"
 #include "gdb_rsp.h"
 #include "log.h"
 
@@ -58,6 +61,8 @@ typedef struct gdb_state {
     int has_lock;
     uint64_t lock_address;
     uint32_t lock_value;
+    int has_identity;
+    uint64_t identity_address;
     /* The board id could not be read: the board is named by its arrival
      * index and its first step here fails with this, so a dead probe fails
      * units instead of stalling the line. */
@@ -87,6 +92,8 @@ static const conf_key gdb_keys[] = {
      .desc = "text the version follows in the boot banner"},
     {"start", CONF_ENUM, "auto", .choices = gdb_starts, CONF_AT(gdb_state, start),
      .desc = "how VERIFY starts the target: monitor reset run, the vector table, either, or not at all"},
+    {"identity_address", CONF_HEX, NULL, CONF_AT(gdb_state, identity_address),
+     .desc = "PROVISION: RAM or flash address of the identity record (none: the station cannot provision)"},
     {"lock_address", CONF_HEX, NULL, CONF_AT(gdb_state, lock_address),
      .desc = "LOCK: the option/fuse word to write (none: the station cannot lock)"},
     {"lock_value", CONF_HEX, NULL, CONF_AT(gdb_state, lock_value),
@@ -130,11 +137,14 @@ static int gdb_open(void **state, const station_config *st, char *err, size_t er
     s->has_load_address = station_config_get(st, "gdb.load_address") != NULL;
     s->has_uid = station_config_get(st, "gdb.uid_address") != NULL;
     s->has_lock = station_config_get(st, "gdb.lock_address") != NULL;
+    s->has_identity = station_config_get(st, "gdb.identity_address") != NULL;
     int rc = -1;
     if (s->has_uid && !s->uid_length)
         snprintf(err, err_len, "[station %s] gdb.uid_address needs gdb.uid_length (1..%d)", st->name, GDB_UID_MAX);
     else if (s->uid_length && !s->has_uid)
         snprintf(err, err_len, "[station %s] gdb.uid_length needs gdb.uid_address", st->name);
+    else if ((st->steps_mask & (1u << 3)) && !s->has_identity) /* PROVISION */
+        snprintf(err, err_len, "[station %s] provision needs gdb.identity_address", st->name);
     else if (station_config_get(st, "gdb.lock_value") && !s->has_lock)
         snprintf(err, err_len, "[station %s] gdb.lock_value needs gdb.lock_address", st->name);
     else if (s->console && gdb_hostport(s->console, s->console_host, sizeof s->console_host, &s->console_port))
@@ -397,6 +407,47 @@ static void gdb_verify(void *state, const adapter_step_ctx *ctx, adapter_result 
     gdb_rsp_close(g);
 }
 
+/* Writes the identity record, then reads back its header and the length
+ * it declares, and parses what the target holds: the agent compares it with
+ * what was issued. No private key goes to the target this way. */
+static void gdb_provision(void *state, const adapter_step_ctx *ctx, adapter_result *r)
+{
+    gdb_state *s = state;
+    uint8_t rec[GDB_IDENTITY_MAX], back[GDB_IDENTITY_MAX];
+    size_t n = 0;
+    char err[200];
+    if (!ctx->identity || gdb_identity_encode(ctx->identity, rec, sizeof rec, &n, err, sizeof err) != 0) {
+        adapter_fail(r, "provision_write_failed", "%s", ctx->identity ? err : "no identity to write");
+        return;
+    }
+    gdb_rsp *g = gdb_session(s, r, ctx->board_id);
+    if (!g) return;
+    uint64_t a = s->identity_address;
+    int rc = gdb_rsp_flash(g, a, rec, n);
+    if (rc == GDB_UNSUPPORTED) rc = gdb_rsp_write_mem(g, a, rec, n);
+    if (rc) {
+        adapter_fail(r, gdb_mode(rc, "provision_write_failed"), "identity record of %zu bytes at 0x%llx: %s", n,
+                     (unsigned long long)a, gdb_rsp_error(g));
+        gdb_rsp_close(g);
+        return;
+    }
+    long total = -1;
+    rc = gdb_rsp_read_mem(g, a, back, GDB_IDENTITY_HEADER);
+    if (!rc) total = gdb_identity_total(back, GDB_IDENTITY_HEADER);
+    if (!rc && total > 0) rc = gdb_rsp_read_mem(g, a, back, (size_t)total);
+    /* A record that does not parse is not what was written: the board does
+     * not hold the identity issued. */
+    if (rc)
+        adapter_fail(r, gdb_mode(rc, "provision_write_failed"), "identity read-back at 0x%llx: %s",
+                     (unsigned long long)a, gdb_rsp_error(g));
+    else if (total < 0 || gdb_identity_parse(back, (size_t)total, r, err, sizeof err) != GDB_ID_OK)
+        adapter_fail(r, "provision_mismatch", "identity record read back at 0x%llx: %s", (unsigned long long)a,
+                     total < 0 ? "no valid header (magic, version, length)" : err);
+    else
+        r->passed = 1;
+    gdb_rsp_close(g);
+}
+
 static void gdb_lock(void *state, const adapter_step_ctx *ctx, adapter_result *r)
 {
     gdb_state *s = state;
@@ -432,6 +483,7 @@ const adapter adapter_gdb = {
     .load_board = gdb_load_board,
     .write = gdb_write,
     .verify = gdb_verify,
+    .provision = gdb_provision,
     .lock = gdb_lock,
     .close = gdb_close,
 };

@@ -55,6 +55,9 @@ typedef struct sim_state {
     uint64_t rng;
     uint64_t jitter_rng; /* step times: apart from rng, so failures repeat as before */
     struct timespec next_arrival;
+    char *cal_channels; /* CALIBRATE: names of the channels the board reports points for */
+    char cal_names[ADAPTER_MAX_CAL_CHANNELS][32];
+    int n_cal;
 } sim_state;
 
 static const conf_key sim_keys[] = {
@@ -69,6 +72,9 @@ static const conf_key sim_keys[] = {
      .desc = "random seed, so a run repeats"},
     {"server_keys", CONF_BOOL, "false", CONF_AT(sim_state, server_keys),
      .desc = "the board cannot make a key pair: the provisioning server generates it"},
+    {"cal_channels", CONF_STRING, NULL, CONF_AT(sim_state, cal_channels),
+     .desc = "CALIBRATE: comma-separated channel names (e.g. vbus, vref): raw points per channel for the agent "
+             "to fit and write back; none: the board reports its coefficients itself"},
     {0}};
 
 extern const adapter adapter_sim;
@@ -109,6 +115,23 @@ static int sim_open(void **state, const station_config *st, char *err, size_t er
         return -1;
     }
     snprintf(s->station, sizeof s->station, "%s", st->name);
+    for (char *save = NULL, *copy = s->cal_channels ? strdup(s->cal_channels) : NULL,
+              *t = copy ? strtok_r(copy, ", ", &save) : NULL;
+         copy; t = strtok_r(NULL, ", ", &save)) {
+        if (!t) {
+            free(copy);
+            break;
+        }
+        if (strlen(t) >= sizeof s->cal_names[0] || s->n_cal >= ADAPTER_MAX_CAL_CHANNELS) {
+            snprintf(err, err_len, "[station %s] sim.cal_channels: at most %d names of up to 31 bytes", st->name,
+                     ADAPTER_MAX_CAL_CHANNELS);
+            free(copy);
+            conf_free(sim_keys, s);
+            free(s);
+            return -1;
+        }
+        snprintf(s->cal_names[s->n_cal++], sizeof s->cal_names[0], "%s", t);
+    }
     s->rng = (uint64_t)s->seed * 0x9E3779B97F4A7C15ull + 1; /* never 0: xorshift would stick */
     s->jitter_rng = ((uint64_t)s->seed + st->site + 1) * 0xD1B54A32D192ED03ull | 1;
     clock_gettime(CLOCK_MONOTONIC, &s->next_arrival);
@@ -341,8 +364,34 @@ static void sim_calibrate(void *state, const adapter_step_ctx *ctx, adapter_resu
         adapter_fail(r, "calibration_residual", "residual 0.31 exceeds limit 0.05");
         return;
     }
+    if (s->n_cal) {
+        /* raw readings of a slightly off channel at references 0..3 (scaled
+         * per channel); the agent fits them and writes the coefficients */
+        for (int i = 0; i < s->n_cal; i++) {
+            adapter_cal_channel *c = &r->cal_channels[r->n_cal_channels++];
+            snprintf(c->name, sizeof c->name, "%s", s->cal_names[i]);
+            double off = (sim_random(s) - 0.5) * 0.02, gain = 1.0 + (sim_random(s) - 0.5) * 0.01;
+            for (int k = 0; k < 4; k++) {
+                double ref = k * (i + 1.0);
+                c->points[c->n_points++] = (adapter_cal_point){ref, (ref - off) / gain};
+            }
+        }
+        r->passed = 1;
+        return;
+    }
     r->cal_offset = (sim_random(s) - 0.5) * 0.02;
     r->cal_gain = 1.0 + (sim_random(s) - 0.5) * 0.01;
+    r->passed = 1;
+}
+
+/* The simulated board's non-volatile memory keeps what it is given. */
+static void sim_write_calibration(void *state, const adapter_step_ctx *ctx, double offset, double gain,
+                                  adapter_result *r)
+{
+    (void)state;
+    (void)ctx;
+    (void)offset;
+    (void)gain;
     r->passed = 1;
 }
 
@@ -358,7 +407,11 @@ static void sim_lock(void *state, const adapter_step_ctx *ctx, adapter_result *r
     r->passed = 1;
 }
 
-static void sim_close(void *state) { free(state); }
+static void sim_close(void *state)
+{
+    conf_free(sim_keys, state);
+    free(state);
+}
 
 const adapter adapter_sim = {
     .name = "sim",
@@ -373,5 +426,6 @@ const adapter adapter_sim = {
     .calibrate = sim_calibrate,
     .lock = sim_lock,
     .close = sim_close,
+    .write_calibration = sim_write_calibration,
     .provision_csr = sim_provision_csr,
 };

@@ -48,7 +48,8 @@ static metrics_failure failures[METRICS_MAX_FAILURES + 1]; /* the last: mode "ot
 static atomic_int n_failures;
 
 static const char *const alarm_names[METRICS_N_ALARMS] = {
-    "spool_full", "spool_busy", "spool_low_space", "spool_over_limit", "kafka_stalled", "fixture_site_suspect"};
+    "spool_full", "spool_busy", "spool_low_space", "spool_over_limit", "kafka_stalled", "fixture_site_suspect",
+    "firmware_corrupt"};
 
 void metrics_add(enum metrics_counter c, uint64_t n)
 {

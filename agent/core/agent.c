@@ -153,6 +153,7 @@ static void agent_publish_status(agent *a)
     metrics_set_alarm(METRICS_ALARM_KAFKA_STALLED, a->watch.stalled);
     json_t *alarms = json_array();
     metrics_set_alarm(METRICS_ALARM_FIXTURE_SITE_SUSPECT, a->ln ? line_site_alarms(a->ln, NULL) : 0);
+    metrics_set_alarm(METRICS_ALARM_FIRMWARE_CORRUPT, a->ln ? line_held_lots(a->ln) : 0);
     if (!a->ml) {
         json_decref(alarms);
         return;
@@ -469,6 +470,7 @@ int agent_run(const config *cfg)
         goto out;
     }
     if (cfg->mqtt_live_topics) live_attach(a.lv, a.ml); /* else the yield is kept, never published */
+    agent_publish_status(&a); /* alarms raised while starting: a lot held at resume (firmware_corrupt) */
     log_info("lineagent %s running: site %s line %s, %zu stations, orders on %s/orders", LINEAGENT_VERSION,
              cfg->site, cfg->line, cfg->n_stations, cfg->topic_prefix);
     service_ready(&a.notify, "running");

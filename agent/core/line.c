@@ -17,6 +17,7 @@
 #include "eol.h"
 #include "line_int.h"
 #include "log.h"
+#include "lot_image.h"
 
 typedef struct line_msg {
     station_result *sr; /* a station job's results, chained */
@@ -413,8 +414,8 @@ static const char *order_conflict(line *ln, const JobOrder *o, lot *l, char *buf
         return snprintf(buf, n, "revision %u ignored: revision %u of order %s is already in effect", o->revision,
                         have, o->order_id), buf;
     if (known == 1 && !l)
-        return snprintf(buf, n, "order %s is already complete; revision %u cannot change it", o->order_id,
-                        o->revision), buf;
+        return snprintf(buf, n, "order %s is already complete (or its lot held: firmware_corrupt); revision %u "
+                        "cannot change it", o->order_id, o->revision), buf;
     if (!l) {
         spool_lot other;
         if (spool_lot_get(ln->sp, o->lot_id, &other) == 1)
@@ -696,8 +697,9 @@ static int resume_lot(void *ud, const spool_lot *sl)
     }
     JobOrder *o = lineagent__v1__job_order__unpack(NULL, len, enc);
     free(enc);
-    if (!o || spool_firmware_get(ln->sp, o->firmware->sha256, &image, &image_len) != 1) {
-        log_error("spool: lot %s: order or firmware unreadable; not resumed", sl->lot_id);
+    char why[500]; /* the image re-hashed first (rule R1); a corrupt one is fetched again or the lot held */
+    if (lot_image_load(ln->sp, ln->cfg, o, sl->lot_id, &image, &image_len, why, sizeof why) != 0) {
+        lot_image_hold(ln->sites.held_lots, sl->lot_id, why);
         order_free(o);
         return 0;
     }
@@ -747,6 +749,7 @@ line *line_start(const config *cfg, spool *sp, const line_hooks *hooks, char *er
     return ln;
 }
 
+int line_held_lots(line *ln) { return (int)json_array_size(ln->sites.held_lots); }
 void line_stop_feeding(line *ln) { ln->feeding = 0; }
 void line_set_paused(line *ln, int paused) { ln->paused = paused; }
 int line_in_flight(line *ln) { return ln->in_flight; }

@@ -47,6 +47,9 @@ void line_site_resume(line *ln, const char *name, int site);
 /* fixture_site_suspect alarms up now, and one status entry each appended
  * to the JSON array alarms. Coordinator's thread. */
 int line_site_alarms(line *ln, json_t *alarms);
+/* Lots held at start (firmware_corrupt alarms); their entries come after
+ * the site alarms in line_site_alarms. */
+int line_held_lots(line *ln);
 /* Boards on the line (loaded or being loaded, not yet finished). */
 int line_in_flight(line *ln);
 void line_stop(line *ln);

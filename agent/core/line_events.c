@@ -230,6 +230,31 @@ int line_ev_unit_calibrated(line_emitter *em, const unit *u, const char *st_name
     b.gain = res->cal_gain;
     b.residual = res->cal_residual;
     b.points = (uint32_t)res->n_cal_points;
+    /* named channels, each with its points (fields 1-4 are the first's) */
+    Lineagent__V1__CalibrationChannel ch[ADAPTER_MAX_CAL_CHANNELS], *chp[ADAPTER_MAX_CAL_CHANNELS];
+    Lineagent__V1__CalibrationPoint pt[ADAPTER_MAX_CAL_CHANNELS][ADAPTER_MAX_CAL_POINTS];
+    Lineagent__V1__CalibrationPoint *ptp[ADAPTER_MAX_CAL_CHANNELS][ADAPTER_MAX_CAL_POINTS];
+    int n = res->n_cal_channels < ADAPTER_MAX_CAL_CHANNELS ? res->n_cal_channels : ADAPTER_MAX_CAL_CHANNELS;
+    for (int i = 0; i < n; i++) {
+        const adapter_cal_channel *c = &res->cal_channels[i];
+        lineagent__v1__calibration_channel__init(&ch[i]);
+        ch[i].name = (char *)c->name;
+        ch[i].offset = c->offset;
+        ch[i].gain = c->gain;
+        ch[i].residual = c->residual;
+        int np = c->n_points < ADAPTER_MAX_CAL_POINTS ? c->n_points : ADAPTER_MAX_CAL_POINTS;
+        for (int k = 0; k < np; k++) {
+            lineagent__v1__calibration_point__init(&pt[i][k]);
+            pt[i][k].reference = c->points[k].reference;
+            pt[i][k].raw = c->points[k].raw;
+            ptp[i][k] = &pt[i][k];
+        }
+        ch[i].n_points = (size_t)np;
+        ch[i].points = ptp[i];
+        chp[i] = &ch[i];
+    }
+    b.n_channels = (size_t)n;
+    b.channels = chp;
     ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_UNIT_CALIBRATED;
     ev.unit_calibrated = &b;
     return ev_commit(em, &ev);

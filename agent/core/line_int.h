@@ -96,7 +96,8 @@ int line_ev_unit_failed(line_emitter *em, const unit *u, const char *st_name, St
 int line_ev_unit_completed(line_emitter *em, const unit *u, const char *st_name, int passed);
 
 /* ---- line_sites.c: fixture-site health and <prefix>/stations/<name> ---
- * Fed by the coordinator with each board's outcome at a station's site;
+ * (and the firmware_corrupt alarms of lots held at resume, for the status
+ * topic beside the site alarms). Fed by the coordinator with each board's outcome at a station's site;
  * raises and clears fixture_site_suspect (logging it, pausing the site in
  * pause mode) and publishes each changed station's document after commit,
  * at most twice a second. */
@@ -111,6 +112,7 @@ typedef struct line_sites {
     int64_t *pub_ms;    /* per station: when it was last published */
     int (*publish_live)(void *ud, const char *subtopic, const char *json);
     void *ud;
+    json_t *held_lots; /* firmware_corrupt: lots not resumed (lot_image.h) */
 } line_sites;
 
 void line_sites_init(line_sites *ls, const config *cfg, station **stations, size_t n, const line_hooks *hooks);

@@ -34,10 +34,12 @@ void line_sites_init(line_sites *ls, const config *cfg, station **stations, size
     ls->pub_ms = calloc(n + 1, sizeof *ls->pub_ms);
     ls->publish_live = hooks->publish_live;
     ls->ud = hooks->ud;
+    ls->held_lots = json_array();
 }
 
 void line_sites_free(line_sites *ls)
 {
+    json_decref(ls->held_lots);
     site_watch_free(ls->sw);
     free(ls->dirty);
     free(ls->pub_ms);
@@ -87,6 +89,7 @@ void line_sites_resume(line_sites *ls, const char *name, int site)
 int line_sites_alarms(line_sites *ls, json_t *alarms)
 {
     if (alarms) site_watch_alarms_json(ls->sw, alarms);
+    if (alarms) json_array_extend(alarms, ls->held_lots);
     return site_watch_raised(ls->sw);
 }
 

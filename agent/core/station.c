@@ -178,11 +178,62 @@ int station_fit(const adapter_cal_point *pts, int n, double *offset, double *gai
     return 0;
 }
 
+/* CALIBRATE with named channels: each fitted, checked and written (with
+ * ctx->cal_channel naming it) as one channel is below; the first failure
+ * fails the unit naming the channel. The single-channel fields repeat the
+ * first channel's, for consumers that know one channel. */
+static void station_calibrate_channels(station_site *ss, const station_job *job, const adapter_step_ctx *ctx,
+                                       adapter_result *res)
+{
+    station *st = ss->st;
+    res->passed = 0;
+    if (!st->ad->write_calibration) {
+        adapter_fail(res, "calibration_unwritable", "adapter %s cannot write calibration coefficients", st->ad->name);
+        return;
+    }
+    for (int i = 0; i < res->n_cal_channels; i++) {
+        adapter_cal_channel *c = &res->cal_channels[i];
+        if (station_fit(c->points, c->n_points, &c->offset, &c->gain, &c->residual) != 0) {
+            adapter_fail(res, "calibration_degenerate", "channel %s: %d points without two distinct raw readings",
+                         c->name, c->n_points);
+            return;
+        }
+        if (i == 0) {
+            res->cal_offset = c->offset;
+            res->cal_gain = c->gain;
+            res->cal_residual = c->residual;
+            res->n_cal_points = c->n_points;
+            memcpy(res->cal_points, c->points, sizeof c->points);
+        }
+        if (job->cal_max_residual > 0 && c->residual > job->cal_max_residual) {
+            adapter_fail(res, "calibration_residual", "channel %s: fit residual %g exceeds the order's limit %g "
+                         "(gain %g, offset %g)", c->name, c->residual, job->cal_max_residual, c->gain, c->offset);
+            return;
+        }
+    }
+    adapter_step_ctx c2 = *ctx;
+    for (int i = 0; i < res->n_cal_channels; i++) {
+        adapter_result w = {0};
+        c2.cal_channel = res->cal_channels[i].name;
+        st->ad->write_calibration(ss->ad_state, &c2, res->cal_channels[i].offset, res->cal_channels[i].gain, &w);
+        if (!w.passed) {
+            adapter_fail(res, w.failure_mode[0] ? w.failure_mode : "calibration_failed", "channel %s: %.200s",
+                         c2.cal_channel, w.detail);
+            return;
+        }
+    }
+    res->passed = 1;
+}
+
 /* CALIBRATE with raw points: the agent fits, checks the residual, and has
  * the adapter write the coefficients and read them back. */
 static void station_calibrate(station_site *ss, const station_job *job, const adapter_step_ctx *ctx, adapter_result *res)
 {
     station *st = ss->st;
+    if (res->passed && res->n_cal_channels > 0) {
+        station_calibrate_channels(ss, job, ctx, res);
+        return;
+    }
     if (!res->passed || res->n_cal_points == 0) return;
     double off, gain, resid;
     res->passed = 0;
@@ -278,7 +329,7 @@ static void station_run(station_site *ss, station_job *job)
         station_result *r = station_result_new(ss, job, STATION_STEP, &out);
         r->step = s;
         adapter_step_ctx ctx = {st->name,     job->lot_id, job->board_id, job->image,
-                                job->product, NULL,         job->serial[0] ? job->serial : NULL};
+                                job->product, NULL,         job->serial[0] ? job->serial : NULL, NULL};
         int64_t t0 = latency_now_ns();
         if (s == LINEAGENT__V1__STEP__PROVISION && ss->prov)
             provision_step_run(ss->prov, st->ad, ss->ad_state, &ctx, job->order_id, &r->res);

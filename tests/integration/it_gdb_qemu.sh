@@ -13,7 +13,11 @@
 #   pass     order says 1.1.0 but the image boots as 1.0.0 -> version_mismatch
 #   drop     the probe connection vanishes mid-write -> gdb_disconnected
 #   stall    the probe never answers -> gdb_timeout within gdb.timeout_ms
+# and, after the first, a lot that provisions the board against provisiond:
+# the identity record (adapters/README.md) written to QEMU's RAM at
+# gdb.identity_address, read back, parsed and compared by the agent.
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/pv_lib.sh"
 PROXY=$(need_bin GDB_FAULT_PROXY_BIN)
 
 for tool in qemu-system-arm arm-none-eabi-gcc arm-none-eabi-objcopy; do
@@ -41,11 +45,22 @@ echo pass >"$T/proxy.mode"
 PIDS+=($!)
 wait_for 10 "gdb_fault_proxy" grep -q listening "$T/proxy.out"
 
+make_pki "$T/pki"
+write_pv_config "$T/pv.conf" 1
+start_provisiond "$T/pv.conf"
 start_mosquitto
 start_kafka
-write_config "$T/agent.conf" "[station prog1]
+P=$T/pki
+write_config "$T/agent.conf" "[provisioning]
+url = https://127.0.0.1:$PV_PORT
+ca_file = $P/tlsca.pem
+cert_file = $P/station1.pem
+key_file = $P/station1.key
+timeout_ms = 2000
+[station prog1]
 adapter = gdb
-steps = write, verify, lock
+steps = write, verify, provision, lock
+gdb.identity_address = 0x20001000
 gdb.host = 127.0.0.1
 gdb.port = $PROXY_PORT
 gdb.load_address = 0x0
@@ -58,12 +73,13 @@ gdb.lock_address = 0x20008000
 gdb.lock_value = 0x4C4F434B"
 start_agent "$T/agent.conf"
 
-run_lot() { # run_lot N MODE VERSION
+run_lot() { # run_lot N MODE VERSION [FLOW]
   echo "$2" >"$T/proxy.mode"
-  publish -m "$(order_json "WO-G$1" 1 "LOT-G$1" 1 "$3" "$FW_SHA" "$FW" '["WRITE","VERIFY","LOCK"]')"
+  publish -m "$(order_json "WO-G$1" 1 "LOT-G$1" 1 "$3" "$FW_SHA" "$FW" "${4:-[\"WRITE\",\"VERIFY\",\"LOCK\"]}")"
   wait_log "lot LOT-G$1 completed" 60
 }
 run_lot 1 pass 1.0.0
+run_lot P pass 1.0.0 '["WRITE","VERIFY","PROVISION","LOCK"]'
 run_lot 2 corrupt 1.0.0
 run_lot 3 pass 1.1.0
 t0=$(date +%s%N)
@@ -73,7 +89,8 @@ t_fail=$(( ($(date +%s%N) - t0) / 1000000 ))
 stop_agent
 
 # 5 x (order_accepted, lot_started, unit_completed, lot_completed) + unit_written + unit_locked + 4 unit_failed
-consume $((5 * 4 + 2 + 4))
+# + LOT-GP: accepted, started, written, provisioned, locked, completed x 2
+consume $((5 * 4 + 2 + 4 + 7))
 check_integrity
 E=$T/events.jsonl
 ev() { jq -c --arg l "$1" --arg t "$2" 'select(.lotId==$l and .type==$t)' "$E" | head -1; }
@@ -89,6 +106,23 @@ bid=$(jq -r .boardId <<<"$c")
 [[ "$bid" =~ ^[0-9A-F]{16}$ ]] && [ "$bid" != 0000000000000000 ] || fail "board id not read from the part: $bid"
 [ "$(jq -r .unitLocked.verified <<<"$(ev LOT-G1 unit_locked)")" = true ] || fail "LOT-G1 lock not verified"
 pass "LOT-G1: written at 0x0, read back ${FW_SHA:0:16}..., booted as 1.0.0, lock word written and read back, passed (board id $bid from DID0/DID1)"
+
+# LOT-GP: the identity record went to QEMU's RAM and back, what the agent
+# read back is what provisiond's ledger issued for this board
+pv=$(ev LOT-GP unit_provisioned)
+[ -n "$pv" ] || fail "LOT-GP: no unit_provisioned"
+[ "$(jq -r .unitCompleted.passed <<<"$(ev LOT-GP unit_completed)")" = true ] || fail "LOT-GP not passed"
+serial=$(jq -r .unitProvisioned.serial <<<"$pv")
+[ -n "$serial" ] && [ "$serial" != null ] || fail "LOT-GP: no serial: $pv"
+[ "$(sqlite3 "$T/ledger.db" "SELECT serial FROM units WHERE board_id = '$bid' AND lot_id = 'LOT-GP'")" = "$serial" ] \
+  || fail "LOT-GP: $serial is not what the ledger issued for $bid"
+[ "$(jq '.unitProvisioned.macs | length' <<<"$pv")" -ge 1 ] && jq -e '.unitProvisioned.deviceId | length > 0' <<<"$pv" >/dev/null \
+  || fail "LOT-GP: MACs or device id missing: $pv"
+sqlite3 "$T/ledger.db" "SELECT pem FROM certs c JOIN units u USING(cert_serial) WHERE u.serial = '$serial'" \
+  | openssl x509 -outform DER | sha256sum | cut -d' ' -f1 >"$T/fp"
+[ "$(jq -r .unitProvisioned.certificateSha256 <<<"$pv")" = "$(cat "$T/fp")" ] || fail "LOT-GP: certificate SHA-256"
+grep -q "board $bid: provisioned serial $serial" "$AGENT_LOG" || fail "LOT-GP: not provisioned in the log"
+pass "LOT-GP: identity record at 0x20001000 in QEMU's RAM read back and parsed: serial $serial, MACs, device id and certificate SHA-256 as the ledger issued"
 
 expect_fail() { # expect_fail LOT STEP MODE
   local f; f=$(ev "$1" unit_failed)

@@ -20,6 +20,7 @@
 
 #include "adapter.h"
 #include "digest.h"
+#include "gdb_identity.h"
 #include "gdb_rsp.h"
 #include "clock.h"
 
@@ -533,6 +534,53 @@ static void test_adapter_config_errors(void **state)
     st.keys = con;
     assert_int_not_equal(ad->open(&s, &st, err, sizeof err), 0);
     assert_non_null(strstr(err, "gdb.console"));
+    kv_pair port[] = {{"gdb.port", "3333"}};
+    st.keys = port;
+    st.n_keys = 1;
+    st.steps_mask = 1u << 3; /* PROVISION without gdb.identity_address */
+    assert_int_not_equal(ad->open(&s, &st, err, sizeof err), 0);
+    assert_non_null(strstr(err, "gdb.identity_address"));
+}
+
+/* PROVISION: the identity record written at gdb.identity_address, read back
+ * and parsed into the result; a target that does not keep it is refused. */
+static void test_adapter_provisions_identity_record(void **state)
+{
+    fake *f = fk_start();
+    f->x = 1;
+    const adapter *ad = adapter_find("gdb");
+    void *s = gdb_open_port(f, "gdb.identity_address", "0x3000");
+    static const char macs[2][18] = {"02:00:00:00:00:07", "02:00:00:00:00:08"};
+    const char *sha = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
+    adapter_identity id = {.serial = "PCBA-100-F1-000007", .device_id = "dev-7", .factory_code = "F1",
+                           .macs = macs, .n_macs = 2, .certificate = "PEM", .private_key = "KEY",
+                           .cert_sha256 = sha};
+    adapter_step_ctx ctx = {.station = "g1", .lot_id = "LOT", .board_id = "B1", .identity = &id};
+    adapter_result r = {0};
+    ad->provision(s, &ctx, &r);
+    assert_true(r.passed);
+    assert_string_equal(r.serial, id.serial);
+    assert_string_equal(r.device_id, id.device_id);
+    assert_int_equal(r.n_macs, 2);
+    assert_string_equal(r.macs[0], macs[0]);
+    assert_string_equal(r.macs[1], macs[1]);
+    assert_string_equal(r.cert_sha256, sha);
+    /* the record is in the target's memory, as documented, without the key */
+    assert_memory_equal(f->mem + 0x3000, "LAID\x01\x00", 6);
+    size_t total = (size_t)(f->mem[0x3006] | f->mem[0x3007] << 8);
+    adapter_result parsed = {0};
+    char err[200];
+    assert_int_equal(gdb_identity_parse(f->mem + 0x3000, total, &parsed, err, sizeof err), GDB_ID_OK);
+    assert_null(memmem(f->mem + 0x3000, total, "KEY", 3));
+    /* a target that flips a bit of what it is given: the CRC refuses it */
+    f->corrupt = 1;
+    memset(&r, 0, sizeof r);
+    ad->provision(s, &ctx, &r);
+    assert_false(r.passed);
+    assert_string_equal(r.failure_mode, "provision_mismatch");
+    assert_string_equal(r.serial, "");
+    ad->close(s);
+    fk_stop(f);
 }
 
 int main(void)
@@ -550,6 +598,7 @@ int main(void)
         cmocka_unit_test(test_adapter_readback_mismatch_and_lock),
         cmocka_unit_test(test_refused_write_is_a_write_error),
         cmocka_unit_test(test_adapter_config_errors),
+        cmocka_unit_test(test_adapter_provisions_identity_record),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

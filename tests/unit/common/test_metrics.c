@@ -63,8 +63,8 @@ static void test_scalars_and_alarms(void **state)
     assert_true(value_of(t, "lineagent_mqtt_connected") == 1);
     /* every alarm has its gauge, 0 when down */
     const char *names[] = {"spool_full", "spool_busy", "spool_low_space", "spool_over_limit", "kafka_stalled",
-                           "fixture_site_suspect"};
-    const double want[] = {0, 1, 0, 0, 0, 2};
+                           "fixture_site_suspect", "firmware_corrupt"};
+    const double want[] = {0, 1, 0, 0, 0, 2, 0};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         char series[96];
         snprintf(series, sizeof series, "lineagent_alarm{alarm=\"%s\"}", names[i]);

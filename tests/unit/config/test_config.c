@@ -209,7 +209,7 @@ static void test_station_steps_and_adapter_keys(void **state)
     assert_int_equal(load_err(BASE "[station prog2]\nadapter = gdb\nsteps = write, verify, test\ngdb.port = 3333\n",
                               err, sizeof err), -1);
     assert_non_null(strstr(err, ":11: [station prog2] steps: adapter gdb cannot perform test "
-                                "(it performs write, verify, lock)"));
+                                "(it performs write, verify, provision, lock)"));
     assert_int_equal(load_err(BASE "[station prog2]\nadapter = gdb\nsteps = write, verify, lock\ngdb.port = 3333\n",
                               err, sizeof err), 0);
     assert_int_equal(load_err(BASE "[station a]\nadapter = sim\nsteps = test\nsim.fail_rate = 2\n", err, sizeof err),

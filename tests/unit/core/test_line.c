@@ -379,6 +379,44 @@ static void test_board_flow_in_order(void **state)
     assert_true(t->wakeups > 0);
 }
 
+/* Calibration channels: the sim board reports raw points per named channel
+ * (sim.cal_channels), the agent fits each; unit_calibrated lists the
+ * channels with their coefficients and points, and its single-channel
+ * fields (1-4) repeat the first channel's for old consumers. */
+static void test_calibration_channels_in_events(void **state)
+{
+    lt *t = *state;
+    lt_start(t, "[station prog]\nadapter = sim\nsteps = write, verify\nsim.boards_per_second = 1000\n"
+                "[station cal]\nadapter = sim\nsteps = calibrate\nsim.cal_channels = vbus, vref\n"
+                "[station lock]\nadapter = sim\nsteps = lock\n");
+    lt_post_order(t, "CALCH", 1, 2, "1.0.0", "[\"WRITE\",\"VERIFY\",\"CALIBRATE\",\"LOCK\"]");
+    lt_accept(t);
+    line_set_paused(t->ln, 0);
+    lt_run_lot(t, "CALCH");
+    lt_events *e = lt_events_read(t);
+    lt_assert_lot_end(t, e, "CALCH", 2, 0);
+    assert_int_equal(lt_count(e, EV(UNIT_CALIBRATED)), 2);
+    for (long i = -1; (i = lt_find(e, (size_t)(i + 1), EV(UNIT_CALIBRATED), NULL)) >= 0;) {
+        const Lineagent__V1__UnitCalibrated *c = e->ev[i]->unit_calibrated;
+        assert_string_equal(e->ev[i]->station, "cal");
+        assert_int_equal(c->n_channels, 2);
+        assert_string_equal(c->channels[0]->name, "vbus");
+        assert_string_equal(c->channels[1]->name, "vref");
+        for (size_t k = 0; k < c->n_channels; k++) {
+            const Lineagent__V1__CalibrationChannel *ch = c->channels[k];
+            assert_int_equal(ch->n_points, 4);
+            assert_true(fabs(ch->gain - 1) < 0.01 && fabs(ch->offset) < 0.011 && ch->residual < 1e-9);
+            for (size_t p = 0; p < ch->n_points; p++) /* the agent's fit maps each raw reading to its reference */
+                assert_true(fabs(ch->gain * ch->points[p]->raw + ch->offset - ch->points[p]->reference) < 1e-9);
+            assert_true(fabs(ch->points[3]->reference - 3.0 * (double)(k + 1)) < 1e-12);
+        }
+        assert_true(c->channels[0]->gain != c->channels[1]->gain); /* fitted one by one */
+        assert_true(c->offset == c->channels[0]->offset && c->gain == c->channels[0]->gain);
+        assert_true(c->residual == c->channels[0]->residual);
+        assert_int_equal(c->points, 4);
+    }
+}
+
 /* A failed step ends the unit: unit_failed names the step and mode, the
  * outcome is a failed unit_completed, and no later step runs (rule W2): the
  * write corrupts every image, so VERIFY fails and LOCK never happens. */
@@ -602,6 +640,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_board_flow_in_order, lt_setup, lt_teardown),
+        cmocka_unit_test_setup_teardown(test_calibration_channels_in_events, lt_setup, lt_teardown),
         cmocka_unit_test_setup_teardown(test_step_failure_ends_unit, lt_setup, lt_teardown),
         cmocka_unit_test_setup_teardown(test_changeover_binds_boards, lt_setup, lt_teardown),
         cmocka_unit_test_setup_teardown(test_changeover_gang_sites, lt_setup, lt_teardown),

@@ -256,7 +256,7 @@ static char prog[128];
 
 static station *start_exec(station_sink *k, uint32_t steps)
 {
-    kv_pair kv[] = {{"exec.program", prog}, {"exec.args", "{step} {board_id} {image} {offset} {gain}"}};
+    kv_pair kv[] = {{"exec.program", prog}, {"exec.args", "{step} {board_id} {image} {offset} {gain} {channel}"}};
     station_config cfg = {.name = "fct1", .adapter = "exec", .steps_mask = steps, .keys = kv, .n_keys = 2};
     station_sink_init(k);
     char err[256];
@@ -294,18 +294,23 @@ static int setup(void **state)
     /* test: B-bad fails; write: counted; calibrate: y = 2x + 1 (one point off
      * by 0.5 for B-noisy); calibrate_write: echoes what it was given, except for
      * B-stuck whose memory keeps the old gain. */
-    char body[1024];
+    char body[2048];
     snprintf(body, sizeof body,
              "case $1 in\n"
              " test) [ \"$2\" = B-bad ] && { echo '{\"name\":\"vbus\",\"value\":4.1,\"unit\":\"V\"}'; exit 1; }\n"
              "       echo '{\"name\":\"vbus\",\"value\":5.0,\"unit\":\"V\"}';;\n"
              " write) echo \"$2\" >> %s/writes;;\n"
              " verify) echo \"{\\\"readback_sha256\\\":\\\"$(sha256sum < \"$3\" | cut -c1-64)\\\"}\";;\n"
-             " calibrate) ys='1 3 5 7'; [ \"$2\" = B-noisy ] && ys='1 3 5.5 7'; x=0\n"
+             " calibrate) vref='[-0.2,0],[0.3,1],[0.8,2]'; [ \"$2\" = B-chnoisy ] && vref='[0,0],[1.5,1],[2,2]'\n"
+             "   case $2 in B-ch|B-chnoisy) echo \"{\\\"channels\\\":[{\\\"name\\\":\\\"vbus\\\",\\\"points\\\":"
+             "[[1,0],[3,1],[5,2]]},{\\\"name\\\":\\\"vref\\\",\\\"points\\\":[$vref]}]}\"; exit 0;;\n"
+             "   B-chbad) echo '{\"channels\":[{\"name\":\"vbus\",\"points\":[[1,0,9],[3,1]]}]}'; exit 0;; esac\n"
+             "   ys='1 3 5 7'; [ \"$2\" = B-noisy ] && ys='1 3 5.5 7'; x=0\n"
              "   for y in $ys; do echo \"{\\\"reference\\\":$y,\\\"raw\\\":$x}\"; x=$((x+1)); done;;\n"
-             " calibrate_write) g=$5; [ \"$2\" = B-stuck ] && g=1; echo \"{\\\"offset\\\":$4,\\\"gain\\\":$g}\"; echo \"$2\" >> %s/calwrites;;\n"
+             " calibrate_write) g=$5; [ \"$2\" = B-stuck ] && g=1; echo \"{\\\"offset\\\":$4,\\\"gain\\\":$g}\"\n"
+             "   if [ -n \"$6\" ]; then echo \"$2 $6 $4 $5\" >> %s/chwrites; else echo \"$2\" >> %s/calwrites; fi;;\n"
              "esac; exit 0",
-             dir, dir);
+             dir, dir, dir);
     const char *path = tmpdir_script(&tmp, "station.sh", body);
     if (!path) return -1;
     snprintf(prog, sizeof prog, "%s", path);
@@ -381,6 +386,57 @@ static void test_calibration_fit_write_readback(void **state)
     station_sink_free(&k);
 }
 
+/* Named calibration channels: each fitted on its own, written with its
+ * name, the first repeated in the single-channel fields; a channel off its
+ * line fails the unit naming it, before anything is written; a malformed
+ * report is an error. */
+static void test_calibration_channels(void **state)
+{
+    station_sink k;
+    station *st = start_exec(&k, 1u << C);
+    Step flow[] = {C};
+    station_job a = job("B-ch", flow, 1), b = job("B-chnoisy", flow, 1), c = job("B-chbad", flow, 1);
+    a.cal_max_residual = b.cal_max_residual = c.cal_max_residual = 0.1;
+    station_submit(st, &a);
+    station_submit(st, &b);
+    station_submit(st, &c);
+    assert_int_equal(station_sink_wait(&k, 3, WAIT_MS), 3);
+    station_stop(st, NULL);
+    const station_result *r = station_sink_step(&k, "B-ch", C);
+    assert_true(r->res.passed);
+    assert_int_equal(r->res.n_cal_channels, 2);
+    const adapter_cal_channel *v = &r->res.cal_channels[0], *f = &r->res.cal_channels[1];
+    assert_string_equal(v->name, "vbus");
+    assert_int_equal(v->n_points, 3);
+    assert_true(fabs(v->gain - 2) < 1e-9 && fabs(v->offset - 1) < 1e-9 && v->residual < 1e-9);
+    assert_string_equal(f->name, "vref");
+    assert_true(fabs(f->points[2].reference - 0.8) < 1e-12 && fabs(f->points[2].raw - 2) < 1e-12);
+    assert_true(fabs(f->gain - 0.5) < 1e-9 && fabs(f->offset + 0.2) < 1e-9 && f->residual < 1e-9);
+    /* old consumers: the single-channel fields are the first channel's */
+    assert_true(fabs(r->res.cal_gain - 2) < 1e-9 && fabs(r->res.cal_offset - 1) < 1e-9);
+    assert_int_equal(r->res.n_cal_points, 3);
+    r = station_sink_step(&k, "B-chnoisy", C);
+    assert_false(r->res.passed);
+    assert_string_equal(r->res.failure_mode, "calibration_residual");
+    assert_non_null(strstr(r->res.detail, "channel vref"));
+    r = station_sink_step(&k, "B-chbad", C);
+    assert_false(r->res.passed);
+    assert_string_equal(r->res.failure_mode, "calibration_failed");
+    /* each channel of B-ch written with its name and its own coefficients; none of the failed boards */
+    char p[128], l1[128] = "", l2[128] = "";
+    snprintf(p, sizeof p, "%s/chwrites", dir);
+    FILE *fp = fopen(p, "r");
+    assert_non_null(fp);
+    assert_non_null(fgets(l1, sizeof l1, fp));
+    assert_non_null(fgets(l2, sizeof l2, fp));
+    assert_null(fgets(p, sizeof p, fp));
+    fclose(fp);
+    assert_int_equal(strncmp(l1, "B-ch vbus 1", 11), 0);
+    assert_int_equal(strncmp(l2, "B-ch vref -0.2", 14), 0);
+    assert_non_null(strstr(l2, " 0.5"));
+    station_sink_free(&k);
+}
+
 /* Two sites: one board hangs on site 0 while site 1 runs the rest. */
 static void test_gang_sites_run_independently(void **state)
 {
@@ -435,6 +491,7 @@ int main(void)
         cmocka_unit_test(test_test_first_never_writes_failed_board),
         cmocka_unit_test(test_order_limits_at_station),
         cmocka_unit_test(test_calibration_fit_write_readback),
+        cmocka_unit_test(test_calibration_channels),
         cmocka_unit_test(test_gang_sites_run_independently),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
