@@ -24,7 +24,9 @@ for round in 1 2 3 4 5 6; do
   sleep 1.5
   kill -KILL "$B"; wait "$B" 2>/dev/null || true
   kills=$((kills + 1))
-  if [ $round = 3 ]; then
+  # The outage comes after instance A's last restart (round 4), so the
+  # instance that sees PostgreSQL go away lives to see it come back.
+  if [ $round = 5 ]; then
     pg_stop; pg_stopped_at=$(stored_events 2>/dev/null || true)
     sleep 3
     pg_start
