@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* adapter.h - the station adapter interface: a small vtable, one per kind of
  * station (simulated, GDB-remote programmer, external program ...). Adding an
  * adapter is one new adapter_<name>.c (CMake picks up every adapter_*.c) and

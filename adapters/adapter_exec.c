@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* adapter_exec.c - a station that runs an external program per step: vendor
  * programmers (openocd, STM32_Programmer_CLI, nrfjprog, esptool) and FCT
  * programs. The program is started with an argv built from a template, one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* adapter_gdb.c - a programming station that drives any GDB server (OpenOCD,
  * J-Link GDB Server, pyOCD, Black Magic Probe, QEMU -gdb) over the GDB
  * Remote Serial Protocol (gdb_rsp.c), with no gdb binary in between.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* adapter_registry.c - the list of station adapters compiled into the agent,
  * and the helpers they share. */
 #include <stdarg.h>

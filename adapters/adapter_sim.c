@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* adapter_sim.c - a simulated station: boards arrive at a configured rate,
  * each board has a simulated flash that write fills and verify reads back,
  * and every step can be made to fail at random (seeded, so runs repeat).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* gdb_rsp.c - GDB Remote Serial Protocol client over TCP (see gdb_rsp.h).
  *
  * Wire format: $<payload>#<2 hex checksum>; the receiver answers + or -.

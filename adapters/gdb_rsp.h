@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* gdb_rsp.h - a client for the GDB Remote Serial Protocol over TCP, enough to
  * program and check a target through any GDB server (OpenOCD, J-Link GDB
  * Server, pyOCD, Black Magic Probe, QEMU -gdb): packet framing with checksum

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* main.c - the lineagent command line: run, check-config, trace, spool, site, --version. */
 #include <stdio.h>
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* clock.c - wall-clock reading and formatting (see clock.h). */
 #include "clock.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* clock.h - the two clocks the project reads. The monotonic clock is for
  * deadlines, timeouts and "how long since": unlike the wall clock it never
  * jumps back when NTP or an operator sets the time. The wall clock is for

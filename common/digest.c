@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* digest.c - SHA-256 hex digests and GDB's CRC-32 (see digest.h). */
 #include "digest.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* digest.h - SHA-256 as lowercase hex, the form every digest takes in
  * orders, events and the spool; and the CRC-32 GDB's qCRC computes. */
 #ifndef LINEAGENT_DIGEST_H

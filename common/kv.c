@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* kv.c - key/value lookup (see kv.h). */
 #include "kv.h"
 

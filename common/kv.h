@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* kv.h - key/value pairs kept verbatim from a configuration file (a
  * station's adapter keys, librdkafka's properties), looked up by name. */
 #ifndef LINEAGENT_KV_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* log.c - leveled, timestamped logging to stderr. One fprintf per line keeps
  * lines from different threads whole (stdio locks the stream per call). */
 #include "log.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* log.h - leveled, timestamped logging to stderr, safe from any thread. */
 #ifndef LINEAGENT_LOG_H
 #define LINEAGENT_LOG_H

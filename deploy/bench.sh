@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # bench.sh - builds in Release and runs every benchmark scenario against a
 # real mosquitto, the mock Kafka cluster and provisiond on loopback, each
 # figure beside a raw baseline measured in the same run on the same data

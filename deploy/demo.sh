@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # demo.sh - the main job end to end on the embedded defaults: a real
 # mosquitto on a free loopback port, the agent with its embedded Kafka mock
 # cluster, provisiond (the provisioning server, plain HTTP on loopback), a

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # deps.sh - installs the Debian packages lineagent needs that are missing.
 # Usage: deploy/deps.sh [build|test|demo]   (test and demo include build)
 set -euo pipefail

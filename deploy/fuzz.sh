@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # fuzz.sh - builds the libFuzzer harnesses of tests/fuzz with clang (ASan,
 # UBSan, libFuzzer) in build/fuzz and runs each for SECONDS (default 60),
 # one after the other, from its seed corpus (tests/fuzz/corpus/NAME, never

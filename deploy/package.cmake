@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # package.cmake - what the Debian package holds and how CPack builds it
 # (deploy/package.sh runs `cpack -G DEB`): the binaries, the example configs
 # as conffiles under /etc/lineagent, the systemd units, and maintainer scripts

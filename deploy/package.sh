@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # package.sh - builds the Debian package (cpack -G DEB) from a Release build
 # without tests or benchmarks, and prints the .deb's path on stdout.
 # Usage: deploy/package.sh [BUILD_DIR]   (default build/package)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # test.sh - installs what is missing, builds with -Wall -Wextra -Werror and
 # ASan/UBSan, and runs every test (unit and integration) through ctest; then,
 # on a full run, the benchmark harness once at tiny sizes (a Release build

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* spool.c - the SQLite store-and-forward spool behind spool.h: the file
  * (creation 0600, schema and its migration, WAL), the handle with its
  * statement cache and errors, and transactions. Events and their delivery

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* spool.h - the SQLite store-and-forward spool: every result is committed
  * here before anyone is told, and stays until Kafka has acknowledged it.
  *

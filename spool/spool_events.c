@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* spool_events.c - trace events in the spool: appending them inside the
  * caller's transaction, streaming the undelivered ones to the forwarder,
  * the delivery watermark, and the history behind `lineagent spool`

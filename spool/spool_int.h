@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* spool_int.h - what the spool's source files share and no one else sees:
  * the handle, the statement cache and the error helpers, all in spool.c. */
 #ifndef LINEAGENT_SPOOL_INT_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* spool_state.c - what a restarted agent resumes from, kept in the spool:
  * raw MES payloads (the inbox, durable before the MQTT ack), firmware images
  * by SHA-256, the latest revision of each order, lot and unit state, and the

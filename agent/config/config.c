@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* config.c - the agent's INI configuration: one conf_table.h table per
  * section, declaring every key once (type, default, range, description);
  * the cross-key rules that no single row can say; the adapters' keys checked

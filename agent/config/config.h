@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* config.h - the agent's INI configuration (libinih): every key declared
  * once in a table (conf_table.h) that drives parsing with line numbers in
  * errors, defaults, validation, and printing the effective configuration

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agent.c - the agent's life cycle. Start-up order follows the data: spool
  * first (everything is committed there), then the forwarder, the line
  * (resuming lots), the intake and last the MQTT link that lets new orders

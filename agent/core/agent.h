@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agent.h - `lineagent run`: wires the spool, Kafka forwarder, line, order
  * intake and MQTT link together and runs the main loop until a signal. */
 #ifndef LINEAGENT_AGENT_H

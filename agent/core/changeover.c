@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* changeover.c - exactly-once version changeover detection per lot. */
 #include "changeover.h"
 

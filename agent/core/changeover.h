@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* changeover.h - deciding where a firmware version changeover falls in a lot.
  * Fed every unit whose image was written and verified, in commit order; says
  * when a unit is the first of a new version, so the agent emits exactly one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* delivery_watch.c - the kafka_stalled decision (see delivery_watch.h).
  * Progress is judged by the lowest undelivered seq rather than by the
  * forwarder's own view: it covers a broker that is down, an event Kafka

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* delivery_watch.h - notices when Kafka stops taking the spool's events:
  * the lowest undelivered event has not moved for [kafka] stall_alarm while
  * events wait. The line goes on (the spool is there for that); the alarm

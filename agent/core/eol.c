@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* eol.c - the end-of-line check (see eol.h). */
 #include "eol.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* eol.h - the end-of-line state a unit must be in before it counts as good
  * (rule E2): the firmware verified in it is its release, and every state the
  * order's flow promises (provisioning, calibration, a verified debug lock)

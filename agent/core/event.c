@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* event.c - stamping, encoding and spooling traceability events. */
 #include "event.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* event.h - building traceability events and committing them to the spool:
  * the envelope (event_id, seq, time, site, line) is stamped here so every
  * event is identified the same way. */

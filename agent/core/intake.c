@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* intake.c - order intake thread: inbox -> decode -> validate -> release
  * signature and version rules -> fetch (or re-hash the cached image) and
  * check firmware -> decision for the line coordinator. The inbox row stays

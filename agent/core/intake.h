@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* intake.h - the order intake: takes durable MES payloads from the spool's
  * inbox in arrival order, decodes and validates them, fetches and checks the
  * firmware, and hands each decision to the line coordinator. Runs on its own

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* latency.c - the dispatch latency histogram (see latency.h). */
 #include "latency.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* latency.h - a fixed-size latency histogram (1 us buckets up to 1 ms, 1 ms
  * buckets up to 1 s) cheap enough to feed on every board dispatch. One
  * writer per histogram; merge to report. */

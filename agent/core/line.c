@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* line.c - the line coordinator. Stations and the intake post results into
  * one queue; line_step() takes everything queued, applies it to the lots and
  * units, appends the trace events (built in line_events.c), and commits it

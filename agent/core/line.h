@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* line.h - the line coordinator: owns lots, units and stations, turns every
  * station result and order decision into spool records and trace events in
  * one group-committed transaction, and only then moves boards on, answers

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* spool_guard.c - retention, size limit and free-space probe for the spool
  * (see spool_guard.h). Pruning runs in batches of GUARD_PRUNE_BATCH rows (of
  * events, then of completed lots with their units and orders), one unused

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* spool_guard.h - keeps the spool within its bounds from the running agent:
  * prunes delivered events older than [spool] retention in small batches
  * (undelivered ones never), lots completed longer ago than that with their

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* station.c - station worker threads: each takes boards from its own queue,
  * enforces the route interlock, runs its steps through the adapter and posts
  * every result to the coordinator, stopping at the first failure so a failed

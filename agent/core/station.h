@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* station.h - one station of the line: a worker thread that takes boards
  * from its queue and runs the steps it performs through its adapter, posting
  * every step's result back to the line coordinator as it happens. */

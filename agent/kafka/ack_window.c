@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ack_window.c - a ring bitmap of acknowledged seqs above the watermark;
  * see ack_window.h. */
 #include "ack_window.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ack_window.h - which seqs Kafka has acknowledged, for the delivery
  * watermark. Partitions acknowledge independently, so acknowledgements
  * arrive out of seq order; the window remembers those above the lowest

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* kafka_embedded.c - the embedded mock cluster (see kafka_embedded.h). */
 #include "kafka_embedded.h"
 

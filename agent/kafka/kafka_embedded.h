@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* kafka_embedded.h - an in-process Kafka (librdkafka's mock cluster) for
  * `bootstrap.servers = embedded`: demos and tests only, never durable. Kept
  * out of the production forwarder, which only sees a bootstrap address. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* kafka_out.c - spool -> Kafka forwarder.
  *
  * Delivery contract: an event is marked delivered only from librdkafka's

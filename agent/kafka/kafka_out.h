@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* kafka_out.h - the forwarder: streams undelivered events from the spool to
  * Kafka with an idempotent producer and marks them delivered only on the
  * broker's delivery report. Runs on its own thread with its own spool

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* kafka_record.c - producing a trace event's Kafka record (see
  * kafka_record.h). */
 #include "kafka_record.h"

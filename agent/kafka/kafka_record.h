@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* kafka_record.h - the Kafka record a trace event becomes, defined once for
  * the forwarder and for `lineagent spool replay`, so a replayed event is the
  * record first sent: key = lot id, value = the encoded TraceEvent,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mqtt_link.c - the agent's MQTT session with the MES, on Eclipse Paho's
  * async C client (MQTT 3.1.1). Orders arrive at QoS 1 on a persistent
  * session (clean session off); results and status go out at QoS 1. Paho's

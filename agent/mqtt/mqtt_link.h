@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mqtt_link.h - the agent's MQTT session with the MES (Eclipse Paho, async):
  * orders in at QoS 1 on a persistent session, results and status out. */
 #ifndef LINEAGENT_MQTT_LINK_H

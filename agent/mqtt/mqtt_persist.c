@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mqtt_persist.c - MQTTClient_persistence callbacks on the spool's key/value
  * table, one namespace per client id and broker. Paho frees what pget and
  * pkeys return, so those buffers come from MQTTAsync_malloc. */

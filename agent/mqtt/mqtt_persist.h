@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mqtt_persist.h - Paho's client persistence kept in the SQLite spool.
  *
  * Paho calls messageArrived before it acknowledges a QoS 1 message; if the

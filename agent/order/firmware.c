@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* firmware.c - fetching a release image named by an order (a local file
  * read by the agent itself, or http/https through libcurl) and proving it
  * is the image the order means (SHA-256).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* firmware.h - fetching a release image from its URL (libcurl: file, http,
  * https) and checking it against the order's SHA-256. */
 #ifndef LINEAGENT_FIRMWARE_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* order.c - decoding MES job orders (protobuf binary here, JSON in
  * order_json.c), checking the rules an order must meet before the line runs
  * it, and the step vocabulary the rest of the agent shares.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* order.h - decoding and validating MES job orders (protobuf binary or
  * proto3 JSON), and the step vocabulary shared by the whole agent. */
 #ifndef LINEAGENT_ORDER_H

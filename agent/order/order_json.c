@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* order_json.c - JobOrder from proto3 JSON (jansson), for MES systems that
  * publish JSON instead of protobuf.
  *

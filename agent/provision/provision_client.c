@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* provision_client.c - client of the provisioning server (provision_client.h). */
 #include "provision_client.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* provision_client.h - the agent's client of the provisioning server
  * (provisiond, POST /v1/units) over libcurl: one keep-alive handle per
  * station thread, the server's CA pinned, the station's client certificate,

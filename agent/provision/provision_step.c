@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* provision_step.c - the PROVISION step (provision_step.h). */
 #include "provision_step.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* provision_step.h - the PROVISION step as a station runs it: the board makes
  * a CSR (when its adapter can), the provisioning server issues the identity,
  * the adapter writes it and reads it back, and the read-back must match. */

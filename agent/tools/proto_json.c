@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* proto_json.c - protobuf-c message to proto3 JSON (jansson), generically from
  * the descriptors, so new fields and event types show up without code here.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* proto_json.h - any protobuf-c message to a jansson JSON value in the proto3
  * JSON mapping, driven only by the message's descriptors (so schema changes
  * need no code here). Used by `lineagent trace --format jsonl`. */

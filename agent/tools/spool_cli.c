@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* spool_cli.c - `lineagent spool stats|replay|export|purge-firmware`.
  *
  * replay re-publishes delivered events exactly as the agent first sent them

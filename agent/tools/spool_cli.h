@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* spool_cli.h - `lineagent spool stats|replay|export`: plant IT's tools on
  * the store-and-forward spool (backlog figures, re-publishing history to
  * Kafka after a downstream outage, JSON lines for people without Kafka). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* trace_reader.c - `lineagent trace`: reads the traceability topic from the
  * beginning and prints every TraceEvent as a JSON line, or a per-lot summary
  * for a quality engineer followed by integrity checks (duplicate deliveries,

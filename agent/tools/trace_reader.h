@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* trace_reader.h - `lineagent trace`: reads the traceability topic back from
  * Kafka (all partitions, from the beginning) and prints every event as a JSON
  * line, or a lot summary: units per firmware version, changeovers, failures

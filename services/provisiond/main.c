@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* main.c - provisiond: the factory's provisioning server. Issues serials,
  * MACs, device ids and device certificates online at write time and keeps
  * the issuance ledger (pv_ledger.h); `audit` checks that ledger, `init-ca`

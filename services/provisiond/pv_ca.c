@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* pv_ca.c - the factory CA (pv_ca.h). */
 #include "pv_ca.h"
 

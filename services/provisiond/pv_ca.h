@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* pv_ca.h - the factory CA inside provisiond (OpenSSL): creating a trial CA,
  * verifying station CSRs, generating device keys when a board cannot, signing
  * device certificates (subject CN = serial, ECDSA P-256 with SHA-256) and

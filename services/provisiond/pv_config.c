@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* pv_config.c - provisiond's INI configuration (pv_config.h). */
 #include "pv_config.h"
 

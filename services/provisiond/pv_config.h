@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* pv_config.h - provisiond's INI configuration: [server], [ledger], [ca] and
  * one [product NAME] section per product with its serial format and MAC
  * block. Unknown keys are errors; deploy/provisiond.conf documents each key. */

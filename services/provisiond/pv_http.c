@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* pv_http.c - provisiond's HTTP/JSON API (pv_http.h).
  *
  * Hostile clients are refused as early as possible: with TLS, the client

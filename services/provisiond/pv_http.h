@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* pv_http.h - provisiond's HTTP/JSON API (libmicrohttpd; GnuTLS underneath
  * for HTTPS with client certificates): POST /v1/units, GET /v1/units/{serial},
  * GET /v1/health. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* pv_ident.c - serial formatting, MAC arithmetic and device ids (pv_ident.h). */
 #include "pv_ident.h"
 

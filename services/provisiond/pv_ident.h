@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* pv_ident.h - the unit identifiers provisiond issues, as pure functions:
  * serial numbers from a product's format, MAC addresses as 48-bit integers,
  * and the device id derived from factory, product and sequence number. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* pv_ledger.c - the issuance ledger (pv_ledger.h). */
 #include "pv_ledger.h"
 

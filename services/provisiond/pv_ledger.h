@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* pv_ledger.h - the issuance ledger (SQLite): issues a unit's identity once
  * and only once, returns the same identity for the same (product, board_id),
  * records every issuance, and audits itself.

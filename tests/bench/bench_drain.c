@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bench_drain.c - scenario 2, backlog drain: a spool holding N undelivered
  * events is drained to Kafka by the agent's forwarder (idempotent producer,
  * acks=all, marked delivered from delivery reports), against a bare

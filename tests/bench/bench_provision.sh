@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # bench_provision.sh - issuances per second through the agent's provisioning
 # client (agent/provision_client.c via tests/tools/pv_load: keep-alive, one
 # client per station thread) against provisiond signing a CSR per unit with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bench_spool.c - scenario 1, spool ingest: trace events committed durably
  * per second through the agent's path (event_commit: stamp, encode, append,
  * group commit of batch_max events per transaction), against raw SQLite

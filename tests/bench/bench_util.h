@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bench_util.h - what every benchmark shares: a monotonic clock, peak RSS,
  * sample TraceEvents, and one JSON result line per scenario on stdout, which
  * deploy/bench.sh collects into the results table. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* boot_banner.c - a tiny Cortex-M3 firmware for QEMU's lm3s6965evb, used by
  * the gdb adapter's integration test: it prints a boot banner with its
  * version on UART0, again and again, so a boot check that attaches to the

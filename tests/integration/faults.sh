@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # faults.sh - checks shared by the fault tests (label "faults"); sourced
 # after lib.sh. Each prints the figures it verified.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Bad input never stops the agent or disturbs an accepted lot: each bad order
 # is answered on orders/result with a clear reason and recorded in Kafka as
 # order_rejected; a protobuf order and a good JSON order still run. A

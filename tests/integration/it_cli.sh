@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The command line: --version, check-config (effective config, secrets
 # masked, the offending line on error), and a foreign spool file refused at
 # start with a clear error, a non-zero exit and the file left untouched.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The exec adapter end to end, in a test-first flow (TEST, WRITE, VERIFY,
 # CALIBRATE, LOCK) with the order's test items and calibration limit. The
 # external programs are one small script standing in for an FCT program, a

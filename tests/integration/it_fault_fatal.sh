@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Fault: the idempotent producer hits a fatal error mid-lot. The mock broker
 # answers a Produce request with OUT_OF_ORDER_SEQUENCE_NUMBER, which
 # librdkafka's idempotent producer treats as fatal (sequence

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Fault: Kafka fails while 1,000 boards run (two lots of 500). Produce
 # requests fail with NOT_LEADER_FOR_PARTITION, REQUEST_TIMED_OUT and
 # NOT_ENOUGH_REPLICAS (rd_kafka_mock_push_request_errors), then every broker

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Fault: SIGKILL the agent at 50 random moments of a running lot (starting
 # up, loading boards, committing, draining to Kafka) and restart it each
 # time. At the end: every board has all its events in Kafka, every event_id

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Fault: the MQTT broker restarts mid-lot, and orders are published while
 # the agent is cut off from it. The broker keeps the agent's persistent
 # session (persistence on); orders queued for it arrive after it

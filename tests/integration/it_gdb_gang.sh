@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Gang programming on emulated MCUs: one gdb station with sites = 2 drives two
 # QEMU lm3s6965evb boards, site k on gdb.port + k with its UART on the
 # console port + k. A lot of 4 boards is written, verified by read-back,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The gdb adapter on a real emulated MCU: a Cortex-M3 firmware built here
 # with arm-none-eabi-gcc, QEMU's lm3s6965evb halted at reset (-S) with its
 # gdbstub and UART0 on loopback ports, and the agent programming it over the

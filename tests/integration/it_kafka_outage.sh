@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Kafka down for a whole lot: production goes on into the spool, the alarm
 # kafka_stalled goes up on the status topic and clears when the brokers
 # return; the backlog drains in order and nothing is missing.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # SIGKILL the agent in the middle of a lot, restart it: the lot completes,
 # no committed event is lost, undelivered ones are re-sent with their
 # original event_id and seq, and no unit gets two outcomes.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Live line data: the HTTP listener's /healthz, /readyz and /metrics, and the
 # retained <prefix>/yield. A lot of 500 boards with failures, the agent
 # killed (SIGKILL) in the middle and restarted: the final retained yield and

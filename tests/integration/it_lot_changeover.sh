@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # A lot of 40 boards over 4 sim stations with the firmware changed mid-lot by
 # a second order revision; then a clean SIGTERM stop. Checks what a Kafka
 # consumer receives: counts, the one changeover and where it fell, the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The agent to Mosquitto over TLS with client certificates: a broker
 # listener with require_certificate takes the agent's certificate and a lot
 # runs through it; a broker certificate from another CA, no client

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The Debian package: deploy/package.sh builds it with cpack; it declares its
 # dependencies from the shared libraries; installed with dpkg -i it gives the
 # binaries, the example configs under /etc/lineagent (conffiles), the units

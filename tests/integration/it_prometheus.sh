@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # A real Prometheus (Debian's prometheus) on a free loopback port scrapes the
 # agent's /metrics every second while a lot of 200 boards runs; its HTTP API
 # then answers sum(lineagent_units_total) with the units completed.

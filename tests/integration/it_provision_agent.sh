@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The agent's PROVISION step against a real provisiond over mutual TLS:
 # every board gets a unique identity written and read back, unit_provisioned
 # carries serial, MACs, device id and certificate fingerprint, and every later

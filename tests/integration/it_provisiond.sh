@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # provisiond on its own: mutual TLS refuses clients without a station
 # certificate; 16 stations issue 10,000 units concurrently through the
 # agent's provisioning client with zero duplicate serials, MACs, device ids or

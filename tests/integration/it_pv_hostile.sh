@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # provisiond against hostile peers: TLS below 1.2, no client certificate, a
 # foreign CA's, a station certificate without the station key usage and a
 # device certificate of the factory CA are all refused in the handshake with

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # A lot resumed after a restart re-hashes its cached image first (rule R1):
 # with the image's chunks corrupted in the spool while the agent was down,
 # no board is written with it. When the release URL cannot give the image

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The agent as a service: deploy/*.service pass `systemd-analyze verify`
 # (ExecStart pointed at this build); under a $NOTIFY_SOCKET the agent and
 # provisiond send READY=1, the agent STATUS with lot, yield and backlog and a

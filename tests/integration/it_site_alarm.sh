@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Fixture-site health and <prefix>/stations/<name>. A tester whose one site
 # fails every board: after [line] site_alarm_consecutive = 3 failures in a
 # row at TEST the alarm fixture_site_suspect (station, site, step, mode,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Back-pressure when the spool cannot grow.
 # A. Full disk: the spool on a real small filesystem (a tmpfs mounted with
 #    size=, so SQLite gets a genuine ENOSPC -> SQLITE_FULL), Kafka down so

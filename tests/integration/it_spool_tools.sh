@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # `lineagent spool stats|export|replay` and retention, against a real agent:
 # a lot delivered to Kafka; stats show the figures; export selects by lot,
 # seq and time and matches what Kafka holds; replay re-publishes the lot to

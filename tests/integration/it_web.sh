@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The web page in a real browser (Debian's chromium, driven by playwright-core
 # from tests/browser): while a lot with a mid-lot firmware change runs
 # agent -> Kafka -> tracestore -> PostgreSQL, the "Lines now" tile's passed

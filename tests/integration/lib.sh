@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # lib.sh - shared harness for the integration tests: starts a real mosquitto
 # and the mock Kafka cluster (tests/tools/kafka_mock) on free loopback ports,
 # runs lineagent as a separate process, publishes orders with mosquitto_pub

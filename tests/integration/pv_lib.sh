@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # pv_lib.sh - provisiond helpers for the integration tests, sourced after
 # lib.sh: $PROVISIOND and $PV_LOAD (need_bin: PROVISIOND_BIN, PV_LOAD_BIN), a
 # test PKI made with the openssl command line, a server started on a free

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* gdb_fault_proxy.c - a TCP proxy between the agent and a GDB server that
  * injects one programmer fault, for the gdb adapter's integration test:
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* kafka_mock.c - a Kafka-protocol broker on loopback for the integration
  * tests: librdkafka's mock cluster hosted in a process of its own, so a test
  * can kill and restart the agent while the cluster and its data live on.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* pv_load.c - drives provisiond through the agent's own provisioning client
  * (agent/provision_client.c): T threads (stations), each with its own
  * keep-alive client, issue N units in total, each with a fresh EC P-256 key

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # embed.cmake - writes OUT, a C file holding the web page's static files
 # (FILES, comma-separated, relative to DIR) with their content types and an ETag, so the
 # tracestore binary serves them with no files to install and no build step at

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_adapter_exec.c - the exec adapter with small shell scripts standing in
  * for vendor programmers and FCT programs (the adapter itself never uses a
  * shell): argv substitution without a shell, exit status, timeout killing

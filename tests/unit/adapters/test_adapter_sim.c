@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_adapter_sim.c - the simulated station's adapter: board ids per lot
  * and index, flash write/read-back, failure injection caught by verify. Its
  * measurements judged, and the station worker running it, are in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_gdb_rsp.c - the GDB Remote Serial Protocol client and the gdb
  * adapter against a fake GDB server in a thread: a 64 KiB memory target
  * whose features (X, qCRC, flash memory map, PacketSize, run-length replies,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_config.c - config loading: defaults, validation with line numbers,
  * station/adapter keys, and secrets masked when printed. */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_changeover.c - exactly one version_changeover per actual change. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_delivery_watch.c - the kafka_stalled decision against a real spool:
  * raised only after the oldest undelivered event has stood still for the
  * configured time, cleared as soon as it moves, never for an empty spool,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_event.c - events are stamped, encoded and spooled so they decode back
  * intact, with fresh UUIDs and gap-free sequence numbers. */
 #include <setjmp.h>

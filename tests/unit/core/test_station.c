@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_station.c - the station (core/station.c): its judgement of what an
  * adapter measured (the adapter's own limits, and the order's test items,
  * which replace the station's; a missing item fails), the least-squares

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_ack_window.c - unit tests for the forwarder's acknowledgement
  * window: the base (watermark + 1) moves only over contiguous acknowledged
  * seqs whatever order they arrive in, repeated or stale acknowledgements

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_kafka_out.c - the forwarder against librdkafka's mock cluster: a
  * backlog is delivered whole, and the delivery watermark advances while it
  * drains, not only at its end (delivery reports keep room in librdkafka's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_mqtt_persist.c - Paho's persistence callbacks on the spool: what Paho
  * stores survives closing and reopening (a restart), per client namespace. */
 #include <setjmp.h>

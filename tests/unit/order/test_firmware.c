@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_firmware.c - firmware fetching and digest checks (firmware.c): file://
  * images from a temporary directory, and http:// from a tiny loopback server
  * in a thread for status codes and redirects; [firmware] allowed_urls keeps

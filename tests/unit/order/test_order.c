@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_order.c - job order decoding (protobuf and proto3 JSON), the
  * validation rules (test items, test plan and calibration limit included)
  * and the step vocabulary (order.c, order_json.c). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_provisiond.c - provisiond's modules: serial formatting, MAC
  * allocation (no wrap-around), config validation, and the ledger: one
  * identity per board, repeats return it, bad CSRs write nothing, exhaustion

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_spool.c - unit tests for the SQLite spool: file safety (mode, refusing
  * foreign files untouched), gap-free sequence numbers across rollback, reopen
  * and several handles, group commit, delivery bookkeeping and the schema 1

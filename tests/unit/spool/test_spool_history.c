@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_spool_history.c - unit tests for the spool's history functions behind
  * `lineagent spool stats|replay|export` and retention: selection by time,
  * seq and lot (delivered only unless asked), paging in seq order, counts,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_spool_state.c - unit tests for the spool's resume state: the inbox
  * of raw MES payloads, content-addressed firmware images, order revisions,
  * and lot and unit rows with their listings. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* spool_fixture.h - the cmocka fixture the spool's unit tests share: a
  * fresh temporary directory per test (tmpdir.h; removed with everything in
  * it) holding the spool's path, setup_open() that opens the spool there too,
