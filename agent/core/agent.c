@@ -126,8 +126,8 @@ static void agent_sites_changed(void *ud);
 
 static int agent_publish_live(void *ud, const char *subtopic, const char *json)
 {
-    agent *a = ud;
-    return a->ml ? mqtt_link_publish_live(a->ml, subtopic, json) : -1;
+    agent *a = ud; /* the follower publishes it: the coordinator never waits on Paho */
+    return a->lv ? live_offer(a->lv, subtopic, json) : -1;
 }
 
 static void agent_low_space_detail(const agent *a, char *buf, size_t len)

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* line_sites.c - the coordinator's side of fixture-site health: outcomes
  * into site_watch, the alarm logged and the site paused or resumed on its
- * station, and <prefix>/stations/<name> published when changed. Runs on
- * the coordinator's thread only. */
+ * station, and <prefix>/stations/<name> built when changed and handed to
+ * the publish_live hook (the agent's hands it to the follower thread,
+ * which publishes it; the coordinator never calls into Paho). Runs on the
+ * coordinator's thread only. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

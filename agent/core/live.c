@@ -19,6 +19,7 @@
 #define LIVE_MIN_GAP_MS 500     /* at most twice a second */
 #define LIVE_REFRESH_MS 5000    /* rate and inProgress move without events */
 #define LIVE_CHECKPOINT_MS 5000 /* the checkpoint is a transaction of its own */
+#define LIVE_DOCS_MAX 1024     /* station documents waiting: a bounded hand-off */
 #define LIVE_NS "live"
 #define LIVE_KEY "from_seq"
 
@@ -36,6 +37,11 @@ struct live {
     uint64_t checkpoint;   /* as last written */
     int64_t checkpoint_ms; /* when */
     atomic_ullong seq;
+    /* Documents handed over by other threads (the coordinator's station
+     * documents), published by this thread in its next burst; one per
+     * subtopic, the newest replacing an older one not yet sent. Under lock. */
+    char *doc_topic[LIVE_DOCS_MAX], *doc_json[LIVE_DOCS_MAX];
+    size_t n_docs;
 };
 
 /* Metrics count what this run commits, not what it replays. */
@@ -121,6 +127,61 @@ static int live_publish(live *lv, int64_t now_wall)
     return rc;
 }
 
+/* The station documents handed over since the last burst, sent in one
+ * go; one Paho refuses goes back, unless a newer one came meanwhile. */
+static void live_publish_docs(live *lv)
+{
+    pthread_mutex_lock(&lv->lock);
+    mqtt_link *ml = lv->ml;
+    size_t n = ml ? lv->n_docs : 0;
+    char *topic[LIVE_DOCS_MAX], *json[LIVE_DOCS_MAX];
+    memcpy(topic, lv->doc_topic, n * sizeof *topic);
+    memcpy(json, lv->doc_json, n * sizeof *json);
+    memmove(lv->doc_topic, lv->doc_topic + n, (lv->n_docs - n) * sizeof *topic);
+    memmove(lv->doc_json, lv->doc_json + n, (lv->n_docs - n) * sizeof *json);
+    lv->n_docs -= n;
+    pthread_mutex_unlock(&lv->lock);
+    for (size_t i = 0; i < n; i++) {
+        if (mqtt_link_publish_live(ml, topic[i], json[i]) != 0) {
+            pthread_mutex_lock(&lv->lock);
+            size_t k = 0;
+            while (k < lv->n_docs && strcmp(lv->doc_topic[k], topic[i]) != 0) k++;
+            if (k == lv->n_docs && k < LIVE_DOCS_MAX) {
+                lv->doc_topic[k] = topic[i];
+                lv->doc_json[k] = json[i];
+                lv->n_docs++;
+                topic[i] = json[i] = NULL;
+            }
+            pthread_mutex_unlock(&lv->lock);
+        }
+        free(topic[i]);
+        free(json[i]);
+    }
+}
+
+int live_offer(live *lv, const char *subtopic, const char *json)
+{
+    int rc = 0;
+    pthread_mutex_lock(&lv->lock);
+    size_t i = 0;
+    while (i < lv->n_docs && strcmp(lv->doc_topic[i], subtopic) != 0) i++;
+    char *copy = strdup(json);
+    if (!copy) {
+        rc = -1;
+    } else if (i < lv->n_docs) {
+        free(lv->doc_json[i]);
+        lv->doc_json[i] = copy;
+    } else if (lv->n_docs < LIVE_DOCS_MAX && (lv->doc_topic[i] = strdup(subtopic))) {
+        lv->doc_json[i] = copy;
+        if (lv->n_docs++ == 0) pthread_cond_signal(&lv->cond); /* its wait ends at the next burst */
+    } else {
+        free(copy);
+        rc = -1;
+    }
+    pthread_mutex_unlock(&lv->lock);
+    return rc;
+}
+
 /* The replay start a restart would need now: never after the first event
  * of a lot the document holds, nor after an event not yet read. */
 static void live_checkpoint(live *lv, int64_t now_ms, int force)
@@ -148,22 +209,24 @@ static void *live_main(void *arg)
     pthread_mutex_lock(&lv->lock);
     while (!lv->stopping) {
         int64_t now = clock_mono_ms();
-        int64_t wake = dirty ? next_pub : last_pub + LIVE_REFRESH_MS;
+        int64_t wake = dirty || lv->n_docs ? next_pub : last_pub + LIVE_REFRESH_MS;
         if (!lv->kicked && wake > now) {
             struct timespec ts = clock_deadline_ms(wake - now);
             pthread_cond_timedwait(&lv->cond, &lv->lock, &ts);
             if (lv->stopping) break;
         }
         lv->kicked = 0;
+        int docs = lv->n_docs > 0;
         pthread_mutex_unlock(&lv->lock);
         if (live_read_new(lv) > 0) dirty = 1;
         now = clock_mono_ms();
         if (now - last_pub >= LIVE_REFRESH_MS) dirty = 1;
-        if (dirty && now >= next_pub) {
-            if (live_publish(lv, clock_wall_ms()) == 0) {
+        if ((dirty || docs) && now >= next_pub) { /* one burst: the yield and the station documents */
+            if (dirty && live_publish(lv, clock_wall_ms()) == 0) {
                 dirty = 0;
                 last_pub = now;
             }
+            live_publish_docs(lv);
             next_pub = now + LIVE_MIN_GAP_MS;
         }
         live_checkpoint(lv, now, 0);
@@ -263,7 +326,12 @@ void live_stop(live *lv)
         pthread_join(lv->thread, NULL);
         live_read_new(lv); /* the last commits: published and checkpointed */
         live_publish(lv, clock_wall_ms());
+        live_publish_docs(lv);
         live_checkpoint(lv, clock_mono_ms(), 1);
+    }
+    for (size_t i = 0; i < lv->n_docs; i++) {
+        free(lv->doc_topic[i]);
+        free(lv->doc_json[i]);
     }
     spool_close(lv->sp);
     yield_free(lv->y);

@@ -28,6 +28,12 @@ typedef struct live live;
 live *live_start(const config *cfg, const spool_options *so, char *err, size_t err_len);
 /* Where to publish (NULL: nowhere yet); until set, documents wait. */
 void live_attach(live *lv, mqtt_link *ml);
+/* Hands over a retained document for <prefix>/<subtopic> (a station's),
+ * published by the follower in its next burst (at most twice a second),
+ * replacing one for the same subtopic not yet sent; copies both. Never
+ * calls into MQTT, so the coordinator does not wait on Paho's locks.
+ * -1 when the hand-off is full (try again later). Any thread. */
+int live_offer(live *lv, const char *subtopic, const char *json);
 /* Events were committed: read them now. Any thread. */
 void live_kick(live *lv);
 /* Seq of the last committed event read. */
