@@ -10,7 +10,7 @@
 #   --smoke     tiny sizes, one run: checks the harness, not the figures
 #   --only      comma-separated scenarios to run, of: ingest, drain,
 #               provision, line (with live data on and off), scrape, intake,
-#               footprint (default: all)
+#               footprint, tracestore (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -18,7 +18,7 @@ SMOKE=0 BUILD=1 ONLY=
 while [ $# -gt 0 ]; do
   case $1 in
     --smoke) SMOKE=1 ;; --no-build) BUILD=0 ;; --only) ONLY=${2:?--only needs a list}; shift ;;
-    *) echo "usage: $0 [--smoke] [--no-build] [--only ingest,drain,provision,line,scrape,intake,footprint]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--smoke] [--no-build] [--only ingest,drain,provision,line,scrape,intake,footprint,tracestore]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -231,8 +231,10 @@ done
 
 # tracestore runs once (its 10M-event query database takes minutes to build),
 # in its own script with its own PostgreSQL and mock cluster.
-echo "bench: tracestore (ingest $N_TS, latency $N_TS_LAT at 1000/s, queries at $N_TS_SMALL and $N_TS_LARGE events)" >&2
-bash tests/bench/bench_tracestore.sh "$B" $N_TS $N_TS_LAT $N_TS_SMALL $N_TS_LARGE >>"$RAW"
+if want tracestore; then
+  echo "bench: tracestore (ingest $N_TS, latency $N_TS_LAT at 1000/s, queries at $N_TS_SMALL and $N_TS_LARGE events)" >&2
+  bash tests/bench/bench_tracestore.sh "$B" $N_TS $N_TS_LAT $N_TS_SMALL $N_TS_LARGE >>"$RAW"
+fi
 
 # One row per scenario: medians of figure, baseline and ratio. The ratio is
 # the median of each run's own ratio (figure and baseline of the same run),
