@@ -48,6 +48,11 @@ publish -m "$(order_json WO-S 1 LOT-S 6 3.0.0 "$FW_SHA" "$FW_PATH" "$FLOW")"
 wait_log "lot LOT-S completed" 60
 EXPECT=$((EXPECT + 3 + 6 * 5))
 
+# --- provisioned before it is written (a rework flow): unit_written knows the serial
+publish -m "$(order_json WO-F 1 LOT-F 3 3.0.0 "$FW_SHA" "$FW_PATH" '["PROVISION","WRITE","VERIFY","TEST","LOCK"]')"
+wait_log "lot LOT-F completed" 60
+EXPECT=$((EXPECT + 3 + 3 * 5))
+
 # --- kill between issuance and write, then restart
 stop_agent
 write_config "$T/agent.conf" "$(prov_section "$PV_PORT")" "$(stations 2500 0)"
@@ -100,6 +105,14 @@ jq -e '[group_by(.boardId)[] | select(any(.type=="unit_provisioned"))
         | (map(select(.type=="unit_provisioned"))[-1].serial) as $s
         | map(select(.type=="unit_tested" or .type=="unit_locked" or .type=="unit_completed"))
         | all(.serial == $s)] | all' "$T/ev.json" >/dev/null || fail "a later event of a unit lacks its serial"
+# unit_written carries the serial when the unit was provisioned first, none when not yet
+jq -e '[group_by(.boardId)[] | select(.[0].lotId == "LOT-F")
+        | (map(select(.type=="unit_provisioned"))[0].unitProvisioned.serial) as $s
+        | map(select(.type=="unit_written"))[0] | .unitWritten.serial == $s and $s != null and $s != ""]
+       | length == 3 and all' "$T/ev.json" >/dev/null \
+  || fail "LOT-F: unit_written lacks the serial issued before it: $(jq -c 'map(select(.lotId=="LOT-F" and .type=="unit_written") | .unitWritten)' "$T/ev.json")"
+jq -e 'map(select(.lotId=="LOT-P" and .type=="unit_written") | .unitWritten.serial // "") | all(. == "")' "$T/ev.json" >/dev/null \
+  || fail "LOT-P: unit_written carries a serial issued after the write"
 # the fingerprint is the SHA-256 of the certificate the ledger issued
 s1=$(jq -r 'map(select(.type=="unit_provisioned" and .boardId=="LOT-P-B00001"))[0].unitProvisioned' "$T/ev.json")
 sqlite3 "$T/ledger.db" "SELECT pem FROM certs c JOIN units u USING(cert_serial) WHERE u.board_id='LOT-P-B00001'" \
