@@ -12,20 +12,10 @@ P=$T/pki
 mkdir -p "$P"
 (
   cd "$P"
-  for ca in mqttca rogueca; do
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj "/CN=$ca" \
-      -keyout $ca.key -out $ca.pem 2>/dev/null
-  done
-  issue() { # issue NAME CA EXTENSION
-    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$1" \
-      -keyout "$1.key" -out "$1.csr" 2>/dev/null
-    printf '%s\n' "$3" >"$1.ext"
-    openssl x509 -req -in "$1.csr" -CA "$2.pem" -CAkey "$2.key" -CAcreateserial -days 30 \
-      -extfile "$1.ext" -out "$1.pem" 2>/dev/null
-  }
-  issue broker mqttca "subjectAltName=IP:127.0.0.1"
-  issue agent mqttca "extendedKeyUsage=clientAuth"
-  issue fake rogueca "subjectAltName=IP:127.0.0.1"
+  pki_ca mqttca; pki_ca rogueca
+  pki_issue broker mqttca "subjectAltName=IP:127.0.0.1"
+  pki_issue agent mqttca "extendedKeyUsage=clientAuth"
+  pki_issue fake rogueca "subjectAltName=IP:127.0.0.1"
   chmod 600 ./*.key
 )
 

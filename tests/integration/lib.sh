@@ -214,3 +214,19 @@ check_integrity() {
 results_at_least() { [ "$(wc -l <"$T/results.jsonl")" -ge "$1" ]; }
 
 count_type() { jq -s --arg t "$1" 'map(select(.type == $t)) | unique_by(.eventId) | length' "$T/events.jsonl"; }
+
+# A test PKI, in the current directory, on P-256 keys valid 30 days:
+# pki_ca NAME makes a self-signed CA (NAME.pem, NAME.key); pki_issue NAME CA
+# EXTENSION a certificate NAME.pem for CN=NAME signed by CA, with EXTENSION
+# (an openssl extension line, e.g. "extendedKeyUsage=clientAuth").
+pki_ca() {
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj "/CN=$1" \
+    -keyout "$1.key" -out "$1.pem" 2>/dev/null
+}
+pki_issue() {
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$1" \
+    -keyout "$1.key" -out "$1.csr" 2>/dev/null
+  printf '%s\n' "$3" >"$1.ext"
+  openssl x509 -req -in "$1.csr" -CA "$2.pem" -CAkey "$2.key" -CAcreateserial -days 30 \
+    -extfile "$1.ext" -out "$1.pem" 2>/dev/null
+}

@@ -16,20 +16,10 @@ make_pki() {
   mkdir -p "$d"
   (
     cd "$d"
-    for ca in tlsca stationca rogueca; do
-      openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj "/CN=$ca" \
-        -keyout $ca.key -out $ca.pem 2>/dev/null
-    done
-    issue() { # issue NAME CA EXTENSION
-      openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$1" \
-        -keyout "$1.key" -out "$1.csr" 2>/dev/null
-      printf '%s\n' "$3" >"$1.ext"
-      openssl x509 -req -in "$1.csr" -CA "$2.pem" -CAkey "$2.key" -CAcreateserial -days 30 \
-        -extfile "$1.ext" -out "$1.pem" 2>/dev/null
-    }
-    issue server tlsca "subjectAltName=IP:127.0.0.1,DNS:localhost"
-    issue station1 stationca "extendedKeyUsage=clientAuth"
-    issue rogue rogueca "extendedKeyUsage=clientAuth"
+    pki_ca tlsca; pki_ca stationca; pki_ca rogueca
+    pki_issue server tlsca "subjectAltName=IP:127.0.0.1,DNS:localhost"
+    pki_issue station1 stationca "extendedKeyUsage=clientAuth"
+    pki_issue rogue rogueca "extendedKeyUsage=clientAuth"
     chmod 600 ./*.key
   )
 }
