@@ -93,7 +93,8 @@ static int http_resolve(const char *addr, struct sockaddr_storage *ss, socklen_t
     return 0;
 }
 
-static void http_log(void *cls, const char *fmt, va_list ap)
+/* libmicrohttpd hands us its own printf format. */
+__attribute__((format(printf, 2, 0))) static void http_log(void *cls, const char *fmt, va_list ap)
 {
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);

@@ -378,7 +378,8 @@ static char *ts_read_all(const char *path)
     return buf;
 }
 
-static void ts_mhd_log(void *cls, const char *fmt, va_list ap)
+/* libmicrohttpd hands us its own printf format. */
+__attribute__((format(printf, 2, 0))) static void ts_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);

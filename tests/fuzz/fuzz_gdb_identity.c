@@ -4,11 +4,9 @@
  * target, through gdb_identity_total and gdb_identity_parse; a record that
  * parses must carry NUL-terminated fields within their arrays.
  *
- * Build (clang): clang -g -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE
- *   -Iadapters -Icommon tests/fuzz/fuzz_gdb_identity.c adapters/gdb_identity.c -lz
- *   -o fuzz_gdb_identity
- * Seeds: records from tests/unit/adapters/test_gdb_identity.c, or the
- * example in adapters/README.md ("The identity record"). */
+ * Built by tests/fuzz/CMakeLists.txt, run by deploy/fuzz.sh.
+ * Seeds: tests/fuzz/corpus/gdb_identity (records as in test_gdb_identity.c and
+ * the example in adapters/README.md, "The identity record"). */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
