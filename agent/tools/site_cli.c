@@ -37,7 +37,7 @@ int site_cli_main(int argc, char **argv)
     }
     const char *path = NULL, *station = NULL;
     long site = -1;
-    for (int i = 2; i < argc; i++) {
+    for (int i = 2; i < argc; i += 2) { /* every option takes a value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) {
             fprintf(stderr, "lineagent site resume: %s needs a value\n", a);
@@ -56,7 +56,6 @@ int site_cli_main(int argc, char **argv)
             fprintf(stderr, "lineagent site resume: unknown option %s\n", a);
             return site_cli_usage(2);
         }
-        i++;
     }
     if (!path || !station || !*station) return site_cli_usage(2);
     config cfg;

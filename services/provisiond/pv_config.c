@@ -18,7 +18,7 @@ typedef struct pv_parse {
     int failed;
 } pv_parse;
 
-static int pv_fail(pv_parse *p, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static int pv_fail(pv_parse *p, const char *fmt, ...)
 {
     if (p->failed) return 0;
     p->failed = 1;

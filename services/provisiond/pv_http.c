@@ -495,7 +495,8 @@ static void pv_done(void *cls, struct MHD_Connection *c, void **ctx, enum MHD_Re
     *ctx = NULL;
 }
 
-static void pv_mhd_log(void *cls, const char *fmt, va_list ap)
+/* libmicrohttpd hands us its own printf format. */
+__attribute__((format(printf, 2, 0))) static void pv_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     fputs("provisiond: http: ", stderr);
     vfprintf(stderr, fmt, ap);

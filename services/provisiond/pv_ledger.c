@@ -537,7 +537,7 @@ typedef struct pv_audit {
     long findings;
 } pv_audit;
 
-static void pv_finding(pv_audit *a, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void pv_finding(pv_audit *a, const char *fmt, ...)
 {
     if (a->findings++ < 1000) { /* print the first thousand; the count says the rest */
         va_list ap;
