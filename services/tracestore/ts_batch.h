@@ -1,24 +1,38 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* ts_batch.h - the records consumed since the last database commit, already
- * in the form they are written in: COPY text for the events table and for
- * the tables of decoded columns the query tables are derived from, the
- * rejected records, and per partition the next offset to read. A batch is
- * stored whole or not at all (ts_store.h). */
+ * in the form they are written in: COPY rows for the events table and for
+ * each query table an event feeds, the facts folded into units, lots and
+ * seq runs (ts_fold.h), the rejected records, and per partition the next
+ * offset to read. A batch is stored whole or not at all (ts_store.h). */
 #ifndef TS_BATCH_H
 #define TS_BATCH_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ts_copytext.h"
 #include "ts_decode.h"
+#include "ts_fold.h"
 
-typedef struct ts_buf {
-    char *p;
-    size_t len, cap;
-} ts_buf;
-
-/* Appends up to 63 formatted bytes (%c of 0 appends a NUL). */
-void ts_buf_printf(ts_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The tables a batch's events feed besides events, in the order they are
+ * stored: rows COPYed straight into their query table, then rows COPYed
+ * into a temporary table that one statement merges into its query table
+ * (ts_store.c; from TS_T_REVISIONS on). */
+typedef enum {
+    TS_T_WRITES,
+    TS_T_OUTCOMES,
+    TS_T_MEASUREMENTS,
+    TS_T_CALIBRATIONS,
+    TS_T_LOCKS,
+    TS_T_IDENTITIES,
+    TS_T_FAILURES,
+    TS_T_CHANGEOVERS,
+    TS_T_REVISIONS, /* ts_revs -> lot_revisions */
+    TS_T_UNITS,     /* ts_units -> units (folded) */
+    TS_T_LOTS,      /* ts_lots -> lots (folded) */
+    TS_T_SEQ,       /* ts_seq -> seq_ranges (folded) */
+    TS_T_N
+} ts_table;
 
 typedef struct ts_rejected {
     char *topic, *reason;
@@ -47,10 +61,12 @@ typedef struct ts_raw {
 } ts_raw;
 
 typedef struct ts_batch {
-    ts_buf events;     /* COPY text of the decoded columns (ts_stg, ts_new) */
-    ts_buf event_rows; /* COPY text of the events table (ts_batch_event_columns) */
-    ts_buf meas, field; /* COPY text of ts_stg_meas, ts_stg_field */
-    size_t n_records, n_events, n_meas, n_field;
+    ts_buf event_rows;     /* COPY rows of the events table (ts_batch_event_columns) */
+    ts_buf rows[TS_T_N];   /* COPY rows per table (ts_batch_copy_target); the folded ones at ts_batch_fold */
+    ts_buf field;          /* COPY rows of ts_stg_field */
+    ts_facts facts;
+    int folded;
+    size_t n_records, n_events, n_field;
     ts_rejected *rejected;
     size_t n_rejected;
     ts_pos *pos;
@@ -62,9 +78,8 @@ typedef struct ts_batch {
     size_t n_months;
 } ts_batch;
 
-/* The decoded columns of an event with their types, in COPY order (ts_store.c
- * makes ts_stg and ts_new from this). */
-const char *ts_batch_stg_columns(void);
+/* "table (columns)" that table t's rows are COPYed into. */
+const char *ts_batch_copy_target(ts_table t);
 /* The events table's columns in COPY order (the decoded envelope and the
  * payload). */
 const char *ts_batch_event_columns(void);
@@ -81,6 +96,10 @@ void ts_batch_reject(ts_batch *b, const char *topic, int32_t partition, int64_t 
 /* Advances the partition's next offset past offset (ts_batch_add does
  * this itself; for a rejection appended with ts_batch_reject). */
 void ts_batch_add_position(ts_batch *b, const char *topic, int32_t partition, int64_t offset);
+
+/* Folds the facts into rows[TS_T_UNITS], [TS_T_LOTS] and [TS_T_SEQ]; once,
+ * after the last record is added (again after more are added). */
+void ts_batch_fold(ts_batch *b);
 
 /* Raw record i's fields, for re-adding it to another batch. */
 void ts_batch_raw(const ts_batch *b, size_t i, const char **topic, const void **key, const void **value);

@@ -2,21 +2,21 @@
 /* ts_store.c - a batch into PostgreSQL in one transaction (ts_store.h).
  *
  * Fast path, for a batch whose events are all new (the usual case): the
- * events are COPYed straight into the partitioned events table and their
- * decoded columns into ts_new (a temporary table of the batch's new events,
- * ON COMMIT DELETE ROWS). The events table's key refuses a duplicate (an
- * event re-sent or replayed, stored by an earlier batch or twice in this
- * one, or stored meanwhile by another instance): the transaction is then
- * rolled back and the batch stored the slow way. Slow path: the rows are
- * COPYed into staging tables, the events go on into the events table with
- * ON CONFLICT DO NOTHING, and only the rows that really went in are copied
- * to ts_new; staging rows are matched to new events by (topic, partition,
- * offset), which tells two copies of one event in the same batch apart.
- * Either way the query tables learn from ts_new alone, by the same
- * statements, so a re-sent event changes no count; the partitions' next
- * offsets are written last, in the same transaction. After a batch that held
- * duplicates the next one goes the slow way first (a replay is a run of
- * them); one without duplicates sends the next the fast way again. */
+ * events are COPYed straight into the partitioned events table, and the
+ * rows ts_batch.c made for the query tables straight into theirs; units,
+ * lots, lot revisions and seq runs, which merge with what is stored, go
+ * through a temporary table each and one upsert. The events table's key
+ * refuses a duplicate (an event re-sent or replayed, stored by an earlier
+ * batch or twice in this one, or stored meanwhile by another instance): the
+ * transaction is then rolled back and the batch stored the slow way: its
+ * events go through a staging table into the events table with ON CONFLICT
+ * DO NOTHING, which returns the (topic, partition, offset) of those that
+ * really went in; the batch is rebuilt from those records alone and its
+ * query-table rows stored as on the fast path. Either way a re-sent event
+ * changes no count. The partitions' next offsets are written last, in the
+ * same transaction. After a batch that held duplicates the next one goes the
+ * slow way first (a replay is a run of them); one without duplicates sends
+ * the next the fast way again. */
 #include "ts_store.h"
 
 #include <inttypes.h>
@@ -26,101 +26,53 @@
 
 #include "ts_db.h"
 
-#define TS_KEY_COLS "topic text, kafka_partition int, kafka_offset bigint"
-
-/* The latest value of col among a group's rows matching cond (NULL when
- * none does). */
-#define TS_LATEST(col, cond) "(array_agg(" col " ORDER BY time DESC) FILTER (WHERE " cond "))[1]"
 /* On conflict: col takes the new value when the new row's tcol is set and
  * not older than the stored one. tcol itself is assigned last. */
 #define TS_IF_NEWER(table, tcol, col)                                                                        \
     col " = CASE WHEN EXCLUDED." tcol " IS NOT NULL AND (" table "." tcol " IS NULL OR EXCLUDED." tcol       \
     " >= " table "." tcol ") THEN EXCLUDED." col " ELSE " table "." col " END"
-#define TS_WRITTEN "type = 'unit_written'"
-#define TS_COMPLETED "type = 'unit_completed'"
 
-/* What the query tables learn from the new events of a batch, statement by
- * statement (the server logs and errors name the one). */
-static const char *const ts_derive_sql[] = {
-    "INSERT INTO unit_writes SELECT event_id, time, lot_id, board_id, serial, b_revision, b_version, b_sha256,"
-    " b_readback, b_image_size, station FROM ts_new WHERE type = 'unit_written'",
-    "INSERT INTO unit_outcomes SELECT event_id, time, lot_id, board_id, serial, b_passed, b_version, b_sha256,"
-    " station FROM ts_new WHERE type = 'unit_completed'",
-    "INSERT INTO measurements SELECT n.event_id, m.idx, n.time, n.lot_id, n.board_id, n.serial, n.station,"
-    " m.name, m.value, m.low, m.high, m.unit, m.passed"
-    " FROM ts_stg_meas m JOIN ts_new n USING (topic, kafka_partition, kafka_offset)",
-    "INSERT INTO calibrations SELECT event_id, time, lot_id, board_id, station, b_cal_offset, b_gain, b_residual,"
-    " b_points FROM ts_new WHERE type = 'unit_calibrated'",
-    "INSERT INTO locks SELECT event_id, time, lot_id, board_id, station, b_verified FROM ts_new"
-    " WHERE type = 'unit_locked'",
-    "INSERT INTO identities SELECT event_id, time, lot_id, board_id, b_serial, b_macs, b_device_id, b_cert,"
-    " station, site, line FROM ts_new WHERE type = 'unit_provisioned'",
-    "INSERT INTO failures SELECT event_id, time, lot_id, board_id, serial, b_step, b_mode, b_detail, station,"
-    " b_station_site, site, line FROM ts_new WHERE type = 'unit_failed'",
-    "INSERT INTO changeovers SELECT event_id, time, lot_id, order_id, b_from_version, b_to_version, b_last_old,"
-    " b_first_new, b_from_rev, b_to_rev, station FROM ts_new WHERE type = 'version_changeover'",
-    /* lots: one upsert from every event of the lot in the batch; each fact
-     * (product and quantity, start, completion) replaces the stored one
-     * only when newer (or, for the start, earlier) */
-    "INSERT INTO lots (lot_id, order_id, site, line, product, quantity, started_at, completed_at,"
-    " reported_passed, reported_failed)"
-    " SELECT lot_id, max(order_id), max(site), max(line),"
-    " " TS_LATEST("b_product", "type IN ('lot_started', 'order_accepted')") ","
-    " " TS_LATEST("b_quantity", "type IN ('lot_started', 'order_accepted')") ","
-    " min(time) FILTER (WHERE type = 'lot_started'), max(time) FILTER (WHERE type = 'lot_completed'),"
-    " " TS_LATEST("b_rep_passed", "type = 'lot_completed'") ","
-    " " TS_LATEST("b_rep_failed", "type = 'lot_completed'")
-    " FROM ts_new WHERE lot_id <> '' GROUP BY lot_id"
-    " ON CONFLICT (lot_id) DO UPDATE SET"
-    " product = coalesce(EXCLUDED.product, lots.product), quantity = coalesce(EXCLUDED.quantity, lots.quantity),"
-    " started_at = least(lots.started_at, EXCLUDED.started_at),"
-    " " TS_IF_NEWER("lots", "completed_at", "completed_at") ","
-    " " TS_IF_NEWER("lots", "completed_at", "reported_passed") ","
-    " " TS_IF_NEWER("lots", "completed_at", "reported_failed"),
-    "INSERT INTO lot_revisions SELECT lot_id, b_revision, b_version, b_sha256, min(time) FROM ts_new"
-    " WHERE type IN ('order_accepted', 'lot_started') AND lot_id <> '' AND b_version IS NOT NULL"
-    " GROUP BY 1, 2, 3, 4 ON CONFLICT DO NOTHING",
-    /* units: one upsert per board and lot: the serial once provisioned, the
-     * latest write and the latest outcome (each replacing the stored one
-     * only when newer); the latest of each kind picked by one sort
-     * (DISTINCT ON) rather than an ordered aggregate per column */
-    "WITH w AS (SELECT DISTINCT ON (lot_id, board_id) lot_id, board_id, b_revision, b_version, b_sha256,"
-    "  b_readback, time, station FROM ts_new WHERE " TS_WRITTEN " ORDER BY lot_id, board_id, time DESC),"
-    " c AS (SELECT DISTINCT ON (lot_id, board_id) lot_id, board_id, b_passed, time, b_version, b_sha256"
-    "  FROM ts_new WHERE " TS_COMPLETED " ORDER BY lot_id, board_id, time DESC),"
-    " a AS (SELECT lot_id, board_id, max(order_id) AS order_id, max(site) AS site, max(line) AS line,"
-    "  coalesce(max(nullif(coalesce(b_serial, serial), '')), '') AS serial, min(time) AS first_seen,"
-    "  max(time) AS last_seen FROM ts_new WHERE board_id <> '' GROUP BY lot_id, board_id)"
-    " INSERT INTO units (lot_id, board_id, order_id, site, line, serial, order_revision, fw_version, fw_sha256,"
-    " fw_readback_sha256, written_at, write_station, passed, completed_at, completed_version, completed_sha256,"
-    " first_seen, last_seen)"
-    " SELECT a.lot_id, a.board_id, a.order_id, a.site, a.line, a.serial,"
-    " w.b_revision, w.b_version, w.b_sha256, w.b_readback, w.time, w.station,"
-    " c.b_passed, c.time, c.b_version, c.b_sha256, a.first_seen, a.last_seen"
-    " FROM a LEFT JOIN w USING (lot_id, board_id) LEFT JOIN c USING (lot_id, board_id)"
-    " ON CONFLICT (lot_id, board_id) DO UPDATE SET"
-    " serial = CASE WHEN EXCLUDED.serial <> '' THEN EXCLUDED.serial ELSE units.serial END,"
-    " " TS_IF_NEWER("units", "written_at", "order_revision") ", " TS_IF_NEWER("units", "written_at", "fw_version") ","
-    " " TS_IF_NEWER("units", "written_at", "fw_sha256") ", " TS_IF_NEWER("units", "written_at", "fw_readback_sha256") ","
-    " " TS_IF_NEWER("units", "written_at", "write_station") ", " TS_IF_NEWER("units", "written_at", "written_at") ","
-    " " TS_IF_NEWER("units", "completed_at", "passed") ", " TS_IF_NEWER("units", "completed_at", "completed_version") ","
-    " " TS_IF_NEWER("units", "completed_at", "completed_sha256") ","
-    " " TS_IF_NEWER("units", "completed_at", "completed_at") ","
-    " first_seen = least(units.first_seen, EXCLUDED.first_seen),"
-    " last_seen = greatest(units.last_seen, EXCLUDED.last_seen)",
+/* The statement that merges a temporary table's rows (folded per unit, lot
+ * or agent by ts_fold.c) into its query table. */
+static const char *const ts_merge_sql[TS_T_N] = {
+    [TS_T_REVISIONS] = "INSERT INTO lot_revisions SELECT lot_id, revision, fw_version, fw_sha256, min(accepted_at)"
+                       " FROM ts_revs GROUP BY 1, 2, 3, 4 ON CONFLICT DO NOTHING",
+    /* units: the serial once provisioned, the latest write and the latest
+     * outcome, each replacing the stored one only when newer */
+    [TS_T_UNITS] =
+        "INSERT INTO units (" TS_FOLD_UNIT_COLUMNS ") SELECT " TS_FOLD_UNIT_COLUMNS " FROM ts_units"
+        " ON CONFLICT (lot_id, board_id) DO UPDATE SET"
+        " serial = CASE WHEN EXCLUDED.serial <> '' THEN EXCLUDED.serial ELSE units.serial END,"
+        " " TS_IF_NEWER("units", "written_at", "order_revision") ", " TS_IF_NEWER("units", "written_at", "fw_version") ","
+        " " TS_IF_NEWER("units", "written_at", "fw_sha256") ", " TS_IF_NEWER("units", "written_at", "fw_readback_sha256") ","
+        " " TS_IF_NEWER("units", "written_at", "write_station") ", " TS_IF_NEWER("units", "written_at", "written_at") ","
+        " " TS_IF_NEWER("units", "completed_at", "passed") ", " TS_IF_NEWER("units", "completed_at", "completed_version") ","
+        " " TS_IF_NEWER("units", "completed_at", "completed_sha256") ","
+        " " TS_IF_NEWER("units", "completed_at", "completed_at") ","
+        " first_seen = least(units.first_seen, EXCLUDED.first_seen),"
+        " last_seen = greatest(units.last_seen, EXCLUDED.last_seen)",
+    /* lots: product and quantity, start, completion, each replacing the
+     * stored one only when newer (or, for the start, earlier) */
+    [TS_T_LOTS] = "INSERT INTO lots (" TS_FOLD_LOT_COLUMNS ") SELECT " TS_FOLD_LOT_COLUMNS " FROM ts_lots"
+                  " ON CONFLICT (lot_id) DO UPDATE SET"
+                  " product = coalesce(EXCLUDED.product, lots.product),"
+                  " quantity = coalesce(EXCLUDED.quantity, lots.quantity),"
+                  " started_at = least(lots.started_at, EXCLUDED.started_at),"
+                  " " TS_IF_NEWER("lots", "completed_at", "completed_at") ","
+                  " " TS_IF_NEWER("lots", "completed_at", "reported_passed") ","
+                  " " TS_IF_NEWER("lots", "completed_at", "reported_failed"),
     /* seq runs: lock the batch's agents in one order (two instances never
      * deadlock on them), add the batch's runs, merge each agent's runs */
-    "SELECT count(pg_advisory_xact_lock(hashtext(agent_key))) FROM"
-    " (SELECT DISTINCT agent_key FROM ts_new ORDER BY 1) a",
-    "INSERT INTO seq_ranges SELECT agent_key, min(seq), max(seq), clock_timestamp() FROM"
-    " (SELECT agent_key, seq, seq - row_number() OVER (PARTITION BY agent_key ORDER BY seq) AS run"
-    "  FROM (SELECT DISTINCT agent_key, seq FROM ts_new) d) r GROUP BY agent_key, run",
-    "WITH old AS (DELETE FROM seq_ranges r WHERE r.agent_key IN (SELECT agent_key FROM ts_new) RETURNING r.*),"
-    " marked AS (SELECT *, CASE WHEN lo <= max(hi) OVER (PARTITION BY agent_key ORDER BY lo, hi"
-    "  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) + 1 THEN 0 ELSE 1 END AS brk FROM old),"
-    " grouped AS (SELECT *, sum(brk) OVER (PARTITION BY agent_key ORDER BY lo, hi) AS g FROM marked)"
-    " INSERT INTO seq_ranges SELECT agent_key, min(lo), max(hi), min(first_seen) FROM grouped"
-    " GROUP BY agent_key, g",
+    [TS_T_SEQ] =
+        "SELECT count(pg_advisory_xact_lock(hashtext(agent_key))) FROM"
+        " (SELECT DISTINCT agent_key FROM ts_seq ORDER BY 1) a;"
+        "INSERT INTO seq_ranges SELECT agent_key, lo, hi, clock_timestamp() FROM ts_seq;"
+        "WITH old AS (DELETE FROM seq_ranges r WHERE r.agent_key IN (SELECT agent_key FROM ts_seq) RETURNING r.*),"
+        " marked AS (SELECT *, CASE WHEN lo <= max(hi) OVER (PARTITION BY agent_key ORDER BY lo, hi"
+        "  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) + 1 THEN 0 ELSE 1 END AS brk FROM old),"
+        " grouped AS (SELECT *, sum(brk) OVER (PARTITION BY agent_key ORDER BY lo, hi) AS g FROM marked)"
+        " INSERT INTO seq_ranges SELECT agent_key, min(lo), max(hi), min(first_seen) FROM grouped"
+        " GROUP BY agent_key, g",
 };
 
 /* Field reports: every new report, and each serial's latest. */
@@ -134,16 +86,16 @@ static const char ts_field_sql[] =
 
 int ts_store_prepare(PGconn *db, char *err, size_t err_len)
 {
-    char sql[8192];
+    char sql[2048];
     snprintf(sql, sizeof sql,
-             "CREATE TEMP TABLE ts_stg (%s) ON COMMIT DELETE ROWS;"
-             "CREATE TEMP TABLE ts_new (LIKE ts_stg) ON COMMIT DELETE ROWS;"
              "CREATE TEMP TABLE ts_stg_ev ON COMMIT DELETE ROWS AS SELECT %s FROM events WITH NO DATA;"
-             "CREATE TEMP TABLE ts_stg_meas (" TS_KEY_COLS ", idx int, name text, value float8, low float8,"
-             " high float8, unit text, passed boolean) ON COMMIT DELETE ROWS;"
+             "CREATE TEMP TABLE ts_units (LIKE units) ON COMMIT DELETE ROWS;"
+             "CREATE TEMP TABLE ts_lots (LIKE lots) ON COMMIT DELETE ROWS;"
+             "CREATE TEMP TABLE ts_revs (LIKE lot_revisions) ON COMMIT DELETE ROWS;"
+             "CREATE TEMP TABLE ts_seq (agent_key text, lo bigint, hi bigint) ON COMMIT DELETE ROWS;"
              "CREATE TEMP TABLE ts_stg_field (serial text, time timestamptz, version text, sha256 text,"
-             " source text, " TS_KEY_COLS ") ON COMMIT DELETE ROWS;",
-             ts_batch_stg_columns(), ts_batch_event_columns());
+             " source text, topic text, kafka_partition int, kafka_offset bigint) ON COMMIT DELETE ROWS;",
+             ts_batch_event_columns());
     return ts_db_exec(db, sql, err, err_len);
 }
 
@@ -227,40 +179,95 @@ static int ts_store_offsets(PGconn *db, const ts_batch *b, const char *group, ch
     return rc;
 }
 
-/* The batch's events into the events table, their decoded columns of those
- * new into ts_new; res->stored. fast: straight, refused whole (SQLSTATE
- * 23505) by a duplicate; else through the staging tables. */
-static int ts_store_events(PGconn *db, const ts_batch *b, int fast, ts_store_result *res, char *err,
-                           size_t err_len)
+/* The query tables' rows of b's events (all new): straight, then merged. */
+static int ts_store_rows(PGconn *db, ts_batch *b, char *err, size_t err_len)
+{
+    ts_batch_fold(b);
+    for (int t = 0; t < TS_T_N; t++)
+        if (ts_copy(db, ts_batch_copy_target((ts_table)t), &b->rows[t], err, err_len)) return -1;
+    for (int t = 0; t < TS_T_N; t++)
+        if (ts_merge_sql[t] && b->rows[t].len && ts_db_exec(db, ts_merge_sql[t], err, err_len)) return -1;
+    return 0;
+}
+
+/* A record's place in its topic: what RETURNING gives back of a new event. */
+typedef struct ts_place {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+} ts_place;
+
+static int ts_cmp_place(const void *a, const void *b)
+{
+    const ts_place *x = a, *y = b;
+    if (x->partition != y->partition) return x->partition < y->partition ? -1 : 1;
+    if (x->offset != y->offset) return x->offset < y->offset ? -1 : 1;
+    return strcmp(x->topic, y->topic);
+}
+
+/* The slow path's second half: b rebuilt from the records of the events
+ * that went in (new, sorted by place), their rows stored. */
+static int ts_store_new_rows(PGconn *db, const ts_batch *b, ts_place *new, size_t n_new, char *err, size_t err_len)
+{
+    qsort(new, n_new, sizeof *new, ts_cmp_place);
+    ts_batch sub = {0};
+    for (size_t i = 0; i < b->n_raw; i++) {
+        const ts_raw *r = &b->raw[i];
+        const char *topic;
+        const void *key, *value;
+        ts_batch_raw(b, i, &topic, &key, &value);
+        ts_place p = {topic, r->partition, r->offset};
+        if (r->kind == TS_REC_TRACE && bsearch(&p, new, n_new, sizeof *new, ts_cmp_place))
+            ts_batch_add(&sub, topic, r->partition, r->offset, key, r->key_len, value, r->value_len, r->kind);
+    }
+    int rc = ts_store_rows(db, &sub, err, err_len);
+    ts_batch_free(&sub);
+    return rc;
+}
+
+/* The batch's events into the events table and the query tables' rows of
+ * those new; res->stored. fast: straight, refused whole (SQLSTATE 23505) by
+ * a duplicate; else through the staging table. */
+static int ts_store_events(PGconn *db, ts_batch *b, int fast, ts_store_result *res, char *err, size_t err_len)
 {
     char sql[1024];
     if (fast) {
         snprintf(sql, sizeof sql, "events (%s)", ts_batch_event_columns());
-        if (ts_copy(db, sql, &b->event_rows, err, err_len) || ts_copy(db, "ts_new", &b->events, err, err_len))
-            return -1;
+        if (ts_copy(db, sql, &b->event_rows, err, err_len) || ts_store_rows(db, b, err, err_len)) return -1;
         res->stored = b->n_events;
         return 0;
     }
-    if (ts_copy(db, "ts_stg_ev", &b->event_rows, err, err_len) || ts_copy(db, "ts_stg", &b->events, err, err_len))
-        return -1;
+    if (ts_copy(db, "ts_stg_ev", &b->event_rows, err, err_len)) return -1;
     snprintf(sql, sizeof sql,
-             "WITH ins AS (INSERT INTO events (%s) SELECT * FROM ts_stg_ev"
-             " ON CONFLICT DO NOTHING RETURNING topic, kafka_partition, kafka_offset)"
-             " INSERT INTO ts_new SELECT s.* FROM ts_stg s JOIN ins USING (topic, kafka_partition, kafka_offset)",
+             "INSERT INTO events (%s) SELECT * FROM ts_stg_ev ON CONFLICT DO NOTHING"
+             " RETURNING topic, kafka_partition, kafka_offset",
              ts_batch_event_columns());
-    return ts_exec_params(db, sql, 0, NULL, NULL, NULL, &res->stored, err, err_len);
+    PGresult *r = PQexec(db, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        ts_db_error(db, r, err, err_len);
+        PQclear(r);
+        return -1;
+    }
+    size_t n = (size_t)PQntuples(r);
+    ts_place *new = malloc((n ? n : 1) * sizeof *new);
+    if (!new) abort();
+    for (size_t i = 0; i < n; i++)
+        new[i] = (ts_place){PQgetvalue(r, (int)i, 0), (int32_t)strtol(PQgetvalue(r, (int)i, 1), NULL, 10),
+                            strtoll(PQgetvalue(r, (int)i, 2), NULL, 10)};
+    int rc = n ? ts_store_new_rows(db, b, new, n, err, err_len) : 0;
+    free(new);
+    PQclear(r);
+    res->stored = n;
+    return rc;
 }
 
-static int ts_store_txn(PGconn *db, const ts_batch *b, const char *group, int fast, ts_store_result *res,
-                        char *err, size_t err_len)
+static int ts_store_txn(PGconn *db, ts_batch *b, const char *group, int fast, ts_store_result *res, char *err,
+                        size_t err_len)
 {
-    if (ts_copy(db, "ts_stg_meas", &b->meas, err, err_len) || ts_copy(db, "ts_stg_field", &b->field, err, err_len))
-        return -1;
+    if (ts_copy(db, "ts_stg_field", &b->field, err, err_len)) return -1;
     if (b->n_events) {
         if (ts_store_events(db, b, fast, res, err, err_len)) return -1;
         res->duplicates = b->n_events - res->stored;
-        for (size_t i = 0; res->stored && i < sizeof ts_derive_sql / sizeof *ts_derive_sql; i++)
-            if (ts_db_exec(db, ts_derive_sql[i], err, err_len)) return -1;
         /* Delivered at commit, to every listener (the web page's live feed,
          * in this instance or another): nothing is announced before it is
          * stored, and a rolled-back batch announces nothing. */
@@ -291,7 +298,7 @@ static int ts_store_months(PGconn *db, const ts_batch *b, char *err, size_t err_
 }
 
 /* One transaction, fast or slow; rolled back on error. */
-static int ts_store_once(PGconn *db, const ts_batch *b, const char *group, int fast, ts_store_result *res,
+static int ts_store_once(PGconn *db, ts_batch *b, const char *group, int fast, ts_store_result *res,
                          char *err, size_t err_len)
 {
     memset(res, 0, sizeof *res);
@@ -307,7 +314,7 @@ static int ts_store_once(PGconn *db, const ts_batch *b, const char *group, int f
 /* Whether the last batch stored held duplicates: the next goes the slow way. */
 static int ts_last_had_duplicates;
 
-int ts_store_flush(PGconn *db, const ts_batch *b, const char *group, ts_store_result *res, char *err,
+int ts_store_flush(PGconn *db, ts_batch *b, const char *group, ts_store_result *res, char *err,
                    size_t err_len)
 {
     memset(res, 0, sizeof *res);

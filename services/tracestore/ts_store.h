@@ -19,9 +19,9 @@ typedef struct ts_store_result {
 /* Creates this connection's staging tables; once per connection. */
 int ts_store_prepare(PGconn *db, char *err, size_t err_len);
 
-/* Stores b for consumer group; on error the transaction is rolled back and
+/* Stores b (folding its facts first) for consumer group; on error the transaction is rolled back and
  * nothing of b is stored. */
-int ts_store_flush(PGconn *db, const ts_batch *b, const char *group, ts_store_result *res, char *err,
+int ts_store_flush(PGconn *db, ts_batch *b, const char *group, ts_store_result *res, char *err,
                    size_t err_len);
 
 /* The stored next offset of (group, topic, partition), or -1 when none;

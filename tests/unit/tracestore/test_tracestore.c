@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* test_tracestore.c - tracestore's pure parts: record decoding and its
- * checks (what goes to rejected_records and why), the COPY text a batch
- * becomes (escapes, NULLs, NaN), and the configuration table (file:line
+ * checks (what goes to rejected_records and why), the COPY rows a batch
+ * becomes (escapes, NULLs, NaN) and its facts folded per unit, lot and agent, and the configuration table (file:line
  * errors, reserved keys, deploy/tracestore.conf listing every key). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -129,13 +129,14 @@ static void test_decode_field(void **state)
     assert_string_equal(reason, "missing or overlong serial");
 }
 
-/* COPY text: tab, newline and backslash escaped; absent body columns \N. */
+/* COPY text: tab, newline and backslash escaped; the events table's row
+ * ends with the bytes as bytea hex; a calibration feeds its own table. */
 static void test_batch_copy_text(void **state)
 {
     TraceEvent ev = good_event();
     ev.station = "a\tb\nc\\d";
     Lineagent__V1__UnitCalibrated cal = LINEAGENT__V1__UNIT_CALIBRATED__INIT;
-    cal.offset = 0.0 / 0.0, cal.gain = 1.5;
+    cal.offset = 0.0 / 0.0, cal.gain = 1.5, cal.residual = -1.0 / 0.0;
     ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_UNIT_CALIBRATED, ev.unit_calibrated = &cal;
     size_t len;
     uint8_t *buf = pack(&ev, &len);
@@ -145,29 +146,91 @@ static void test_batch_copy_text(void **state)
     assert_int_equal(b.n_rejected, 0);
     assert_int_equal(b.n_pos, 1);
     assert_int_equal(b.pos[0].next_offset, 42);
-    char *row = strndup(b.events.p, b.events.len);
+    char *row = strndup(b.event_rows.p, b.event_rows.len);
     assert_non_null(strstr(row, "\ta\\tb\\nc\\\\d\t"));
-    assert_non_null(strstr(row, "\t2026-01-01 00:00:00.123+00\t7\tS1/L1\t"));
-    assert_non_null(strstr(row, "\tNaN\t1.5\t"));
-    assert_non_null(strstr(row, "\t\\N\t")); /* body columns of other types */
+    assert_non_null(strstr(row, "e-1\t2026-01-01 00:00:00.123+00\t7\tS1/L1\t\tS1\tL1\t"));
+    assert_non_null(strstr(row, "\tunit_calibrated\tt\t2\t41\t"));
     assert_ptr_equal(strchr(row, '\n'), row + strlen(row) - 1); /* one row, the station's newline escaped */
-    /* The events table's row: the same envelope (up to the offset), then the
-     * bytes as bytea hex. */
-    char *ev_row = strndup(b.event_rows.p, b.event_rows.len);
-    size_t env = (size_t)(strstr(row, "\t41\t") - row) + 4;
-    assert_memory_equal(ev_row, row, env);
     char want[1024] = "\t\\\\x";
     assert_true(2 * len + 8 < sizeof want);
     for (size_t i = 0; i < len; i++) sprintf(want + strlen(want), "%02x", buf[i]);
     strcat(want, "\n");
-    assert_string_equal(ev_row + env - 1, want);
-    free(ev_row);
+    assert_string_equal(row + strlen(row) - strlen(want), want);
     free(row);
+    row = strndup(b.rows[TS_T_CALIBRATIONS].p, b.rows[TS_T_CALIBRATIONS].len);
+    assert_string_equal(row, "e-1\t2026-01-01 00:00:00.123+00\tLOT-1\tLOT-1-B00001\ta\\tb\\nc\\\\d\tNaN\t1.5\t-Infinity\t0\n");
+    free(row);
+    assert_int_equal(b.rows[TS_T_WRITES].len, 0);
+    assert_int_equal(b.rows[TS_T_LOCKS].len, 0);
     ts_batch_add(&b, "t", 2, 43, NULL, 0, "\x01", 1, TS_REC_TRACE);
     assert_int_equal(b.n_rejected, 1);
     assert_int_equal(b.pos[0].next_offset, 44);
     ts_batch_free(&b);
     free(buf);
+}
+
+/* Adds ev to b as the record at offset off. */
+static void add(ts_batch *b, const TraceEvent *ev, int64_t off)
+{
+    size_t len;
+    uint8_t *buf = pack(ev, &len);
+    ts_batch_add(b, "t", 0, off, NULL, 0, buf, len, TS_REC_TRACE);
+    free(buf);
+}
+
+/* Facts folded per unit, lot and agent: the latest write and outcome by
+ * event time whatever the order they came in, the serial once provisioned,
+ * first and last seen; the lot's order facts and completion; seq runs. */
+static void test_batch_fold(void **state)
+{
+    ts_batch b = {0};
+    TraceEvent ev = good_event();
+    ev.agent_instance_id = "A", ev.order_id = "ORD";
+    Lineagent__V1__LotStarted ls = LINEAGENT__V1__LOT_STARTED__INIT;
+    Lineagent__V1__FirmwareRelease fw = LINEAGENT__V1__FIRMWARE_RELEASE__INIT;
+    fw.version = "1.0.0", fw.sha256 = "aa";
+    ls.product = "P", ls.quantity = 10, ls.order_revision = 1, ls.firmware = &fw;
+    ev.event_id = "ls", ev.seq = 1, ev.time_ms = 1767225600000LL, ev.board_id = "";
+    ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_LOT_STARTED, ev.lot_started = &ls;
+    add(&b, &ev, 0);
+    Lineagent__V1__UnitWritten w = LINEAGENT__V1__UNIT_WRITTEN__INIT;
+    w.version = "1.1.0", w.sha256 = "bb", w.readback_sha256 = "bb", w.order_revision = 2;
+    ev.event_id = "w2", ev.seq = 3, ev.time_ms += 2000, ev.board_id = "B1", ev.station = "prog2";
+    ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_UNIT_WRITTEN, ev.unit_written = &w;
+    add(&b, &ev, 1);
+    Lineagent__V1__UnitWritten w0 = w; /* older, came later */
+    w0.version = "1.0.0", w0.sha256 = "aa", w0.readback_sha256 = "aa", w0.order_revision = 1;
+    ev.event_id = "w1", ev.seq = 2, ev.time_ms -= 1000, ev.station = "prog1", ev.unit_written = &w0;
+    add(&b, &ev, 2);
+    Lineagent__V1__UnitProvisioned pr = LINEAGENT__V1__UNIT_PROVISIONED__INIT;
+    pr.serial = "SN-1", pr.device_id = "D", pr.certificate_sha256 = "cc";
+    ev.event_id = "p", ev.seq = 5, ev.time_ms += 2000, ev.station = "prov";
+    ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_UNIT_PROVISIONED, ev.unit_provisioned = &pr;
+    add(&b, &ev, 3);
+    Lineagent__V1__UnitCompleted c = LINEAGENT__V1__UNIT_COMPLETED__INIT;
+    c.passed = 1, c.firmware_version = "1.1.0", c.firmware_sha256 = "bb";
+    ev.event_id = "c", ev.seq = 6, ev.time_ms += 1000, ev.station = "eol", ev.serial = "SN-1";
+    ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_UNIT_COMPLETED, ev.unit_completed = &c;
+    add(&b, &ev, 4);
+    ts_batch_fold(&b);
+    char *units = strndup(b.rows[TS_T_UNITS].p, b.rows[TS_T_UNITS].len);
+    assert_string_equal(units, "LOT-1\tB1\tORD\tS1\tL1\tSN-1\t2\t1.1.0\tbb\tbb\t2026-01-01 00:00:02.000+00\tprog2"
+                               "\tt\t2026-01-01 00:00:04.000+00\t1.1.0\tbb"
+                               "\t2026-01-01 00:00:01.000+00\t2026-01-01 00:00:04.000+00\n");
+    free(units);
+    char *lots = strndup(b.rows[TS_T_LOTS].p, b.rows[TS_T_LOTS].len);
+    assert_string_equal(lots, "LOT-1\tORD\tS1\tL1\tP\t10\t2026-01-01 00:00:00.000+00\t\\N\t\\N\t\\N\n");
+    free(lots);
+    char *revs = strndup(b.rows[TS_T_REVISIONS].p, b.rows[TS_T_REVISIONS].len);
+    assert_string_equal(revs, "LOT-1\t1\t1.0.0\taa\t2026-01-01 00:00:00.000+00\n");
+    free(revs);
+    char *seq = strndup(b.rows[TS_T_SEQ].p, b.rows[TS_T_SEQ].len);
+    assert_string_equal(seq, "A\t1\t3\nA\t5\t6\n");
+    free(seq);
+    size_t writes = 0; /* both writes keep their row */
+    for (size_t i = 0; i < b.rows[TS_T_WRITES].len; i++) writes += b.rows[TS_T_WRITES].p[i] == '\n';
+    assert_int_equal(writes, 2);
+    ts_batch_free(&b);
 }
 
 static char *write_file(const char *text)
@@ -276,7 +339,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decode_good),        cmocka_unit_test(test_decode_refusals),
         cmocka_unit_test(test_decode_unknown_body), cmocka_unit_test(test_decode_field),
-        cmocka_unit_test(test_batch_copy_text),    cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_batch_copy_text),    cmocka_unit_test(test_batch_fold),
+        cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_config_deploy_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
