@@ -28,6 +28,12 @@ static const conf_key ts_postgres_keys[] = {
            "libpq connection string without a password (see password_file)"),
     TS_SECRET("password_file", pg_password_file, pg_password,
               "file holding the database password on its first line, mode 0600; unset: none"),
+    /* Keys of their own as well as conninfo's: a conninfo holding three
+     * paths outgrows the 199 characters libinih reads of a line. */
+    TS_STR("sslrootcert", NULL, pg_sslrootcert,
+           "PEM CA certificate(s) the server's certificate must chain to (libpq sslrootcert); unset: conninfo's"),
+    TS_STR("sslcert", NULL, pg_sslcert, "PEM client certificate (libpq sslcert); unset: conninfo's"),
+    TS_STR("sslkey", NULL, pg_sslkey, "PEM client private key, mode 0600 (libpq sslkey); unset: conninfo's"),
     {0},
 };
 
@@ -143,6 +149,8 @@ static int ts_config_check(const ts_config *c, char *why, size_t len)
     if (strstr(c->pg_conninfo, "password")) TS_NO("[postgres] conninfo must not hold a password: use password_file");
     if (!*c->topic) TS_NO("[kafka] topic must not be empty");
     if (ts_check_secret("[postgres] password_file", c->pg_password_file, c->pg_password, why, len)) return -1;
+    if (!!c->pg_sslcert != !!c->pg_sslkey) TS_NO("[postgres] sslcert and sslkey go together");
+    if (c->pg_sslkey && ts_check_secret_mode("[postgres] sslkey", c->pg_sslkey, why, len)) return -1;
     if (!c->http_listen) return 0;
     char host[256];
     int port;

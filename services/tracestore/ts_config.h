@@ -23,6 +23,7 @@ typedef struct ts_config {
     /* [postgres] */
     char *pg_conninfo, *pg_password_file;
     char *pg_password; /* password_file's first line; wiped when freed */
+    char *pg_sslrootcert, *pg_sslcert, *pg_sslkey; /* applied over conninfo's */
     /* [kafka] */
     char *topic, *field_topic, *group;
     long batch_max, batch_wait_ms;

@@ -17,10 +17,14 @@ static void ts_db_notice(void *arg, const char *msg) { ts_debug("PostgreSQL: %.*
 
 PGconn *ts_db_connect(const ts_config *c, char *err, size_t err_len)
 {
-    /* The conninfo is expanded first; the password and our name follow, so
-     * they apply on top of it. */
-    const char *keys[4] = {"dbname", "application_name"}, *vals[4] = {c->pg_conninfo, "tracestore"};
-    if (c->pg_password) keys[2] = "password", vals[2] = c->pg_password; /* read at load */
+    /* The conninfo is expanded first; our name, the password and the TLS
+     * files follow, so they apply on top of it. */
+    const char *keys[7] = {"dbname", "application_name"}, *vals[7] = {c->pg_conninfo, "tracestore"};
+    int n = 2;
+    if (c->pg_password) keys[n] = "password", vals[n++] = c->pg_password; /* read at load */
+    if (c->pg_sslrootcert) keys[n] = "sslrootcert", vals[n++] = c->pg_sslrootcert;
+    if (c->pg_sslcert) keys[n] = "sslcert", vals[n++] = c->pg_sslcert;
+    if (c->pg_sslkey) keys[n] = "sslkey", vals[n++] = c->pg_sslkey;
     PGconn *db = PQconnectdbParams(keys, vals, 1);
     if (!db || PQstatus(db) != CONNECTION_OK) {
         snprintf(err, err_len, "%s", db ? PQerrorMessage(db) : "out of memory");

@@ -10,7 +10,7 @@
 # `sample-check` passes a clean sample and finds planted discrepancies;
 # `audit` is clean, then finds a seq gap, a duplicate serial and MAC and the
 # rejected records; the HTTPS API with its bearer token gives the CLI's
-# answers, health and metrics.
+# answers, health and metrics, and refuses TLS 1.0 and 1.1.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/pv_lib.sh"
 source "$(dirname "$0")/ts_lib.sh"
@@ -118,6 +118,8 @@ code() { curl -s -o /dev/null -w '%{http_code}' --cacert "$T/pki/tlsca.pem" "$@"
 [ "$(code -X POST -H "Authorization: Bearer $(cat "$T/token")" "https://127.0.0.1:$HTTP_PORT/v1/health")" = 405 ] || fail "POST: not 405"
 api /metrics | grep -q "^tracestore_events_stored_total $N$" || fail "metrics: $(api /metrics | grep stored)"
 pass "HTTPS API: lot, unit, firmware scope as the CLI; health; 401 without the token, 404, 405; /metrics"
+tls_floor "$HTTP_PORT" "$T/pki/tlsca.pem"
+pass "HTTPS API: TLS 1.0 and 1.1 handshakes fail where the same client's TLS 1.2 handshake succeeds"
 # The web page: the same token, given once at login, then as a cookie.
 [ "$(code "https://127.0.0.1:$HTTP_PORT/")" = 401 ] || fail "page without token: not 401"
 [ "$(code -G --data-urlencode "token=wrong" "https://127.0.0.1:$HTTP_PORT/")" = 401 ] || fail "wrong login: not 401"

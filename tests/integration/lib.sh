@@ -230,3 +230,23 @@ pki_issue() {
   openssl x509 -req -in "$1.csr" -CA "$2.pem" -CAkey "$2.key" -CAcreateserial -days 30 \
     -extfile "$1.ext" -out "$1.pem" 2>/dev/null
 }
+
+# tls_floor PORT CAFILE [openssl s_client options...]: TLS 1.2 is the floor
+# of the server on 127.0.0.1:PORT: a TLS 1.0 and a TLS 1.1 handshake fail
+# where the same client's TLS 1.2 handshake succeeds. The old versions are
+# offered at security level 0, since OpenSSL 3 leaves them out above it and
+# the client would refuse them itself; so it is the server that refuses.
+tls_floor() {
+  local port=$1 ca=$2 out v
+  shift 2
+  for v in -tls1 -tls1_1 -tls1_2; do
+    out=$(echo | timeout 10 openssl s_client -connect "127.0.0.1:$port" -CAfile "$ca" "$@" "$v" \
+      -cipher DEFAULT@SECLEVEL=0 2>&1 || true)
+    if [ "$v" = -tls1_2 ]; then
+      grep -q "TLSv1.2, Cipher is ECDHE" <<<"$out" || fail "the same client with TLS 1.2 failed: $out"
+    else
+      ! grep -q "no protocols available" <<<"$out" || fail "the client did not even offer $v: $out"
+      grep -q "Cipher is (NONE)" <<<"$out" || fail "a $v handshake succeeded: $out"
+    fi
+  done
+}

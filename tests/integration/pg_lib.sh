@@ -7,6 +7,12 @@
 # PG_PASSWORD_FILE and PG_CONNINFO (libpq, without the password); pg_psql
 # runs psql on the database. The caller stops the server with pg_stop (its
 # EXIT trap should call pg_stop_quiet).
+# PG_TLS=on (tests only: it needs lib.sh's pki_ca and pki_issue): TCP over
+# TLS 1.2 or later only, and a client certificate of the server's CA naming
+# the user (clientcert=verify-full) besides the password; PG_TLS_DIR holds
+# pgca.pem, the server's server.pem/.key (for 127.0.0.1 and localhost) and
+# the client's tracestore.pem/.key, and PG_CONNINFO has sslmode=verify-full
+# (the files go beside it: a config line is too short for all of them).
 PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
 [ -n "$PG_BIN" ] || PG_BIN=$(dirname "$(command -v initdb 2>/dev/null || echo /nonexistent/initdb)")
 for tool in initdb pg_ctl postgres; do
@@ -33,6 +39,7 @@ pg_free_port() {
 # pg_init DIR [fsync on|off]: a new cluster with database and user tracestore, started.
 pg_init() {
   PG_DIR=$1
+  PG_TLS_DIR=""
   local fsync=${2:-on}
   mkdir -p "$PG_DIR"
   PG_PASSWORD_FILE=$PG_DIR/password
@@ -53,6 +60,7 @@ synchronous_commit = $fsync
 shared_buffers = 128MB
 max_wal_size = 2GB
 CONF
+  [ "${PG_TLS:-off}" != on ] || pg_tls_setup
   # A port found free can be taken before the server binds it (tests run in
   # parallel): another port then, a few times.
   local try
@@ -65,8 +73,34 @@ CONF
   done
   (umask 077; echo "127.0.0.1:$PG_PORT:*:tracestore:$(cat "$PG_PASSWORD_FILE")" >"$PG_DIR/pgpass")
   PG_CONNINFO="host=127.0.0.1 port=$PG_PORT dbname=tracestore user=tracestore connect_timeout=5"
-  PGPASSFILE=$PG_DIR/pgpass psql -h 127.0.0.1 -p "$PG_PORT" -U tracestore -d postgres -XAtq \
-    -c "CREATE DATABASE tracestore" >/dev/null || { echo "FAIL: createdb"; exit 1; }
+  [ -z "$PG_TLS_DIR" ] || PG_CONNINFO="$PG_CONNINFO sslmode=verify-full"
+  pg_psql_to "${PG_CONNINFO/dbname=tracestore/dbname=postgres}" -c "CREATE DATABASE tracestore" >/dev/null \
+    || { echo "FAIL: createdb"; exit 1; }
+}
+
+# The PKI, the server's TLS settings and pg_hba.conf for PG_TLS=on.
+pg_tls_setup() {
+  declare -F pki_issue >/dev/null || { echo "FAIL: PG_TLS=on needs pki_ca and pki_issue (source lib.sh)"; exit 1; }
+  PG_TLS_DIR=$PG_DIR/tls
+  mkdir -p "$PG_TLS_DIR"
+  (
+    cd "$PG_TLS_DIR"
+    pki_ca pgca
+    pki_issue server pgca "subjectAltName=IP:127.0.0.1,DNS:localhost"
+    pki_issue tracestore pgca "extendedKeyUsage=clientAuth" # CN = the user, for verify-full
+    chmod 600 ./*.key
+  )
+  # Each key 0600 and owned by who reads it, or the server and libpq refuse it.
+  [ -z "$PG_USER" ] || chown "$PG_USER" "$PG_TLS_DIR/server.key"
+  cat >>"$PG_DIR/data/postgresql.conf" <<CONF
+ssl = on
+ssl_cert_file = '$PG_TLS_DIR/server.pem'
+ssl_key_file = '$PG_TLS_DIR/server.key'
+ssl_ca_file = '$PG_TLS_DIR/pgca.pem'
+ssl_min_protocol_version = 'TLSv1.2'
+CONF
+  # There is no Unix socket: TCP over TLS with both password and certificate is the only way in.
+  echo "hostssl all all 127.0.0.1/32 scram-sha-256 clientcert=verify-full" >"$PG_DIR/data/pg_hba.conf"
 }
 
 pg_start_once() { pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -o "-p $PG_PORT" -w -t 60 start >/dev/null; }
@@ -75,4 +109,12 @@ pg_start() { pg_start_once || { tail -20 "$PG_DIR/server.log"; echo "FAIL: Postg
 pg_stop() { pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w -t 60 stop >/dev/null; }
 pg_stop_quiet() { [ -z "${PG_DIR:-}" ] || [ ! -f "$PG_DIR/data/postmaster.pid" ] || pg_stop 2>/dev/null || true; }
 
-pg_psql() { PGPASSFILE=$PG_DIR/pgpass psql -h 127.0.0.1 -p "$PG_PORT" -U tracestore -d tracestore -XAtq -v ON_ERROR_STOP=1 "$@"; }
+# pg_psql_to CONNINFO ARGS...: psql with the password and, under PG_TLS=on, the client's TLS files.
+pg_psql_to() {
+  local conn=$1
+  shift
+  [ -z "$PG_TLS_DIR" ] || conn="$conn sslrootcert=$PG_TLS_DIR/pgca.pem sslcert=$PG_TLS_DIR/tracestore.pem \
+sslkey=$PG_TLS_DIR/tracestore.key"
+  PGPASSFILE=$PG_DIR/pgpass psql -d "$conn" -XAtq "$@"
+}
+pg_psql() { pg_psql_to "$PG_CONNINFO" -v ON_ERROR_STOP=1 "$@"; }

@@ -24,6 +24,8 @@ write_ts_config() { # write_ts_config FILE [extra lines...]
 [postgres]
 conninfo = $PG_CONNINFO
 password_file = $PG_PASSWORD_FILE
+$([ -z "$PG_TLS_DIR" ] || printf 'sslrootcert = %s\nsslcert = %s\nsslkey = %s' "$PG_TLS_DIR/pgca.pem" \
+  "$PG_TLS_DIR/tracestore.pem" "$PG_TLS_DIR/tracestore.key")
 [kafka]
 bootstrap.servers = $BOOTSTRAP
 session.timeout.ms = 6000

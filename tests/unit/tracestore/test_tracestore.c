@@ -283,6 +283,12 @@ static void test_config_errors(void **state)
     snprintf(secret_path, sizeof secret_path, "%s", secret);
     snprintf(text, sizeof text, "[postgres]\npassword_file = %s\n", secret_path);
     assert_non_null(strstr(config_error(text), "is readable by group or others (chmod 600 it)"));
+    /* so is PostgreSQL's client key, which goes with its certificate */
+    snprintf(text, sizeof text, "[postgres]\nsslcert = c.pem\nsslkey = %s\n", secret_path);
+    assert_non_null(strstr(config_error(text), "F: [postgres] sslkey /"));
+    assert_non_null(strstr(config_error(text), "is readable by group or others (chmod 600 it)"));
+    assert_string_equal(config_error("[postgres]\nsslcert = c.pem\n"), "F: [postgres] sslcert and sslkey go together");
+    snprintf(text, sizeof text, "[postgres]\npassword_file = %s\n", secret_path);
     /* a secret file's first line is read at load, and may not be empty */
     chmod(secret_path, 0600);
     assert_null(config_error(text));
