@@ -365,7 +365,7 @@ int conf_read_secret(const char *path, char **out, char *err, size_t err_len)
  * knows the current line. */
 typedef struct conf_reader {
     FILE *f;
-    int line, failed_line;
+    int line, failed_line, long_line, max_line;
     const char *path;
     conf_line_fn fn;
     void *user;
@@ -373,11 +373,22 @@ typedef struct conf_reader {
     size_t err_len;
 } conf_reader;
 
+/* libinih hands over a buffer of its fixed size (INI_MAX_LINE, 200 in
+ * Debian's build) and would read the rest of a longer line as a line of its
+ * own: such a line is skipped to its end here and reported instead. */
 static char *conf_gets(char *str, int num, void *stream)
 {
     conf_reader *r = stream;
     r->line++;
-    return fgets(str, num, r->f);
+    if (!fgets(str, num, r->f)) return NULL;
+    if (!strchr(str, '\n')) {
+        int c = fgetc(r->f);
+        if (c != '\n' && c != EOF) {
+            if (!r->long_line) r->long_line = r->line, r->max_line = num - 1;
+            while (c != '\n' && c != EOF) c = fgetc(r->f);
+        }
+    }
+    return str;
 }
 
 static int conf_on_ini(void *user, const char *section, const char *key, const char *value)
@@ -393,10 +404,14 @@ static int conf_on_ini(void *user, const char *section, const char *key, const c
 
 int conf_parse_file(const char *path, conf_line_fn fn, void *user, char *err, size_t err_len)
 {
-    conf_reader r = {fopen(path, "r"), 0, 0, path, fn, user, err, err_len};
+    conf_reader r = {.f = fopen(path, "r"), .path = path, .fn = fn, .user = user, .err = err, .err_len = err_len};
     if (!r.f) return snprintf(err, err_len, "%s: cannot open: %s", path, strerror(errno)), -1;
     int rc = ini_parse_stream(conf_gets, &r, conf_on_ini, &r);
     fclose(r.f);
+    if (r.long_line && (!r.failed_line || r.long_line <= r.failed_line) && (rc <= 0 || r.long_line <= rc))
+        return snprintf(err, err_len, "%s:%d: line longer than %d characters (the configuration reader's limit)",
+                        path, r.long_line, r.max_line),
+               -1;
     if (rc > 0 && (!r.failed_line || rc < r.failed_line)) return snprintf(err, err_len, "%s:%d: syntax error", path, rc), -1;
     if (rc < 0) return snprintf(err, err_len, "%s: cannot read: out of memory", path), -1;
     return r.failed_line ? -1 : 0;

@@ -248,6 +248,18 @@ static void test_parse_file_lines(void **state)
     assert_non_null(strstr(err, "g.ini:3: syntax error"));
     assert_int_equal(conf_parse_file("/nonexistent.ini", on_line, &(seen){0}, err, sizeof err), -1);
     assert_non_null(strstr(err, "/nonexistent.ini: cannot open"));
+    /* A line over libinih's buffer is refused by its number, not split into
+     * a second line; one that just fits (199 characters) is read whole. */
+    char text[1024];
+    snprintf(text, sizeof text, "[a]\nk1 = %0194d\nk2 = %0300d\nk3 = 3\n", 0, 0);
+    p = write_file("h.ini", text);
+    seen h = {0};
+    assert_int_equal(conf_parse_file(p, on_line, &h, err, sizeof err), -1);
+    assert_non_null(strstr(err, "h.ini:3: line longer than 199 characters"));
+    assert_int_equal(h.n, 3); /* k1, the head of k2, k3: nothing read from k2's tail */
+    snprintf(text, sizeof text, "[a]\nk1 = %0194d\nk2 = 2\n", 0);
+    p = write_file("i.ini", text);
+    assert_int_equal(conf_parse_file(p, on_line, &(seen){0}, err, sizeof err), 0);
 }
 
 /* A row whose default does not parse, or whose field is the wrong size, is
