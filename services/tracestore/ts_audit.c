@@ -35,6 +35,10 @@ static const char ts_audit_sql[] =
     " UNION ALL"
     " SELECT json_build_object('kind', 'rejected_record', 'topic', topic, 'partition', kafka_partition,"
     "  'offset', kafka_offset, 'reason', reason, 'rejectedAt', rejected_at) FROM rejected_records"
+    " UNION ALL"
+    " SELECT json_build_object('kind', 'records_lost', 'group', group_id, 'topic', topic,"
+    "  'partition', kafka_partition, 'fromOffset', from_offset, 'toOffset', to_offset - 1,"
+    "  'count', to_offset - from_offset, 'detectedAt', detected_at) FROM lost_records WHERE NOT before_first_read"
     ") x";
 
 int ts_audit(PGconn *db, long unit_timeout_s, long gap_timeout_s, json_t **out, char *err, size_t err_len)

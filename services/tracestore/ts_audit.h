@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* ts_audit.h - consistency findings over everything stored: a serial or
  * MAC on two boards (across lines and agents, F3), units without an
- * outcome, seq gaps open too long, rejected records. */
+ * outcome, seq gaps open too long, rejected records, records Kafka deleted
+ * before they were stored. */
 #ifndef TS_AUDIT_H
 #define TS_AUDIT_H
 

@@ -184,6 +184,37 @@ static void ts_flush(ts_consumer *c)
     ts_pause(c, 0);
 }
 
+/* Records before the partition's low watermark are gone (Kafka's
+ * retention deleted them before they were stored: an outage longer than the
+ * retention, or tracestore deployed late). Kept in lost_records and logged,
+ * never skipped silently; p->offset moves past them. 0, or -1 with err on a
+ * database error. */
+static int ts_check_lost(ts_consumer *c, PGconn *db, rd_kafka_topic_partition_t *p, int64_t stored, char *err,
+                         size_t err_len)
+{
+    int64_t lo = -1, hi = -1, from = stored >= 0 ? stored : 0;
+    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(c->rk, p->topic, p->partition, &lo, &hi, 5000);
+    if (e) {
+        ts_warn("kafka: %s[%" PRId32 "]: cannot read the oldest offset held (%s): records Kafka deleted before"
+                " they were stored would go unnoticed",
+                p->topic, p->partition, rd_kafka_err2str(e));
+        return 0;
+    }
+    if (lo <= from) return 0;
+    if (ts_store_lost(db, c->cfg->group, p->topic, p->partition, from, lo, stored < 0, err, err_len)) return -1;
+    ts_metrics_add(TS_M_LOST, (uint64_t)(lo - from));
+    if (stored < 0)
+        ts_warn("kafka: %s[%" PRId32 "]: offsets %" PRId64 "..%" PRId64 " had expired before this group first read"
+                " the partition: %" PRId64 " records never stored (lost_records)",
+                p->topic, p->partition, from, lo - 1, lo - from);
+    else
+        ts_error("kafka: %s[%" PRId32 "]: offsets %" PRId64 "..%" PRId64 " were deleted by Kafka (retention) before"
+                 " they were stored: %" PRId64 " records lost (lost_records, audit)",
+                 p->topic, p->partition, from, lo - 1, lo - from);
+    p->offset = lo;
+    return 0;
+}
+
 /* Each assigned partition starts at its stored offset. Without the
  * database no offset is known: wait for it (the group's other members go
  * on meanwhile with their partitions). */
@@ -196,10 +227,10 @@ static void ts_assign(ts_consumer *c, rd_kafka_topic_partition_list_t *parts)
             char err[512] = "";
             PGconn *db = ts_db(c);
             int64_t off = db ? ts_store_offset(db, c->cfg->group, p->topic, p->partition, err, sizeof err) : -2;
-            if (off >= -1) {
+            if (off >= -1) p->offset = off >= 0 ? off : RD_KAFKA_OFFSET_BEGINNING;
+            if (off >= -1 && ts_check_lost(c, db, p, off, err, sizeof err) == 0) {
                 ts_db_ok(c);
-                p->offset = off >= 0 ? off : RD_KAFKA_OFFSET_BEGINNING;
-                ts_metrics_partition(p->topic, p->partition, off >= 0 ? off : 0, -1);
+                ts_metrics_partition(p->topic, p->partition, p->offset >= 0 ? p->offset : 0, -1);
                 break;
             }
             if (db) ts_db_lost(c, "read offsets", err);

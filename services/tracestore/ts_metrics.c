@@ -27,6 +27,7 @@ static const struct {
     [TS_M_BATCHES] = {"tracestore_batches_total", "database transactions committed"},
     [TS_M_DB_ERRORS] = {"tracestore_db_errors_total", "failed attempts to store a batch"},
     [TS_M_REBALANCES] = {"tracestore_rebalances_total", "partition assignments received"},
+    [TS_M_LOST] = {"tracestore_records_lost_total", "records Kafka deleted (retention) before tracestore stored them"},
 };
 
 typedef struct ts_part {

@@ -17,6 +17,7 @@ typedef enum {
     TS_M_BATCHES,      /* committed transactions */
     TS_M_DB_ERRORS,    /* failed store attempts */
     TS_M_REBALANCES,   /* partition assignments received */
+    TS_M_LOST,         /* records Kafka deleted before they were stored */
     TS_M_N
 } ts_metric;
 

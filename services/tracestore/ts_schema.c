@@ -153,6 +153,16 @@ const ts_migration ts_migrations[] = {
      "DROP INDEX failures_board;"
      "DROP INDEX failures_lot;"
      "CREATE UNIQUE INDEX failures_unit ON failures (lot_id, board_id, event_id);"},
+    {4, "records Kafka deleted before they were stored",
+     /* Offsets [from_offset, to_offset) of a partition that were gone
+      * (retention) when the group came to read them; before_first_read: the
+      * group had never stored anything of the partition (tracestore
+      * deployed after the topic's oldest records expired). */
+     "CREATE TABLE lost_records ("
+     " group_id text NOT NULL, topic text NOT NULL, kafka_partition int NOT NULL, from_offset bigint NOT NULL,"
+     " to_offset bigint NOT NULL, before_first_read boolean NOT NULL,"
+     " detected_at timestamptz NOT NULL DEFAULT clock_timestamp(),"
+     " PRIMARY KEY (group_id, topic, kafka_partition, from_offset));"},
 };
 
 const int ts_n_migrations = (int)(sizeof ts_migrations / sizeof ts_migrations[0]);

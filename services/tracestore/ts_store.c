@@ -331,6 +331,24 @@ int ts_store_flush(PGconn *db, ts_batch *b, const char *group, ts_store_result *
     return rc;
 }
 
+int ts_store_lost(PGconn *db, const char *group, const char *topic, int32_t partition, int64_t from, int64_t to,
+                  int first_read, char *err, size_t err_len)
+{
+    char part[16], lo[24], hi[24];
+    snprintf(part, sizeof part, "%" PRId32, partition);
+    snprintf(lo, sizeof lo, "%" PRId64, from);
+    snprintf(hi, sizeof hi, "%" PRId64, to);
+    const char *vals[] = {group, topic, part, lo, hi, first_read ? "t" : "f"};
+    return ts_exec_params(db,
+                          "WITH l AS (INSERT INTO lost_records (group_id, topic, kafka_partition, from_offset,"
+                          " to_offset, before_first_read) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING)"
+                          " INSERT INTO consumer_offsets (group_id, topic, kafka_partition, next_offset)"
+                          " VALUES ($1, $2, $3, $5) ON CONFLICT (group_id, topic, kafka_partition) DO UPDATE"
+                          " SET next_offset = greatest(consumer_offsets.next_offset, EXCLUDED.next_offset),"
+                          " updated_at = clock_timestamp()",
+                          6, vals, NULL, NULL, NULL, err, err_len);
+}
+
 int64_t ts_store_offset(PGconn *db, const char *group, const char *topic, int32_t partition, char *err,
                         size_t err_len)
 {

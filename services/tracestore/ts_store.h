@@ -24,6 +24,13 @@ int ts_store_prepare(PGconn *db, char *err, size_t err_len);
 int ts_store_flush(PGconn *db, ts_batch *b, const char *group, ts_store_result *res, char *err,
                    size_t err_len);
 
+/* Records [from, to) of a partition that Kafka no longer holds: kept in
+ * lost_records and the partition's next offset moved to to, in one
+ * statement (a reassignment finds it and does not report it again).
+ * first_read: the group had no offset stored for the partition. */
+int ts_store_lost(PGconn *db, const char *group, const char *topic, int32_t partition, int64_t from, int64_t to,
+                  int first_read, char *err, size_t err_len);
+
 /* The stored next offset of (group, topic, partition), or -1 when none;
  * -2 on a database error (err set). */
 int64_t ts_store_offset(PGconn *db, const char *group, const char *topic, int32_t partition, char *err,
