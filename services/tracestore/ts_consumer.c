@@ -18,7 +18,12 @@
  * the database refuses the batch for its data (a record it cannot take
  * despite decoding), the records are stored one by one and the one refused
  * goes to rejected_records with the database's reason: one bad record never
- * stops the stream. */
+ * stops the stream.
+ *
+ * Storing runs beside consuming: a full batch goes to the store thread
+ * (ts_storer.c) and the next one fills meanwhile; the next is handed over
+ * only once the previous is stored (or, not stored, has been retried here
+ * until it was), so batches commit in order and at most two are in memory. */
 #include "ts_consumer.h"
 
 #include <inttypes.h>
@@ -33,13 +38,17 @@
 #include "ts_log.h"
 #include "ts_metrics.h"
 #include "ts_store.h"
+#include "ts_storer.h"
 
 typedef struct ts_consumer {
     const ts_config *cfg;
     volatile sig_atomic_t *stop;
     rd_kafka_t *rk;
-    PGconn *db;
-    ts_batch batch;
+    PGconn *db; /* offsets, gaps, and retrying a batch the store thread could not store */
+    ts_storer *storer;
+    ts_batch bufs[2];
+    ts_batch *cur;      /* filling; the other one may be with the storer */
+    ts_batch *retrying; /* being retried by ts_flush (a rebalance drops it) */
     int64_t batch_start_ms;
     int paused;
     int db_down_logged;
@@ -130,16 +139,16 @@ static void ts_stored(ts_consumer *c, const ts_batch *b, const ts_store_result *
  * is stored as rejected. -1 (err set) on any other failure: the caller
  * retries the whole batch, and what was stored here is stored again as a
  * no-op. */
-static int ts_isolate(ts_consumer *c, char *err, size_t err_len)
+static int ts_isolate(ts_consumer *c, ts_batch *b, char *err, size_t err_len)
 {
-    ts_warn("the database refused a batch of %zu records (%s): storing them one by one", c->batch.n_records, err);
+    ts_warn("the database refused a batch of %zu records (%s): storing them one by one", b->n_records, err);
     ts_batch one = {0};
     int rc = 0;
-    for (size_t i = 0; i < c->batch.n_raw && rc == 0; i++) {
-        const ts_raw *r = &c->batch.raw[i];
+    for (size_t i = 0; i < b->n_raw && rc == 0; i++) {
+        const ts_raw *r = &b->raw[i];
         const char *topic;
         const void *key, *value;
-        ts_batch_raw(&c->batch, i, &topic, &key, &value);
+        ts_batch_raw(b, i, &topic, &key, &value);
         ts_store_result res;
         ts_batch_reset(&one);
         ts_batch_add(&one, topic, r->partition, r->offset, key, r->key_len, value, r->value_len, r->kind);
@@ -158,21 +167,21 @@ static int ts_isolate(ts_consumer *c, char *err, size_t err_len)
     return rc;
 }
 
-/* Stores the batch, retrying until it is stored, dropped by a rebalance or
- * we are told to stop (then it is simply not stored: its offsets are not
- * either, so it is read again next time). */
-static void ts_flush(ts_consumer *c)
+/* Stores b, retrying until it is stored, dropped by a rebalance or we are
+ * told to stop (then it is simply not stored: its offsets are not either,
+ * so it is read again next time). */
+static void ts_flush(ts_consumer *c, ts_batch *b)
 {
     int backoff = 100;
-    while (c->batch.n_records) {
+    while (b->n_records) {
         char err[512];
         ts_store_result res;
         PGconn *db = ts_db(c);
-        int rc = db ? ts_store_flush(db, &c->batch, c->cfg->group, &res, err, sizeof err) : -1;
-        if (rc == 0) ts_stored(c, &c->batch, &res);
-        else if (db && ts_db_data_error(err)) rc = ts_isolate(c, err, sizeof err);
+        int rc = db ? ts_store_flush(db, b, c->cfg->group, &res, err, sizeof err) : -1;
+        if (rc == 0) ts_stored(c, b, &res);
+        else if (db && ts_db_data_error(err)) rc = ts_isolate(c, b, err, sizeof err);
         if (rc == 0) {
-            ts_batch_reset(&c->batch);
+            ts_batch_reset(b);
             ts_pause(c, 0);
             return;
         }
@@ -182,6 +191,44 @@ static void ts_flush(ts_consumer *c)
         if (ts_backoff(c, &backoff)) return;
     }
     ts_pause(c, 0);
+}
+
+/* Takes back the batch the store thread had. Stored: counted. Not stored:
+ * retried here (ts_flush), or, from a rebalance callback (no polling
+ * there), dropped: its offsets were not stored, so it is read again. */
+static void ts_collect(ts_consumer *c, int in_callback)
+{
+    int rc;
+    ts_store_result res;
+    char err[512];
+    ts_batch *b = ts_storer_wait(c->storer, &rc, &res, err, sizeof err);
+    if (!b) return;
+    if (rc == 0) {
+        ts_stored(c, b, &res);
+        ts_batch_reset(b);
+        return;
+    }
+    ts_metrics_add(TS_M_DB_ERRORS, 1);
+    if (in_callback || *c->stop) {
+        ts_info("a batch of %zu records not stored (%s) is left to be read again", b->n_records, err);
+        ts_batch_reset(b);
+        return;
+    }
+    if (!ts_db_data_error(err)) ts_db_lost(c, "store", err);
+    c->retrying = b;
+    ts_flush(c, b);
+    c->retrying = NULL;
+    ts_batch_reset(b); /* stored, or dropped by a rebalance or stop */
+}
+
+/* The filling batch goes to the store thread once the one before it is
+ * stored; the other buffer fills meanwhile. */
+static void ts_handoff(ts_consumer *c)
+{
+    ts_collect(c, 0);
+    if (*c->stop || !c->cur->n_records) return;
+    ts_storer_submit(c->storer, c->cur);
+    c->cur = c->cur == &c->bufs[0] ? &c->bufs[1] : &c->bufs[0];
 }
 
 /* Records before the partition's low watermark are gone (Kafka's
@@ -221,6 +268,7 @@ static int ts_check_lost(ts_consumer *c, PGconn *db, rd_kafka_topic_partition_t 
 static void ts_assign(ts_consumer *c, rd_kafka_topic_partition_list_t *parts)
 {
     int backoff = 100;
+    ts_collect(c, 1); /* offsets read below include the batch in flight */
     for (int i = 0; i < parts->cnt; i++) {
         rd_kafka_topic_partition_t *p = &parts->elems[i];
         for (;;) {
@@ -258,11 +306,14 @@ static void ts_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
         ts_assign(c, parts);
         return;
     }
-    /* Revoked: what is not stored yet is dropped, not stored late. Its
-     * offsets are not stored either, so the next owner reads it again. */
-    if (c->batch.n_records)
-        ts_info("partitions revoked: %zu records not yet stored are left to the next owner", c->batch.n_records);
-    ts_batch_reset(&c->batch);
+    /* Revoked: the batch in flight finishes; what is not stored yet is
+     * dropped, not stored late. Its offsets are not stored either, so the
+     * next owner reads it again. */
+    ts_collect(c, 1);
+    if (c->retrying) ts_batch_reset(c->retrying);
+    if (c->cur->n_records)
+        ts_info("partitions revoked: %zu records not yet stored are left to the next owner", c->cur->n_records);
+    ts_batch_reset(c->cur);
     rd_kafka_assign(rk, NULL);
     c->paused = 0;
 }
@@ -276,8 +327,8 @@ static void ts_take(ts_consumer *c, rd_kafka_message_t *m)
     }
     const char *topic = rd_kafka_topic_name(m->rkt);
     ts_rec_kind kind = strcmp(topic, c->cfg->topic) == 0 ? TS_REC_TRACE : TS_REC_FIELD;
-    if (!c->batch.n_records) c->batch_start_ms = ts_now_ms();
-    ts_batch_add(&c->batch, topic, m->partition, m->offset, m->key, m->key_len, m->payload, m->len, kind);
+    if (!c->cur->n_records) c->batch_start_ms = ts_now_ms();
+    ts_batch_add(c->cur, topic, m->partition, m->offset, m->key, m->key_len, m->payload, m->len, kind);
     ts_metrics_add(TS_M_CONSUMED, 1);
 }
 
@@ -357,8 +408,17 @@ static rd_kafka_t *ts_kafka_new(ts_consumer *c)
 int ts_consumer_run(const ts_config *cfg, volatile sig_atomic_t *stop)
 {
     ts_consumer c = {.cfg = cfg, .stop = stop};
+    c.cur = &c.bufs[0];
+    c.storer = ts_storer_start(cfg);
+    if (!c.storer) {
+        ts_error("cannot start the store thread");
+        return 1;
+    }
     c.rk = ts_kafka_new(&c);
-    if (!c.rk) return 1;
+    if (!c.rk) {
+        ts_storer_stop(c.storer);
+        return 1;
+    }
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(2);
     rd_kafka_topic_partition_list_add(topics, cfg->topic, RD_KAFKA_PARTITION_UA);
     if (cfg->field_topic && cfg->field_topic[0])
@@ -368,6 +428,7 @@ int ts_consumer_run(const ts_config *cfg, volatile sig_atomic_t *stop)
     if (err) {
         ts_error("kafka subscribe: %s", rd_kafka_err2str(err));
         rd_kafka_destroy(c.rk);
+        ts_storer_stop(c.storer);
         return 1;
     }
     ts_info("consuming %s%s%s as group %s", cfg->topic, cfg->field_topic && cfg->field_topic[0] ? " and " : "",
@@ -375,7 +436,7 @@ int ts_consumer_run(const ts_config *cfg, volatile sig_atomic_t *stop)
     ts_db(&c); /* an early error message when the database is not there */
     while (!*stop) {
         int wait = 200;
-        if (c.batch.n_records) {
+        if (c.cur->n_records) {
             int64_t left = c.batch_start_ms + cfg->batch_wait_ms - ts_now_ms();
             wait = left > 0 ? (int)left : 0;
         }
@@ -384,20 +445,29 @@ int ts_consumer_run(const ts_config *cfg, volatile sig_atomic_t *stop)
             ts_take(&c, m);
             rd_kafka_message_destroy(m);
         }
-        if (c.batch.n_records &&
-            ((long)c.batch.n_records >= cfg->batch_max || ts_now_ms() - c.batch_start_ms >= cfg->batch_wait_ms))
-            ts_flush(&c);
+        if (c.cur->n_records &&
+            ((long)c.cur->n_records >= cfg->batch_max || ts_now_ms() - c.batch_start_ms >= cfg->batch_wait_ms))
+            ts_handoff(&c);
+        else if (!ts_storer_busy(c.storer))
+            ts_collect(&c, 0); /* a stored batch counts (metrics, lag) as soon as it is seen done */
         ts_check_gaps(&c);
     }
-    /* One last try for what was read; not stored, it is read again later. */
-    if (c.batch.n_records) {
+    /* The batch in flight finishes, and one last try for what was read; not
+     * stored, it is read again later. */
+    ts_collect(&c, 1);
+    if (c.cur->n_records) {
         char e[512];
         ts_store_result res;
-        if (ts_db(&c) && ts_store_flush(c.db, &c.batch, cfg->group, &res, e, sizeof e) == 0) ts_metrics_stored(&res);
+        if (ts_db(&c) && ts_store_flush(c.db, c.cur, cfg->group, &res, e, sizeof e) == 0) {
+            ts_metrics_stored(&res);
+            ts_batch_reset(c.cur);
+        }
     }
-    ts_batch_free(&c.batch);
-    rd_kafka_consumer_close(c.rk);
+    rd_kafka_consumer_close(c.rk); /* its revoke callback still uses the storer */
     rd_kafka_destroy(c.rk);
+    ts_storer_stop(c.storer);
+    ts_batch_free(&c.bufs[0]);
+    ts_batch_free(&c.bufs[1]);
     if (c.db) PQfinish(c.db);
     ts_info("stopped");
     return 0;

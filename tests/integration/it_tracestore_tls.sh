@@ -27,7 +27,8 @@ wait_for 60 "tracestore to store the 20 events" offsets_at "$TOPIC" 20
 sessions=$(ts_sql "SELECT count(*) FILTER (WHERE s.ssl AND s.version IN ('TLSv1.2', 'TLSv1.3')
                     AND s.client_dn = '/CN=tracestore') || ' of ' || count(*)
                    FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) WHERE a.application_name = 'tracestore'")
-[[ "$sessions" =~ ^([1-9][0-9]*)\ of\ \1$ ]] || fail "tracestore's sessions over TLS with its certificate: $sessions"
+read -r good _ all <<<"$sessions"
+[ "$good" -ge 1 ] && [ "$good" -eq "$all" ] || fail "tracestore's sessions over TLS with its certificate: $sessions"
 stop_tracestore "$TS_PID"
 pass "sslmode=verify-full with a client certificate: migrated, 20 events stored; tracestore's sessions: $sessions over TLS as CN=tracestore"
 
