@@ -15,12 +15,13 @@
 #include "ts_db.h"
 #include "ts_http.h"
 #include "ts_log.h"
+#include "ts_prune.h"
 #include "ts_query.h"
 #include "ts_sample.h"
 
 typedef struct ts_args {
-    const char *config, *positional, *firmware, *product, *lot, *file;
-    int json, current;
+    const char *config, *positional, *firmware, *product, *lot, *file, *before;
+    int json, current, yes;
 } ts_args;
 
 typedef struct ts_command {
@@ -106,6 +107,26 @@ static int ts_cmd_sample_check(const ts_config *cfg, PGconn *db, const ts_args *
     return passed ? 0 : 1;
 }
 
+static int ts_cmd_prune(const ts_config *cfg, PGconn *db, const ts_args *a)
+{
+    if (!a->before) {
+        fprintf(stderr, "tracestore prune: --before YYYY-MM is required\n");
+        return 2;
+    }
+    char err[512];
+    json_t *v;
+    int usage;
+    if (ts_prune(db, a->before, a->yes, &v, &usage, err, sizeof err)) {
+        fprintf(stderr, "tracestore prune: %s\n", err);
+        return usage ? 2 : 3;
+    }
+    ts_cli_print(stdout, v, a->json);
+    if (!a->yes && json_array_size(json_object_get(v, "partitions")))
+        fprintf(stderr, "tracestore prune: nothing dropped; --yes drops the partitions listed\n");
+    json_decref(v);
+    return 0;
+}
+
 static int ts_cmd_migrate(const ts_config *cfg, PGconn *db, const ts_args *a)
 {
     char err[512];
@@ -163,6 +184,8 @@ static const ts_command ts_commands[] = {
     {"audit", "audit -c FILE [--json]   (exit 1 on findings)", 0, ts_cmd_audit, 1},
     {"sample-check", "sample-check --lot LOT_ID --file FILE.csv -c FILE [--json]   (exit 1 on discrepancies)", 0,
      ts_cmd_sample_check, 1},
+    {"prune", "prune --before YYYY-MM -c FILE [--yes] [--json]   (raw events of the months before; lists without --yes)",
+     0, ts_cmd_prune, 1},
     {"config", "config -c FILE   (every key with its effective value)", 0, ts_cmd_config, 0},
 };
 #define TS_N_COMMANDS (sizeof ts_commands / sizeof ts_commands[0])
@@ -183,12 +206,14 @@ static int ts_parse_args(int argc, char **argv, ts_args *a)
                             : strcmp(o, "--product") == 0   ? &a->product
                             : strcmp(o, "--lot") == 0       ? &a->lot
                             : strcmp(o, "--file") == 0      ? &a->file
+                            : strcmp(o, "--before") == 0    ? &a->before
                                                             : NULL;
         if (slot) {
             if (i + 1 >= argc) return -1;
             *slot = argv[++i];
         } else if (strcmp(o, "--json") == 0) a->json = 1;
         else if (strcmp(o, "--current") == 0) a->current = 1;
+        else if (strcmp(o, "--yes") == 0) a->yes = 1;
         else if (o[0] != '-' && !a->positional) a->positional = o;
         else return -1;
     }

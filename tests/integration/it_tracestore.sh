@@ -218,6 +218,27 @@ wait_for 10 "the gap in the log" grep -q "seq gap(s) open longer" "$TS_LOG"
 api /metrics | grep -q '^tracestore_seq_gaps 1$' || fail "metrics gaps: $(api /metrics | grep gaps)"
 pass "audit: $kinds; the gap is logged and in /metrics"
 
+# --- retention: a month of raw events dropped whole; the answers stay
+"$TS_FEED" --brokers "$BOOTSTRAP" events 10 --lot-size 5 --tag old --time-offset-ms -31536000000 >/dev/null \
+  || fail "ts_feed old"
+wait_for 30 "the 2025-01 events" events_at_least $((N + 10 + 5 + 10))
+before=$(stored_events)
+ts prune --before 2025-02 --json >"$T/prune.json" || fail "prune dry run: $(cat "$T/prune.json")"
+jq -e '.dropped == false and .partitions == [{"name": "events_2025_01", "month": "2025-01", "rows": 10}]' \
+  "$T/prune.json" >/dev/null || fail "prune dry run: $(cat "$T/prune.json")"
+[ "$(stored_events)" -eq "$before" ] || fail "the dry run dropped something"
+ts prune --before 2025-02 --yes --json >"$T/prune.json" || fail "prune: $(cat "$T/prune.json")"
+jq -e '.dropped and (.partitions | length) == 1' "$T/prune.json" >/dev/null || fail "prune: $(cat "$T/prune.json")"
+[ "$(stored_events)" -eq $((before - 10)) ] || fail "prune: $(stored_events) events left, want $((before - 10))"
+[ "$(ts_sql "SELECT to_regclass('events_2025_01') IS NULL")" = t ] || fail "events_2025_01 still there"
+ts unit old-A0-LOT000000-B00000 --json | jq -e '.firmware.version != null' >/dev/null \
+  || fail "the pruned month's unit lost its answer"
+rc=0; ts prune --before 2999-01 --yes >/dev/null 2>"$T/prune.err" || rc=$?
+[ $rc -eq 2 ] && grep -q "later than the current month" "$T/prune.err" || fail "prune of the current month: exit $rc, $(cat "$T/prune.err")"
+rc=0; ts prune --before 2025-13 >/dev/null 2>&1 || rc=$?
+[ $rc -eq 2 ] || fail "prune --before 2025-13: exit $rc"
+pass "prune: a dry run lists events_2025_01 (10 rows) and drops nothing; --yes drops it, its unit still answers; the current month and a bad month refused"
+
 # --- configuration errors name file and line
 printf '[postgres]\nconninfo = x\n[kafka]\nbatch_max = 0\n' >"$T/bad.conf"
 ts_err=$("$TRACESTORE" config -c "$T/bad.conf" 2>&1) && fail "batch_max = 0 accepted"
