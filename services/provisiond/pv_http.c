@@ -31,6 +31,7 @@
 #include <time.h>
 
 #include "pv_ident.h"
+#include "tls_floor.h"
 
 /* One per TCP connection (MHD's socket context), listed for the watchdog. */
 typedef struct pv_sock {
@@ -571,8 +572,8 @@ pv_server *pv_http_start(const pv_config *cfg, pv_ledger *ledger, const pv_ca *c
         {s->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, s->tls_cert},
         {MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key},
         {MHD_OPTION_HTTPS_MEM_TRUST, 0, s->client_ca},
-        /* TLS 1.2 is the floor. */
-        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"},
+        /* TLS 1.2 is the floor (tls_floor.h). */
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)TLS_FLOOR_GNUTLS_PRIORITIES},
         {MHD_OPTION_END, 0, NULL},
     };
     s->d = MHD_start_daemon(flags, 0, pv_accept, s, pv_handle, s, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);

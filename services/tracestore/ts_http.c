@@ -22,6 +22,7 @@
 #include "ts_metrics.h"
 #include "ts_query.h"
 #include "ts_web.h"
+#include "tls_floor.h"
 
 #define TS_HTTP_CAPS 4
 #define TS_HTTP_MAX_CONNECTIONS 128
@@ -417,10 +418,10 @@ ts_http *ts_http_start(const ts_config *cfg, char *err, size_t err_len)
         goto fail;
     }
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
-    /* TLS 1.2 is the floor (GnuTLS's NORMAL still offers 1.0 and 1.1). */
+    /* TLS 1.2 is the floor (tls_floor.h). */
     struct MHD_OptionItem tls[] = {{MHD_OPTION_HTTPS_MEM_CERT, 0, h->cert},
                                    {MHD_OPTION_HTTPS_MEM_KEY, 0, h->key},
-                                   {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"},
+                                   {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)TLS_FLOOR_GNUTLS_PRIORITIES},
                                    {MHD_OPTION_END, 0, NULL}};
     h->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, ts_access, h, MHD_OPTION_EXTERNAL_LOGGER, ts_mhd_log,
                             NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
