@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* ts_batch.c - records into COPY rows (ts_batch.h). Each event becomes a
  * row of the events table (its envelope and its bytes), a row of the query
- * table its type feeds (a measurement per row of its own), and facts for
+ * table its type feeds (a test's measurements as arrays in one), and facts for
  * the units, lots and seq runs, folded when the batch is complete
  * (ts_fold.c). Only new events are added: ts_store.c stores a batch with
  * duplicates by first finding its new events, then rebuilding the batch
@@ -25,7 +25,7 @@ static const char *const ts_copy_targets[TS_T_N] = {
     [TS_T_WRITES] = "unit_writes (" TS_UNIT_COLS "serial, order_revision, version, sha256, readback_sha256,"
                     " image_size, station)",
     [TS_T_OUTCOMES] = "unit_outcomes (" TS_UNIT_COLS "serial, passed, fw_version, fw_sha256, station)",
-    [TS_T_MEASUREMENTS] = "measurements (" TS_UNIT_COLS "idx, serial, station, name, value, low, high, unit, passed)",
+    [TS_T_TESTS] = "unit_tests (" TS_UNIT_COLS "serial, station, names, measured, lows, highs, units, passed)",
     [TS_T_CALIBRATIONS] = "calibrations (" TS_UNIT_COLS "station, \"offset\", gain, residual, points)",
     [TS_T_LOCKS] = "locks (" TS_UNIT_COLS "station, verified)",
     [TS_T_IDENTITIES] = "identities (" TS_UNIT_COLS "serial, macs, device_id, certificate_sha256, station, site, line)",
@@ -102,16 +102,28 @@ static void ts_add_rows(ts_batch *b, const TraceEvent *ev)
         ts_copy_text(o, c->firmware_sha256), ts_copy_text(o, ev->station);
         break;
     }
-    case LINEAGENT__V1__TRACE_EVENT__BODY_UNIT_TESTED:
-        for (size_t i = 0; i < ev->unit_tested->n_measurements; i++) {
-            const Lineagent__V1__Measurement *m = ev->unit_tested->measurements[i];
-            o = ts_row(b, TS_T_MEASUREMENTS, ev);
-            ts_copy_int(o, (int64_t)i), ts_copy_text(o, ev->serial), ts_copy_text(o, ev->station);
-            ts_copy_text(o, m->name), ts_copy_double(o, m->value), ts_copy_double(o, m->low);
-            ts_copy_double(o, m->high), ts_copy_text(o, m->unit), ts_copy_bool(o, m->passed);
-            ts_copy_end(o);
-        }
-        return;
+    case LINEAGENT__V1__TRACE_EVENT__BODY_UNIT_TESTED: {
+        /* One row per test, each field of its measurements an array: a row
+         * and an index entry per test rather than per measurement. */
+        Lineagent__V1__Measurement *const *m = ev->unit_tested->measurements;
+        size_t n = ev->unit_tested->n_measurements, i;
+        o = ts_row(b, TS_T_TESTS, ev);
+        ts_copy_text(o, ev->serial), ts_copy_text(o, ev->station);
+        ts_copy_array_open(o);
+        for (i = 0; i < n; i++) ts_copy_array_text(o, i, m[i]->name);
+        ts_copy_array_close(o), ts_copy_array_open(o);
+        for (i = 0; i < n; i++) ts_copy_array_double(o, i, m[i]->value);
+        ts_copy_array_close(o), ts_copy_array_open(o);
+        for (i = 0; i < n; i++) ts_copy_array_double(o, i, m[i]->low);
+        ts_copy_array_close(o), ts_copy_array_open(o);
+        for (i = 0; i < n; i++) ts_copy_array_double(o, i, m[i]->high);
+        ts_copy_array_close(o), ts_copy_array_open(o);
+        for (i = 0; i < n; i++) ts_copy_array_text(o, i, m[i]->unit);
+        ts_copy_array_close(o), ts_copy_array_open(o);
+        for (i = 0; i < n; i++) ts_copy_array_bool(o, i, m[i]->passed);
+        ts_copy_array_close(o);
+        break;
+    }
     case LINEAGENT__V1__TRACE_EVENT__BODY_UNIT_FAILED: {
         const Lineagent__V1__UnitFailed *f = ev->unit_failed;
         char step[32];

@@ -21,7 +21,7 @@
 typedef enum {
     TS_T_WRITES,
     TS_T_OUTCOMES,
-    TS_T_MEASUREMENTS,
+    TS_T_TESTS, /* unit_tests: a test's measurements as arrays (the measurements view) */
     TS_T_CALIBRATIONS,
     TS_T_LOCKS,
     TS_T_IDENTITIES,

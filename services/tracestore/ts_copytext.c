@@ -101,23 +101,37 @@ void ts_copy_bytea(ts_buf *b, const void *data, size_t len)
     b->len = (size_t)(o - b->p);
 }
 
-/* {"a","b"} with " and \ escaped inside elements, then the whole escaped
- * again for COPY. */
+void ts_copy_array_open(ts_buf *b) { ts_buf_put(b, "{", 1); }
+void ts_copy_array_close(ts_buf *b) { ts_buf_put(b, "}\t", 2); }
+
+/* "element" with " and \ escaped for the array literal, then every
+ * backslash and control character escaped again for COPY. */
+void ts_copy_array_text(ts_buf *b, size_t i, const char *s)
+{
+    ts_buf_put(b, i ? ",\"" : "\"", i ? 2 : 1);
+    for (; *s; s++) {
+        const char *e = *s == '"' ? "\\\\\"" : *s == '\\' ? "\\\\\\\\" : *s == '\t' ? "\\t" : *s == '\n' ? "\\n"
+                      : *s == '\r' ? "\\r" : NULL;
+        if (e) ts_buf_put(b, e, strlen(e));
+        else ts_buf_put(b, s, 1);
+    }
+    ts_buf_put(b, "\"", 1);
+}
+
+void ts_copy_array_double(ts_buf *b, size_t i, double d)
+{
+    if (i) ts_buf_put(b, ",", 1);
+    ts_copy_double(b, d); /* NaN and Infinity read the same inside an array */
+    b->len--;             /* less its tab */
+}
+
+void ts_copy_array_bool(ts_buf *b, size_t i, int v) { ts_buf_put(b, i ? (v ? ",t" : ",f") : (v ? "t" : "f"), i ? 2 : 1); }
+
 void ts_copy_text_array(ts_buf *b, char *const *v, size_t n)
 {
-    ts_buf lit = {0};
-    ts_buf_put(&lit, "{", 1);
-    for (size_t i = 0; i < n; i++) {
-        ts_buf_put(&lit, i ? ",\"" : "\"", i ? 2 : 1);
-        for (const char *s = v[i]; *s; s++) {
-            if (*s == '"' || *s == '\\') ts_buf_put(&lit, "\\", 1);
-            ts_buf_put(&lit, s, 1);
-        }
-        ts_buf_put(&lit, "\"", 1);
-    }
-    ts_buf_put(&lit, "}", 2); /* with its NUL, for ts_copy_text */
-    ts_copy_text(b, lit.p);
-    ts_buf_free(&lit);
+    ts_copy_array_open(b);
+    for (size_t i = 0; i < n; i++) ts_copy_array_text(b, i, v[i]);
+    ts_copy_array_close(b);
 }
 
 void ts_copy_end(ts_buf *b)

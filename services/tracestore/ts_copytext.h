@@ -28,6 +28,13 @@ void ts_copy_bool(ts_buf *b, int v);
 void ts_copy_time(ts_buf *b, int64_t ms); /* UTC, millisecond precision */
 void ts_copy_bytea(ts_buf *b, const void *p, size_t n);
 void ts_copy_text_array(ts_buf *b, char *const *v, size_t n); /* text[] */
+/* An array value element by element: open, then element i = 0, 1, ...
+ * (each writer puts the comma before all but the first), close. */
+void ts_copy_array_open(ts_buf *b);
+void ts_copy_array_text(ts_buf *b, size_t i, const char *s);
+void ts_copy_array_double(ts_buf *b, size_t i, double d);
+void ts_copy_array_bool(ts_buf *b, size_t i, int v);
+void ts_copy_array_close(ts_buf *b);
 void ts_copy_end(ts_buf *b);
 
 #endif

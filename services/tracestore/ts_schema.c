@@ -122,9 +122,9 @@ const ts_migration ts_migrations[] = {
      "CREATE INDEX measurements_lot ON measurements (lot_id, name);"
      "CREATE INDEX identities_macs ON identities USING gin (macs);"
      "CREATE INDEX identities_device ON identities (device_id);"},
-    {3, "per-unit tables keyed by (lot, board, event): one index each instead of two or three",
+    {3, "per-unit tables keyed by (lot, board, event): one index each; measurements as one row per test",
      /* Every answer reads these tables by lot and board (a unit) or by lot
-      * (a lot's failures, measurements); one unique index on (lot_id,
+      * (a lot's failures, tests); one unique index on (lot_id,
       * board_id, event_id) serves both and still refuses an event id stored
       * twice for a unit (README.md, "Exactly once in effect"). Fewer
       * indexes to maintain is most of the ingest's cost (README.md,
@@ -136,10 +136,6 @@ const ts_migration ts_migrations[] = {
      "DROP INDEX unit_outcomes_board;"
      "DROP INDEX unit_outcomes_lot;"
      "CREATE UNIQUE INDEX unit_outcomes_unit ON unit_outcomes (lot_id, board_id, event_id);"
-     "ALTER TABLE measurements DROP CONSTRAINT measurements_pkey;"
-     "DROP INDEX measurements_board;"
-     "DROP INDEX measurements_lot;"
-     "CREATE UNIQUE INDEX measurements_unit ON measurements (lot_id, board_id, event_id, idx);"
      "ALTER TABLE calibrations DROP CONSTRAINT calibrations_pkey;"
      "DROP INDEX calibrations_board;"
      "CREATE UNIQUE INDEX calibrations_unit ON calibrations (lot_id, board_id, event_id);"
@@ -152,7 +148,27 @@ const ts_migration ts_migrations[] = {
      "ALTER TABLE failures DROP CONSTRAINT failures_pkey;"
      "DROP INDEX failures_board;"
      "DROP INDEX failures_lot;"
-     "CREATE UNIQUE INDEX failures_unit ON failures (lot_id, board_id, event_id);"},
+     "CREATE UNIQUE INDEX failures_unit ON failures (lot_id, board_id, event_id);"
+     /* A functional test records tens of measurements; a row (and an index
+      * entry) per measurement repeated the test's event id, lot, board,
+      * serial, station and time in each. unit_tests holds one row per test
+      * with each field of its measurements as an array, and the view
+      * measurements gives plain SQL the columns of the table it replaces
+      * (idx from 0, in the test's order). */
+     "CREATE TABLE unit_tests ("
+     " event_id text NOT NULL, time timestamptz NOT NULL, lot_id text NOT NULL, board_id text NOT NULL,"
+     " serial text NOT NULL, station text NOT NULL, names text[] NOT NULL, measured float8[] NOT NULL,"
+     " lows float8[] NOT NULL, highs float8[] NOT NULL, units text[] NOT NULL, passed boolean[] NOT NULL);"
+     "INSERT INTO unit_tests SELECT event_id, min(time), min(lot_id), min(board_id), min(serial), min(station),"
+     " array_agg(name ORDER BY idx), array_agg(value ORDER BY idx), array_agg(low ORDER BY idx),"
+     " array_agg(high ORDER BY idx), array_agg(unit ORDER BY idx), array_agg(passed ORDER BY idx)"
+     " FROM measurements GROUP BY event_id;"
+     "DROP TABLE measurements;"
+     "CREATE UNIQUE INDEX unit_tests_unit ON unit_tests (lot_id, board_id, event_id);"
+     "CREATE VIEW measurements AS SELECT t.event_id, (m.idx - 1)::int AS idx, t.time, t.lot_id, t.board_id,"
+     " t.serial, t.station, m.name, m.value, m.low, m.high, m.unit, m.passed"
+     " FROM unit_tests t, unnest(t.names, t.measured, t.lows, t.highs, t.units, t.passed)"
+     " WITH ORDINALITY AS m(name, value, low, high, unit, passed, idx);"},
     {4, "records Kafka deleted before they were stored",
      /* Offsets [from_offset, to_offset) of a partition that were gone
       * (retention) when the group came to read them; before_first_read: the

@@ -112,7 +112,7 @@ INSERT INTO events SELECT board || '-' || k, t + k * interval '1 ms', b * 3 + k,
   (ARRAY['unit_written', 'unit_tested', 'unit_completed'])[k + 1], 'q', 0, b * 3 + k, t, '\x00' FROM g, generate_series(0, 2) k;
 INSERT INTO lots (lot_id, order_id, product, quantity, site, line, started_at) SELECT DISTINCT lot, 'WO', 'PCBA-100', 1000, 'S1', 'L1', min(t) OVER (PARTITION BY lot) FROM g ON CONFLICT DO NOTHING;
 INSERT INTO unit_writes SELECT board || '-0', t, lot, board, serial, 1, v, 'aa', 'aa', 65536, 'prog1' FROM g;
-INSERT INTO measurements SELECT board || '-1', i, t, lot, board, serial, 'fct1', 'm' || i, 3.3, 3.2, 3.4, 'V', true FROM g, generate_series(0, 1) i;
+INSERT INTO unit_tests SELECT board || '-1', t, lot, board, serial, 'fct1', '{m0,m1}', '{3.3,3.3}', '{3.2,3.2}', '{3.4,3.4}', '{V,V}', '{t,t}' FROM g;
 INSERT INTO unit_outcomes SELECT board || '-2', t, lot, board, serial, b % 50 <> 0, v, 'aa', 'lock1' FROM g;
 INSERT INTO units SELECT lot, board, 'WO', 'S1', 'L1', serial, 1, v, 'aa', 'aa', t, 'prog1', b % 50 <> 0, t, v, 'aa', t, t FROM g;
 INSERT INTO failures SELECT board || '-f', t, lot, board, serial, 'test', 'limit', 'vcc', 'fct1', 0, 'S1', 'L1' FROM g WHERE b % 50 = 0;

@@ -169,6 +169,32 @@ static void test_batch_copy_text(void **state)
     free(buf);
 }
 
+/* A test's measurements: one row, each field an array, element text
+ * escaped for the array literal and then for COPY. */
+static void test_batch_test_arrays(void **state)
+{
+    TraceEvent ev = good_event();
+    Lineagent__V1__Measurement m1 = LINEAGENT__V1__MEASUREMENT__INIT, m2 = LINEAGENT__V1__MEASUREMENT__INIT;
+    m1.name = "vbus", m1.value = 5.0, m1.low = 4.75, m1.high = 5.25, m1.unit = "V", m1.passed = 1;
+    m2.name = "a\"b\\c\td", m2.value = 0.0 / 0.0, m2.low = -1.0 / 0.0, m2.high = 2, m2.unit = "", m2.passed = 0;
+    Lineagent__V1__Measurement *ms[] = {&m1, &m2};
+    Lineagent__V1__UnitTested t = LINEAGENT__V1__UNIT_TESTED__INIT;
+    t.n_measurements = 2, t.measurements = ms;
+    ev.serial = "SN", ev.station = "fct1";
+    ev.body_case = LINEAGENT__V1__TRACE_EVENT__BODY_UNIT_TESTED, ev.unit_tested = &t;
+    size_t len;
+    uint8_t *buf = pack(&ev, &len);
+    ts_batch b = {0};
+    ts_batch_add(&b, "t", 0, 1, NULL, 0, buf, len, TS_REC_TRACE);
+    char *row = strndup(b.rows[TS_T_TESTS].p, b.rows[TS_T_TESTS].len);
+    assert_string_equal(row, "e-1\t2026-01-01 00:00:00.123+00\tLOT-1\tLOT-1-B00001\tSN\tfct1"
+                             "\t{\"vbus\",\"a\\\\\"b\\\\\\\\c\\td\"}\t{5,NaN}\t{4.75,-Infinity}\t{5.25,2}"
+                             "\t{\"V\",\"\"}\t{t,f}\n");
+    free(row);
+    ts_batch_free(&b);
+    free(buf);
+}
+
 /* Adds ev to b as the record at offset off. */
 static void add(ts_batch *b, const TraceEvent *ev, int64_t off)
 {
@@ -346,6 +372,7 @@ int main(void)
         cmocka_unit_test(test_decode_good),        cmocka_unit_test(test_decode_refusals),
         cmocka_unit_test(test_decode_unknown_body), cmocka_unit_test(test_decode_field),
         cmocka_unit_test(test_batch_copy_text),    cmocka_unit_test(test_batch_fold),
+        cmocka_unit_test(test_batch_test_arrays),
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_config_deploy_file),
     };
