@@ -42,7 +42,7 @@ static const conf_key ts_kafka_keys[] = {
     TS_STR("field_topic", "lineagent.field.v1", field_topic,
            "the OTA server's FieldFirmwareReport topic; empty: not consumed"),
     TS_STR("group", "lineagent-tracestore", group, "consumer group; instances in one group share partitions"),
-    TS_INT("batch_max", 5000, 1, 100000, batch_max,
+    TS_INT("batch_max", 20000, 1, 100000, batch_max,
            "records stored in one database transaction at most (two batches in memory: one stored, one filling)"),
     TS_INT("batch_wait_ms", 100, 1, 60000, batch_wait_ms,
            "a batch is stored at the latest this long after its first record"),

@@ -16,9 +16,9 @@
  * the batch is kept; it is retried with a doubling backoff up to
  * retry_max_ms, and consumption resumes by itself once it is stored. When
  * the database refuses the batch for its data (a record it cannot take
- * despite decoding), the records are stored one by one and the one refused
- * goes to rejected_records with the database's reason: one bad record never
- * stops the stream.
+ * despite decoding), the batch is halved until the record it refuses stands
+ * alone, and that one goes to rejected_records with the database's reason:
+ * one bad record never stops the stream.
  *
  * Storing runs beside consuming: a full batch goes to the store thread
  * (ts_storer.c) and the next one fills meanwhile; the next is handed over
@@ -135,36 +135,51 @@ static void ts_stored(ts_consumer *c, const ts_batch *b, const ts_store_result *
              res->duplicates, b->n_rejected);
 }
 
-/* The batch's records one at a time; a record the database refuses alone
- * is stored as rejected. -1 (err set) on any other failure: the caller
- * retries the whole batch, and what was stored here is stored again as a
- * no-op. */
+/* Records [lo, hi) of b as a batch of their own (refused: the database is
+ * known to refuse them already); a range the database refuses for its data
+ * is halved until the record it refuses stands alone,
+ * which is stored as rejected with the database's reason: a few dozen
+ * transactions find one bad record among thousands. -1 (err set) on any
+ * other failure: the caller retries the whole batch, and what was stored
+ * here is stored again as a no-op. */
+static int ts_isolate_range(ts_consumer *c, const ts_batch *b, size_t lo, size_t hi, int refused, char *err,
+                            size_t err_len)
+{
+    ts_batch part = {0};
+    const char *topic;
+    const void *key, *value;
+    for (size_t i = lo; i < hi; i++) {
+        const ts_raw *r = &b->raw[i];
+        ts_batch_raw(b, i, &topic, &key, &value);
+        ts_batch_add(&part, topic, r->partition, r->offset, key, r->key_len, value, r->value_len, r->kind);
+    }
+    ts_store_result res;
+    int rc = refused ? -1 : ts_store_flush(c->db, &part, c->cfg->group, &res, err, err_len);
+    if (rc && ts_db_data_error(err)) {
+        if (hi - lo > 1) {
+            size_t mid = lo + (hi - lo) / 2;
+            ts_batch_free(&part);
+            rc = ts_isolate_range(c, b, lo, mid, 0, err, err_len);
+            return rc ? rc : ts_isolate_range(c, b, mid, hi, 0, err, err_len);
+        }
+        const ts_raw *r = &b->raw[lo];
+        char reason[600];
+        snprintf(reason, sizeof reason, "refused by the database: %s", err);
+        ts_batch_raw(b, lo, &topic, &key, &value);
+        ts_batch_reset(&part);
+        ts_batch_reject(&part, topic, r->partition, r->offset, key, r->key_len, value, r->value_len, reason);
+        ts_batch_add_position(&part, topic, r->partition, r->offset);
+        rc = ts_store_flush(c->db, &part, c->cfg->group, &res, err, err_len);
+    }
+    if (rc == 0) ts_stored(c, &part, &res);
+    ts_batch_free(&part);
+    return rc;
+}
+
 static int ts_isolate(ts_consumer *c, ts_batch *b, char *err, size_t err_len)
 {
-    ts_warn("the database refused a batch of %zu records (%s): storing them one by one", b->n_records, err);
-    ts_batch one = {0};
-    int rc = 0;
-    for (size_t i = 0; i < b->n_raw && rc == 0; i++) {
-        const ts_raw *r = &b->raw[i];
-        const char *topic;
-        const void *key, *value;
-        ts_batch_raw(b, i, &topic, &key, &value);
-        ts_store_result res;
-        ts_batch_reset(&one);
-        ts_batch_add(&one, topic, r->partition, r->offset, key, r->key_len, value, r->value_len, r->kind);
-        rc = ts_store_flush(c->db, &one, c->cfg->group, &res, err, err_len);
-        if (rc && ts_db_data_error(err)) {
-            char reason[600];
-            snprintf(reason, sizeof reason, "refused by the database: %s", err);
-            ts_batch_reset(&one);
-            ts_batch_reject(&one, topic, r->partition, r->offset, key, r->key_len, value, r->value_len, reason);
-            ts_batch_add_position(&one, topic, r->partition, r->offset);
-            rc = ts_store_flush(c->db, &one, c->cfg->group, &res, err, err_len);
-        }
-        if (rc == 0) ts_stored(c, &one, &res);
-    }
-    ts_batch_free(&one);
-    return rc;
+    ts_warn("the database refused a batch of %zu records (%s): finding the records it refuses", b->n_records, err);
+    return ts_isolate_range(c, b, 0, b->n_raw, 1, err, err_len);
 }
 
 /* Stores b, retrying until it is stored, dropped by a rebalance or we are

@@ -3,8 +3,9 @@
  * connection of its own, so the consumer reads and decodes the next batch
  * while this one is stored. One attempt per batch: a batch it could not
  * store goes back to the consumer, which retries it (backoff, pausing the
- * partitions, storing records one by one) before handing over the next. At
- * most one batch is in flight; batches commit in the order handed over. */
+ * partitions, finding a record the database refuses) before handing over the
+ * next. At most one batch is in flight; batches commit in the order handed
+ * over. */
 #ifndef TS_STORER_H
 #define TS_STORER_H
 

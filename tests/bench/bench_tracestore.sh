@@ -76,7 +76,7 @@ sql -c "CREATE TABLE bench_copy (LIKE events INCLUDING DEFAULTS INCLUDING INDEXE
 t0=$(now); sql -c "\\copy bench_copy ($cols) FROM '$T/events.copy'"; t1=$(now)
 raw=$(echo "$N_INGEST / ($t1 - $t0)" | bc -l)
 report "tracestore ingest" "$rate" "events/s" "$raw" ">= 50000/s, ratio >= 0.5" \
-  "$N_INGEST events from Kafka into events + query tables, batches of 5000; baseline = psql \\\\copy of the same rows into a table with the same key"
+  "$N_INGEST events from Kafka into events + query tables, batch_max as configured (default 20,000); baseline = psql \\\\copy of the same rows into a table with the same key"
 sql -c "DROP TABLE bench_copy"
 rm -f "$T/events.copy"
 # The same run against every row tracestore wrote, not the events' alone:

@@ -182,8 +182,8 @@ done
 pass "4 bad records in rejected_records ($rej); the 7 after them stored"
 
 # --- records that decode but the database refuses: the same 7 event ids with
-# other times clash in the query tables; stored one by one, each unit event
-# is rejected. (The lot_started among them clashes with nothing: the events
+# other times clash in the query tables; the batch is halved until each
+# stands alone, and each unit event is rejected. (The lot_started among them clashes with nothing: the events
 # table's key is (event_id, time), so it is stored a second time. Agents
 # re-send identical bytes; see services/tracestore/README.md.)
 "$TS_FEED" --brokers "$BOOTSTRAP" events 7 --lot-size 2 --tag after --time-offset-ms 5000 >/dev/null || fail "ts_feed clash"
