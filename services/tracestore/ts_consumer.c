@@ -230,6 +230,10 @@ static void ts_collect(ts_consumer *c, int in_callback)
         return;
     }
     if (!ts_db_data_error(err)) ts_db_lost(c, "store", err);
+    else if (ts_db(c) && ts_isolate(c, b, err, sizeof err) == 0) { /* refused for its data: straight to halving */
+        ts_batch_reset(b);
+        return;
+    }
     c->retrying = b;
     ts_flush(c, b);
     c->retrying = NULL;
