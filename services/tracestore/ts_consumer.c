@@ -79,11 +79,7 @@ static PGconn *ts_db(ts_consumer *c)
 {
     if (c->db) return c->db;
     char err[512];
-    c->db = ts_db_connect(c->cfg, err, sizeof err);
-    if (c->db && ts_store_prepare(c->db, err, sizeof err)) {
-        PQfinish(c->db);
-        c->db = NULL;
-    }
+    c->db = ts_store_connect(c->cfg, err, sizeof err);
     if (!c->db) ts_db_lost(c, "connect", err);
     return c->db;
 }

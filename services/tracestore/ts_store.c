@@ -84,8 +84,9 @@ static const char ts_field_sql[] =
     " sha256 = EXCLUDED.sha256, time = EXCLUDED.time, source = EXCLUDED.source"
     " WHERE field_firmware.time <= EXCLUDED.time";
 
-int ts_store_prepare(PGconn *db, char *err, size_t err_len)
+PGconn *ts_store_connect(const ts_config *cfg, char *err, size_t err_len)
 {
+    PGconn *db = ts_db_connect(cfg, err, err_len);
     char sql[2048];
     snprintf(sql, sizeof sql,
              "CREATE TEMP TABLE ts_stg_ev ON COMMIT DELETE ROWS AS SELECT %s FROM events WITH NO DATA;"
@@ -96,7 +97,11 @@ int ts_store_prepare(PGconn *db, char *err, size_t err_len)
              "CREATE TEMP TABLE ts_stg_field (serial text, time timestamptz, version text, sha256 text,"
              " source text, topic text, kafka_partition int, kafka_offset bigint) ON COMMIT DELETE ROWS;",
              ts_batch_event_columns());
-    return ts_db_exec(db, sql, err, err_len);
+    if (db && ts_db_exec(db, sql, err, err_len)) {
+        PQfinish(db);
+        db = NULL;
+    }
+    return db;
 }
 
 static int ts_copy(PGconn *db, const char *table, const ts_buf *data, char *err, size_t err_len)
@@ -150,6 +155,13 @@ static int ts_store_rejected(PGconn *db, const ts_rejected *r, char *err, size_t
                           6, vals, lens, bin, NULL, err, err_len);
 }
 
+/* A partition's next offset only moves forward: an instance that lost the
+ * partition mid-batch (a zombie after a rebalance) must not move it back. */
+#define TS_OFFSET_ADVANCE                                                                                   \
+    " ON CONFLICT (group_id, topic, kafka_partition) DO UPDATE"                                            \
+    " SET next_offset = greatest(consumer_offsets.next_offset, EXCLUDED.next_offset),"                     \
+    " updated_at = clock_timestamp()"
+
 /* Every partition's next offset in one statement (a batch may span a
  * hundred partitions). */
 static int ts_store_offsets(PGconn *db, const ts_batch *b, const char *group, char *err, size_t err_len)
@@ -166,14 +178,9 @@ static int ts_store_offsets(PGconn *db, const ts_batch *b, const char *group, ch
     }
     ts_buf_printf(&topics, "}%c", 0), ts_buf_printf(&parts, "}%c", 0), ts_buf_printf(&offs, "}%c", 0);
     const char *vals[] = {group, topics.p, parts.p, offs.p};
-    /* GREATEST: an instance that lost the partition mid-batch (a zombie
-     * after a rebalance) must not move the offset back. */
     int rc = ts_exec_params(db,
                             "INSERT INTO consumer_offsets (group_id, topic, kafka_partition, next_offset)"
-                            " SELECT $1, unnest($2::text[]), unnest($3::int[]), unnest($4::bigint[])"
-                            " ON CONFLICT (group_id, topic, kafka_partition) DO UPDATE"
-                            " SET next_offset = greatest(consumer_offsets.next_offset, EXCLUDED.next_offset),"
-                            " updated_at = clock_timestamp()",
+                            " SELECT $1, unnest($2::text[]), unnest($3::int[]), unnest($4::bigint[])" TS_OFFSET_ADVANCE,
                             4, vals, NULL, NULL, NULL, err, err_len);
     free(topics.p), free(parts.p), free(offs.p);
     return rc;
@@ -343,9 +350,7 @@ int ts_store_lost(PGconn *db, const char *group, const char *topic, int32_t part
                           "WITH l AS (INSERT INTO lost_records (group_id, topic, kafka_partition, from_offset,"
                           " to_offset, before_first_read) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING)"
                           " INSERT INTO consumer_offsets (group_id, topic, kafka_partition, next_offset)"
-                          " VALUES ($1, $2, $3, $5) ON CONFLICT (group_id, topic, kafka_partition) DO UPDATE"
-                          " SET next_offset = greatest(consumer_offsets.next_offset, EXCLUDED.next_offset),"
-                          " updated_at = clock_timestamp()",
+                          " VALUES ($1, $2, $3, $5)" TS_OFFSET_ADVANCE,
                           6, vals, NULL, NULL, NULL, err, err_len);
 }
 

@@ -11,13 +11,15 @@
 #include <stdint.h>
 
 #include "ts_batch.h"
+#include "ts_config.h"
 
 typedef struct ts_store_result {
     uint64_t stored, duplicates, rejected, field_stored;
 } ts_store_result;
 
-/* Creates this connection's staging tables; once per connection. */
-int ts_store_prepare(PGconn *db, char *err, size_t err_len);
+/* A connection to store batches on, with its staging tables; NULL with
+ * err when the database cannot be reached or refuses. */
+PGconn *ts_store_connect(const ts_config *cfg, char *err, size_t err_len);
 
 /* Stores b (folding its facts first) for consumer group; on error the transaction is rolled back and
  * nothing of b is stored. */

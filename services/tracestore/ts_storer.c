@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ts_db.h"
 
 struct ts_storer {
     const ts_config *cfg;
@@ -26,14 +25,7 @@ struct ts_storer {
 /* One attempt; a connection found broken is dropped for the next. */
 static int ts_storer_store(ts_storer *s, ts_batch *b, ts_store_result *res, char *err, size_t err_len)
 {
-    if (!s->db) {
-        s->db = ts_db_connect(s->cfg, err, err_len);
-        if (s->db && ts_store_prepare(s->db, err, err_len)) {
-            PQfinish(s->db);
-            s->db = NULL;
-        }
-        if (!s->db) return -1;
-    }
+    if (!s->db && !(s->db = ts_store_connect(s->cfg, err, err_len))) return -1;
     int rc = ts_store_flush(s->db, b, s->cfg->group, res, err, err_len);
     if (rc && PQstatus(s->db) != CONNECTION_OK) {
         PQfinish(s->db);
