@@ -57,8 +57,7 @@ stop_tracestore "$TS_PID"
 # partition is recorded as such, and is no audit finding.
 write_ts_config "$T/late.conf" "[kafka]" "group = late-group"
 start_tracestore "$T/late.conf"
-late_at_end() { [ "$(ts_sql "SELECT coalesce(sum(next_offset), 0) FROM consumer_offsets WHERE group_id = 'late-group'")" -eq $((FIRST + MORE)) ]; }
-wait_for 60 "the late group at the end" late_at_end
+wait_for 60 "the late group at the end" offsets_at "$TOPIC" $((FIRST + MORE)) late-group
 [ "$(ts_sql "SELECT before_first_read FROM lost_records WHERE group_id = 'late-group' AND from_offset = 0")" = t ] \
   || fail "late group: $(ts_sql "SELECT * FROM lost_records")"
 grep -q "had expired before this group first read the partition" "$TS_LOG" || fail "late group: not logged"

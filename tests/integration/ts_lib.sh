@@ -59,6 +59,9 @@ stop_tracestore() { # stop_tracestore PID: SIGTERM, expect exit 0
 ts_sql() { pg_psql -c "$1"; }
 stored_events() { ts_sql "SELECT count(*) FROM events"; }
 events_at_least() { [ "$(stored_events)" -ge "$1" ]; }
-# offsets_at TOPIC N: the stored next offsets of TOPIC add up to N (all read)
-offsets_at() { [ "$(ts_sql "SELECT coalesce(sum(next_offset), 0) FROM consumer_offsets WHERE topic = '$1'")" -eq "$2" ]; }
+# offsets_at TOPIC N [GROUP]: the stored next offsets of TOPIC (of GROUP's
+# only, when given) add up to N (all read)
+offsets_at() {
+  [ "$(ts_sql "SELECT coalesce(sum(next_offset), 0) FROM consumer_offsets WHERE topic = '$1'${3:+ AND group_id = '$3'}")" -eq "$2" ]
+}
 ts() { "$TRACESTORE" "$@" -c "$T/ts.conf"; }
