@@ -54,14 +54,8 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 pass() { echo "ok: $*"; }
 
-free_port() {
-  local p
-  for _ in $(seq 100); do
-    p=$((20000 + RANDOM % 40000))
-    (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-  done
-  fail "no free port"
-}
+# shellcheck source=ports.sh
+. "$SRC/tests/integration/ports.sh"
 
 wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
   local secs=$1 what=$2; shift 2
@@ -72,10 +66,14 @@ wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
 port_open() { (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 MQTT_PORT=""
+# start_mosquitto: a broker on $MQTT_PORT, or on a free port when unset;
+# a port taken between the pick and the bind is replaced, a few times.
 start_mosquitto() {
-  MQTT_PORT=${MQTT_PORT:-$(free_port)}
+  local fixed=$MQTT_PORT try
   mkdir -p "$T/mosq"
-  cat >"$T/mosq.conf" <<CONF
+  for try in 1 2 3 4 5; do
+    MQTT_PORT=${fixed:-$(free_port)}
+    cat >"$T/mosq.conf" <<CONF
 listener $MQTT_PORT 127.0.0.1
 allow_anonymous true
 persistence true
@@ -87,10 +85,22 @@ max_queued_messages 0
 # its persistence into this private directory; keep it as the caller.
 user $(id -un)
 CONF
-  mosquitto -c "$T/mosq.conf" >>"$T/mosquitto.log" 2>&1 &
-  MOSQ_PID=$!
-  PIDS+=("$MOSQ_PID")
-  wait_for 10 "mosquitto on $MQTT_PORT" port_open "$MQTT_PORT"
+    : >"$T/mosquitto.log"
+    mosquitto -c "$T/mosq.conf" >>"$T/mosquitto.log" 2>&1 &
+    MOSQ_PID=$!
+    local _
+    for _ in $(seq 100); do
+      port_open "$MQTT_PORT" && { PIDS+=("$MOSQ_PID"); return 0; }
+      kill -0 "$MOSQ_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill "$MOSQ_PID" 2>/dev/null || true
+    wait "$MOSQ_PID" 2>/dev/null || true
+    if [ -n "$fixed" ] || [ "$try" -eq 5 ] || ! grep -q "Address already in use" "$T/mosquitto.log"; then
+      tail -n 20 "$T/mosquitto.log"
+      fail "mosquitto did not start on $MQTT_PORT"
+    fi
+  done
 }
 
 stop_mosquitto() { kill "$MOSQ_PID"; wait "$MOSQ_PID" 2>/dev/null || true; }

@@ -13,6 +13,8 @@
 # pgca.pem, the server's server.pem/.key (for 127.0.0.1 and localhost) and
 # the client's tracestore.pem/.key, and PG_CONNINFO has sslmode=verify-full
 # (the files go beside it: a config line is too short for all of them).
+# shellcheck source=ports.sh
+. "$(dirname "${BASH_SOURCE[0]}")/ports.sh"
 PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
 [ -n "$PG_BIN" ] || PG_BIN=$(dirname "$(command -v initdb 2>/dev/null || echo /nonexistent/initdb)")
 for tool in initdb pg_ctl postgres; do
@@ -26,15 +28,6 @@ if [ "$(id -u)" -eq 0 ]; then
   command -v runuser >/dev/null || { echo "FAIL: running as root needs runuser (util-linux)"; exit 1; }
 fi
 pg_as() { if [ -n "$PG_USER" ]; then runuser -u "$PG_USER" -- "$@"; else "$@"; fi; }
-
-pg_free_port() {
-  local p
-  for _ in $(seq 100); do
-    p=$((20000 + RANDOM % 40000))
-    (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-  done
-  echo "FAIL: no free port" >&2; exit 1
-}
 
 # pg_init DIR [fsync on|off]: a new cluster with database and user tracestore, started.
 pg_init() {
@@ -65,7 +58,7 @@ CONF
   # parallel): another port then, a few times.
   local try
   for try in 1 2 3 4 5; do
-    PG_PORT=$(pg_free_port)
+    PG_PORT=$(free_port)
     rm -f "$PG_DIR/server.log"
     pg_start_once && break
     grep -q "Address already in use" "$PG_DIR/server.log" && [ "$try" -lt 5 ] \
