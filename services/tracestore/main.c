@@ -3,6 +3,7 @@
  * they share (-c FILE, --json) and their own. Exit codes: 0 answered (or
  * clean stop); 1 not found, findings or discrepancies; 2 usage; 3
  * configuration or database error. */
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +21,7 @@
 #include "ts_sample.h"
 
 typedef struct ts_args {
-    const char *config, *positional, *firmware, *product, *lot, *file, *before;
+    const char *config, *positional, *firmware, *product, *lot, *file, *before, *to;
     int json, current, yes;
 } ts_args;
 
@@ -129,13 +130,19 @@ static int ts_cmd_prune(const ts_config *cfg, PGconn *db, const ts_args *a)
 
 static int ts_cmd_migrate(const ts_config *cfg, PGconn *db, const ts_args *a)
 {
-    char err[512];
-    int n = ts_db_migrate(db, err, sizeof err);
+    char err[512], *end = NULL;
+    long to = a->to ? strtol(a->to, &end, 10) : 0;
+    if (a->to && (*end || end == a->to || to < 1 || to > INT_MAX)) {
+        fprintf(stderr, "tracestore migrate: --to takes a migration number, not \"%s\"\n", a->to);
+        return 2;
+    }
+    int n = ts_db_migrate(db, (int)to, err, sizeof err);
     if (n < 0) {
         fprintf(stderr, "tracestore migrate: %s\n", err);
         return 3;
     }
-    printf("schema current (%d migration%s applied now)\n", n, n == 1 ? "" : "s");
+    if (to) printf("schema at migration %ld (%d migration%s applied now)\n", to, n, n == 1 ? "" : "s");
+    else printf("schema current (%d migration%s applied now)\n", n, n == 1 ? "" : "s");
     return 0;
 }
 
@@ -177,7 +184,7 @@ static int ts_cmd_run(const ts_config *cfg, PGconn *db, const ts_args *a)
 
 static const ts_command ts_commands[] = {
     {"run", "run -c FILE", 0, ts_cmd_run, 0},
-    {"migrate", "migrate -c FILE", 0, ts_cmd_migrate, 1},
+    {"migrate", "migrate -c FILE [--to N]   (N: stop after migration N, for a staged upgrade)", 0, ts_cmd_migrate, 1},
     {"unit", "unit SERIAL_OR_BOARD_ID -c FILE [--json]", 1, ts_cmd_unit, 1},
     {"lot", "lot LOT_ID -c FILE [--json]", 1, ts_cmd_lot, 1},
     {"find", "find --firmware VERSION [--product P] [--current] -c FILE [--json]", 0, ts_cmd_find, 1},
@@ -207,6 +214,7 @@ static int ts_parse_args(int argc, char **argv, ts_args *a)
                             : strcmp(o, "--lot") == 0       ? &a->lot
                             : strcmp(o, "--file") == 0      ? &a->file
                             : strcmp(o, "--before") == 0    ? &a->before
+                            : strcmp(o, "--to") == 0        ? &a->to
                                                             : NULL;
         if (slot) {
             if (i + 1 >= argc) return -1;

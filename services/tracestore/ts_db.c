@@ -86,13 +86,21 @@ int ts_db_pending(PGconn *db, char *err, size_t err_len)
     return v < 0 ? -1 : ts_n_migrations - v;
 }
 
-int ts_db_migrate(PGconn *db, char *err, size_t err_len)
+int ts_db_migrate(PGconn *db, int to, char *err, size_t err_len)
 {
+    if (to < 0 || to > ts_n_migrations) {
+        snprintf(err, err_len, "no migration %d (this tracestore knows 1 to %d)", to, ts_n_migrations);
+        return -1;
+    }
     if (ts_db_exec(db, TS_MIGRATE_LOCK, err, err_len)) return -1;
     int applied = 0, v = ts_db_version(db, err, err_len);
+    if (to && v > to) {
+        snprintf(err, err_len, "the schema is at migration %d, past %d: migrations only go forward", v, to);
+        v = -1;
+    }
     for (int i = 0; v >= 0 && i < ts_n_migrations; i++) {
         const ts_migration *m = &ts_migrations[i];
-        if (m->version <= v) continue;
+        if (m->version <= v || (to && m->version > to)) continue;
         if (ts_db_exec(db, "BEGIN", err, err_len) || ts_db_exec(db, m->sql, err, err_len)) {
             v = -1;
             break;

@@ -24,9 +24,11 @@ void ts_db_error(PGconn *db, const PGresult *r, char *err, size_t err_len);
  * exception, 23 integrity violation): retrying the same rows cannot help. */
 int ts_db_data_error(const char *err);
 
-/* Applies every pending migration, each in a transaction, logging each;
- * returns how many were applied, or -1 with err set. */
-int ts_db_migrate(PGconn *db, char *err, size_t err_len);
+/* Applies the pending migrations up to version `to` (0: all), each in a
+ * transaction, logging each; returns how many were applied, or -1 with err
+ * set (also when the schema is already past `to`: migrations only go
+ * forward). */
+int ts_db_migrate(PGconn *db, int to, char *err, size_t err_len);
 
 /* Migrations not yet applied (0: current), or -1 with err set. */
 int ts_db_pending(PGconn *db, char *err, size_t err_len);
