@@ -46,7 +46,7 @@ static int serve(const pv_config *cfg)
         pv_ca_free(ca);
         return 1;
     }
-    fprintf(stderr, "provisiond: listening on %s:%d (%s), ledger %s\n", cfg->listen_host, pv_http_port(s),
+    fprintf(stderr, "provisiond: listening on %s:%d (%s), ledger %s\n", cfg->listen.host, pv_http_port(s),
             cfg->tls_cert ? "HTTPS, client certificates required" : "plain HTTP, loopback only",
             cfg->ledger_path);
     sd_notify(0, "READY=1\nSTATUS=serving"); /* Type=notify; nothing without $NOTIFY_SOCKET */

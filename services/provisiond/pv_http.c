@@ -533,9 +533,9 @@ pv_server *pv_http_start(const pv_config *cfg, pv_ledger *ledger, const pv_ca *c
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_NUMERICSERV;
     char port[8];
-    snprintf(port, sizeof port, "%d", cfg->listen_port);
-    if (getaddrinfo(cfg->listen_host, port, &hints, &ai) != 0 || !ai) {
-        snprintf(err, err_len, "listen: cannot resolve %s", cfg->listen_host);
+    snprintf(port, sizeof port, "%d", cfg->listen.port);
+    if (getaddrinfo(cfg->listen.host, port, &hints, &ai) != 0 || !ai) {
+        snprintf(err, err_len, "listen: cannot resolve %s", cfg->listen.host);
         goto fail;
     }
     /* A thread per connection: an issuance blocks its thread until its group
@@ -580,11 +580,11 @@ pv_server *pv_http_start(const pv_config *cfg, pv_ledger *ledger, const pv_ca *c
     freeaddrinfo(ai);
     ai = NULL;
     if (!s->d) {
-        snprintf(err, err_len, "cannot listen on %s:%d: %s", cfg->listen_host, cfg->listen_port, strerror(errno));
+        snprintf(err, err_len, "cannot listen on %s:%d: %s", cfg->listen.host, cfg->listen.port, strerror(errno));
         goto fail;
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = di ? di->port : cfg->listen_port;
+    s->port = di ? di->port : cfg->listen.port;
     return s;
 fail:
     if (ai) freeaddrinfo(ai);

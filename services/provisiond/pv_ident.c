@@ -40,10 +40,10 @@ int pv_serial_format_check(const char *fmt, char *err, size_t err_len)
 {
     int seqs = 0;
     for (const char *p = fmt; *p; p++) {
-        if (*p == '}') return snprintf(err, err_len, "unbalanced '}' in serial_format"), -1;
+        if (*p == '}') return snprintf(err, err_len, "'}' without its '{'"), -1;
         if (*p != '{') {
             if (!isalnum((unsigned char)*p) && !strchr("-_./:", *p))
-                return snprintf(err, err_len, "serial_format: character '%c' not allowed", *p), -1;
+                return snprintf(err, err_len, "character '%c' not allowed", *p), -1;
             continue;
         }
         char kind;
@@ -51,12 +51,12 @@ int pv_serial_format_check(const char *fmt, char *err, size_t err_len)
         size_t l = pv_placeholder(p + 1, &kind, &width);
         if (!l)
             return snprintf(err, err_len,
-                            "serial_format: unknown placeholder at \"%.16s\" (known: {product} {factory} "
+                            "unknown placeholder at \"%.16s\" (known: {product} {factory} "
                             "{yy} {yyyy} {ww} {seq} {seq:0N})", p), -1;
         if (kind == 's') seqs++;
         p += l;
     }
-    if (seqs != 1) return snprintf(err, err_len, "serial_format must contain {seq} exactly once"), -1;
+    if (seqs != 1) return snprintf(err, err_len, "must contain {seq} exactly once"), -1;
     return 0;
 }
 

@@ -13,7 +13,8 @@
 
 /* Checks a serial format: known placeholders only ({product}, {factory},
  * {yy}, {yyyy}, {ww}, {seq} or {seq:0N} with N 1..12) and {seq} exactly once,
- * so distinct sequence numbers give distinct serials. 0 or -1 with err. */
+ * so distinct sequence numbers give distinct serials. 0, or -1 with the
+ * problem in err ("must contain {seq} exactly once"; the caller names the key). */
 int pv_serial_format_check(const char *fmt, char *err, size_t err_len);
 /* Formats a serial; week is the ISO 8601 week of t (UTC). 0, or -1 when it
  * does not fit. */

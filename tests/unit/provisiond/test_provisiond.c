@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* test_provisiond.c - provisiond's modules: serial formatting, MAC
- * allocation (no wrap-around), config validation, and the ledger: one
- * identity per board, repeats return it, bad CSRs write nothing, exhaustion
- * is an error, and audit passes on a good ledger and fails on corrupted ones;
+ * allocation (no wrap-around), the configuration (defaults, errors with
+ * FILE:LINE, rules between keys, deploy/provisiond.conf against the key
+ * tables), and the ledger: one identity per board, repeats return it, bad
+ * CSRs write nothing, exhaustion is an error, and audit passes on a good
+ * ledger and fails on corrupted ones;
  * a rekey is listed and can be denied; GET never sees an uncommitted batch;
  * a batch SQLite rolled back by itself fails whole and leaves no board stuck. */
 #include <setjmp.h>
@@ -98,31 +100,181 @@ static const char *conf(const char *server, const char *products)
     "[product P1]\nserial_format = {product}-{yy}{ww}-{seq:06}\nmac_first = 02:00:00:00:00:00\n"               \
     "mac_last = 02:00:00:00:00:09\nmacs_per_unit = 2\nfactory_code = F1\n"
 
-static void test_config(void **s)
+/* pv_config_load's error for a file that must be refused. */
+static const char *config_error(const char *path)
+{
+    static char err[512];
+    pv_config c;
+    assert_int_equal(pv_config_load(&c, path, err, sizeof err), -1);
+    return err;
+}
+
+/* "PATH<rest>": the message expected for the last conf(). */
+static const char *at(const char *rest)
+{
+    static char want[512];
+    snprintf(want, sizeof want, "%s%s", path_of("pv.conf"), rest);
+    return want;
+}
+
+static char *printed(const pv_config *c)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    pv_config_print(c, f);
+    fclose(f);
+    return text;
+}
+
+/* A minimal file gets every default of the tables; listen takes [v6]:0. */
+static void test_config_defaults(void **s)
 {
     pv_config c;
     char err[512];
-    assert_int_equal(pv_config_load(&c, conf("listen = 127.0.0.1:8080", PRODUCT), err, sizeof err), 0);
+    const char *path =
+        conf("listen = [::1]:0", "[product P0]\nserial_format = {seq}\nfactory_code = F\nmacs_per_unit = 0\n");
+    if (pv_config_load(&c, path, err, sizeof err)) fail_msg("%s", err);
+    assert_string_equal(c.listen.host, "::1");
+    assert_int_equal(c.listen.port, 0);
+    assert_null(c.tls_cert);
+    assert_int_equal(c.max_body, 16384);
+    assert_int_equal(c.max_connections, 256);
+    assert_int_equal(c.max_per_ip, 32);
+    assert_int_equal(c.request_timeout, 10);
+    assert_string_equal(c.station_eku, "1.3.6.1.5.5.7.3.2");
+    assert_string_equal(c.ledger_path, path_of("ledger.db"));
     assert_int_equal(c.n_products, 1);
-    assert_int_equal(c.products[0].macs_per_unit, 2);
+    const pv_product *pr = pv_config_product(&c, "P0");
+    assert_non_null(pr);
+    assert_int_equal(pr->cert_days, 3650);
+    assert_int_equal(pr->allow_rekey, 1);
+    assert_string_equal(pr->factory_code, "F");
+    char *text = printed(&c);
+    assert_non_null(strstr(text, "\nlisten = [::1]:0\n"));
+    assert_non_null(strstr(text, "\n# tls_cert =\n"));
+    assert_non_null(strstr(text, "\nrequest_timeout = 10\n"));
+    assert_non_null(strstr(text, "\n[product P0]\n"));
+    assert_non_null(strstr(text, "\n# mac_first =\n")); /* not given: no block, printed commented out */
+    assert_non_null(strstr(text, "\nrekey = allow\n"));
+    free(text);
     pv_config_free(&c);
+    /* a product's keys override its defaults, and a repeated section adds to it */
+    path = conf("listen = 127.0.0.1:8080\nmax_connections_per_ip = 4\nrequest_timeout = 600",
+                PRODUCT "cert_days = 1\nrekey = deny\n[product P1]\nmacs_per_unit = 3\n");
+    if (pv_config_load(&c, path, err, sizeof err)) fail_msg("%s", err);
+    assert_int_equal(c.listen.port, 8080);
+    assert_int_equal(c.max_per_ip, 4);
+    assert_int_equal(c.request_timeout, 600);
+    assert_int_equal(c.n_products, 1);
+    assert_int_equal(c.products[0].macs_per_unit, 3);
+    assert_int_equal(c.products[0].cert_days, 1);
+    assert_int_equal(c.products[0].allow_rekey, 0);
+    assert_true(c.products[0].mac_first == 0x020000000000ull && c.products[0].mac_last == 0x020000000009ull);
+    pv_config_free(&c);
+}
+
+/* Errors of a single key name FILE:LINE, the section and the key. */
+static void test_config_key_errors(void **s)
+{
+    assert_string_equal(config_error(conf("listen = 127.0.0.1:1\nmax_body = 100", PRODUCT)),
+                        at(":3: [server] max_body: must be a whole number in 1024..1048576"));
+    assert_string_equal(config_error(conf("listen = 127.0.0.1:1\nbogus = 1", PRODUCT)),
+                        at(":3: unknown key \"bogus\" in [server]"));
+    assert_string_equal(config_error(conf("listen = 127.0.0.1", PRODUCT)),
+                        at(":2: [server] listen: must be host:port or [v6]:port (port 0: any free port, logged at "
+                           "start)"));
+    assert_string_equal(config_error(conf("listen = 127.0.0.1:1\nstation_eku = 1..3", PRODUCT)),
+                        at(":3: [server] station_eku: must be a dotted OID such as 1.3.6.1.5.5.7.3.2 (clientAuth)"));
+    assert_string_equal(config_error(conf("listen = 127.0.0.1:1", PRODUCT "rekey = maybe\n")),
+                        at(":14: [product P1] rekey: must be allow or deny"));
+    assert_string_equal(config_error(conf("listen = 127.0.0.1:1", "[product P1]\nserial_format = {yy}\n")),
+                        at(":9: [product P1] serial_format: must contain {seq} exactly once"));
+    assert_string_equal(config_error(conf("listen = 127.0.0.1:1", "[product P1]\nmac_first = 02:00\n")),
+                        at(":9: [product P1] mac_first: must be a MAC address like 02:00:5e:10:00:00"));
+    assert_string_equal(config_error(conf("listen = 127.0.0.1:1", "[product P1]\nfactory_code = 01234567890123456\n")),
+                        at(":9: [product P1] factory_code: must be 1..16 characters"));
+    assert_string_equal(config_error(conf("listen = 127.0.0.1:1", "[product ]\nfactory_code = F\n")),
+                        at(":9: [product NAME]: a name of 1..32 characters"));
+    assert_string_equal(config_error(conf("listen = 127.0.0.1:1", "[products]\nx = 1\n")),
+                        at(":9: unknown section [products]"));
+}
+
+/* Required keys and the rules between keys, after the whole file. */
+static void test_config_rules(void **s)
+{
+    assert_string_equal(config_error(conf("listen = 127.0.0.1:1", "[product P1]\nserial_format = {seq}\n")),
+                        at(": [product P1] factory_code is required"));
+    assert_string_equal(config_error(conf("tls_cert = a", PRODUCT)), at(": [server] listen is required"));
+    assert_string_equal(config_error(conf("listen = 127.0.0.1:1", "")),
+                        at(": at least one [product NAME] section is required"));
+    assert_string_equal(config_error(conf("listen = 127.0.0.1:1\nmax_connections = 8", PRODUCT)),
+                        at(": [server] max_connections_per_ip exceeds max_connections"));
     /* plain HTTP off loopback is refused */
-    assert_int_equal(pv_config_load(&c, conf("listen = 0.0.0.0:8080", PRODUCT), err, sizeof err), -1);
-    assert_non_null(strstr(err, "loopback"));
+    assert_non_null(strstr(config_error(conf("listen = 0.0.0.0:8080", PRODUCT)), "loopback only"));
     /* TLS without client_ca is refused: mTLS or nothing */
-    assert_int_equal(pv_config_load(&c, conf("listen = 0.0.0.0:8443\ntls_cert = a\ntls_key = b", PRODUCT), err,
-                                     sizeof err), -1);
-    assert_int_equal(pv_config_load(&c, conf("listen = 127.0.0.1:1\nbogus = 1", PRODUCT), err, sizeof err), -1);
-    assert_non_null(strstr(err, ":3:"));
-    assert_int_equal(pv_config_load(&c, conf("listen = 127.0.0.1:1",
-                                             PRODUCT "[product P2]\nserial_format = X{seq}\nfactory_code = F1\n"
-                                                     "mac_first = 02:00:00:00:00:05\nmac_last = 02:00:00:00:00:20\n"),
-                                     err, sizeof err), -1);
-    assert_non_null(strstr(err, "overlaps"));
-    /* the commented reference in deploy/ is a valid configuration */
+    assert_string_equal(config_error(conf("listen = 0.0.0.0:8443\ntls_cert = a\ntls_key = b", PRODUCT)),
+                        at(": [server] tls_cert, tls_key and client_ca go together (mutual TLS)"));
+    /* MACs per unit need a block: both ends */
+    assert_string_equal(
+        config_error(conf("listen = 127.0.0.1:1",
+                          "[product P1]\nserial_format = {seq}\nfactory_code = F\nmac_last = 02:00:00:00:00:09\n")),
+        at(": [product P1] mac_first and mac_last are required, mac_first <= mac_last"));
+    /* two products' blocks may not overlap */
+    assert_string_equal(config_error(conf("listen = 127.0.0.1:1",
+                                          PRODUCT "[product P2]\nserial_format = X{seq}\nfactory_code = F1\n"
+                                                  "mac_first = 02:00:00:00:00:05\nmac_last = 02:00:00:00:00:20\n")),
+                        at(": [product P2] MAC block overlaps that of [product P1]"));
+    /* unless one of them issues no MACs */
+    pv_config c;
+    char err[512];
+    const char *path = conf("listen = 127.0.0.1:1", PRODUCT "[product P2]\nserial_format = X{seq}\nfactory_code = F1\n"
+                                                            "mac_first = 02:00:00:00:00:05\nmac_last = "
+                                                            "02:00:00:00:00:20\nmacs_per_unit = 0\n");
+    if (pv_config_load(&c, path, err, sizeof err)) fail_msg("%s", err);
+    pv_config_free(&c);
+}
+
+/* deploy/provisiond.conf, the commented reference, loads and documents
+ * exactly the keys of the tables: every key pv_config_print names is in it
+ * ("KEY = " or "# KEY = "), and every key it shows is printed. */
+static void test_config_deploy_file(void **s)
+{
+    pv_config c;
+    char err[512];
     if (pv_config_load(&c, SRC_DIR "/deploy/provisiond.conf", err, sizeof err)) fail_msg("%s", err);
     assert_non_null(pv_config_product(&c, "PCBA-100"));
+    char *text = printed(&c);
     pv_config_free(&c);
+    FILE *f = fopen(SRC_DIR "/deploy/provisiond.conf", "r");
+    assert_non_null(f);
+    char deploy[16384];
+    size_t n = fread(deploy, 1, sizeof deploy - 1, f);
+    fclose(f);
+    deploy[n] = 0;
+    /* "\nKEY = " of the one text found in the other, commented or not */
+    const char *texts[2] = {text, deploy};
+    int keys[2] = {0, 0};
+    for (int t = 0; t < 2; t++) {
+        char *copy = strdup(texts[t]), *save = NULL;
+        for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+            char key[64], want[80], want_commented[80];
+            int end = 0;
+            if (sscanf(line + (strncmp(line, "# ", 2) == 0 ? 2 : 0), "%63[a-z_] =%n", key, &end) != 1 || !end)
+                continue;
+            snprintf(want, sizeof want, "\n%s =", key);
+            snprintf(want_commented, sizeof want_commented, "\n# %s =", key);
+            const char *other = texts[1 - t];
+            if (!strstr(other, want) && !strstr(other, want_commented)) {
+                if (t == 0) fail_msg("deploy/provisiond.conf lacks %s", key);
+                fail_msg("deploy/provisiond.conf shows %s, which no table declares", key);
+            }
+            keys[t]++;
+        }
+        free(copy);
+    }
+    assert_true(keys[0] >= 19 && keys[1] >= 19);
+    free(text);
 }
 
 /* A PEM CSR for k, signed by signer (k itself for a good one). */
@@ -503,7 +655,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_serial_format),
         cmocka_unit_test(test_mac),
-        cmocka_unit_test(test_config),
+        cmocka_unit_test(test_config_defaults),
+        cmocka_unit_test(test_config_key_errors),
+        cmocka_unit_test(test_config_rules),
+        cmocka_unit_test(test_config_deploy_file),
         cmocka_unit_test(test_ledger_issue),
         cmocka_unit_test(test_csr_keys),
         cmocka_unit_test(test_audit_finds_corruption),
