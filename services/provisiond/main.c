@@ -2,7 +2,8 @@
 /* main.c - provisiond: the factory's provisioning server. Issues serials,
  * MACs, device ids and device certificates online at write time and keeps
  * the issuance ledger (pv_ledger.h); `audit` checks that ledger, `init-ca`
- * creates a factory CA for trials. */
+ * creates a factory CA for trials, `config` prints the effective
+ * configuration. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@ static int usage(void)
     fprintf(stderr, "usage: provisiond serve -c FILE    run the server (SIGINT/SIGTERM stop it)\n"
                     "       provisiond audit -c FILE    check the ledger; exit 0 when consistent\n"
                     "       provisiond init-ca -c FILE  create a trial factory CA at [ca] cert/key\n"
+                    "       provisiond config -c FILE   print every key with its effective value\n"
                     "       provisiond --version\n");
     return 2;
 }
@@ -83,7 +85,8 @@ int main(int argc, char **argv)
     if (argc == 2 && strcmp(argv[1], "--version") == 0) return printf("provisiond %s\n", LINEAGENT_VERSION), 0;
     if (argc != 4 || strcmp(argv[2], "-c")) return usage();
     const char *cmd = argv[1];
-    if (strcmp(cmd, "serve") && strcmp(cmd, "audit") && strcmp(cmd, "init-ca")) return usage();
+    if (strcmp(cmd, "serve") && strcmp(cmd, "audit") && strcmp(cmd, "init-ca") && strcmp(cmd, "config"))
+        return usage();
     pv_config cfg;
     char err[512];
     if (pv_config_load(&cfg, argv[3], err, sizeof err)) {
@@ -93,6 +96,7 @@ int main(int argc, char **argv)
     int rc;
     if (strcmp(cmd, "serve") == 0) rc = serve(&cfg);
     else if (strcmp(cmd, "audit") == 0) rc = audit(&cfg);
+    else if (strcmp(cmd, "config") == 0) rc = (pv_config_print(&cfg, stdout), 0);
     else {
         rc = pv_ca_init(cfg.ca_cert, cfg.ca_key, "provisiond factory CA", err, sizeof err) ? 1 : 0;
         if (rc) fprintf(stderr, "provisiond: %s\n", err);
