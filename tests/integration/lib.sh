@@ -50,6 +50,9 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
+# A command that ends the test by errexit says which, where no fail() did
+# (top level only: without errtrace, functions and $(...) are not traced).
+trap 'echo "FAIL: line $LINENO exited $?: $BASH_COMMAND" >&2' ERR
 
 fail() { echo "FAIL: $*"; exit 1; }
 pass() { echo "ok: $*"; }
