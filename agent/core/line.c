@@ -569,7 +569,8 @@ static void line_dispatch(line *ln, unit *u)
     line_dispatch_to(ln, u, 0, line_pick_station(ln, u->lt->flow[u->flow_pos]));
 }
 
-/* Every idle station that starts the flow loads a board, so arrivals run in
+/* Every station that starts the flow loads a board on each of its idle
+ * sites (a gang station's nests load in parallel), so arrivals run in
  * parallel rather than one per commit. Arrival indices are handed out here;
  * a load lost in a crash leaves a gap in them, never a missing board, since
  * the lot counts the boards it has taken, not the highest index. */
@@ -577,13 +578,19 @@ static void line_feed(line *ln)
 {
     lot *l = ln->lots;
     if (!ln->feeding || ln->paused || !l) return;
-    for (size_t i = 0; i < ln->n_stations && l->taken + l->loading < l->order->quantity; i++) {
+    for (size_t i = 0; i < ln->n_stations; i++) {
         station *st = ln->stations[i];
-        if (!(station_steps(st) & (1u << l->flow[0])) || station_load(st) > 0 || !station_sites_active(st)) continue;
-        if (job_writes(l, 0, st) && lot_write_waits(ln, l)) continue;
-        unit *u = unit_new(ln, l, l->next_idx++);
-        l->loading++;
-        line_dispatch_to(ln, u, 1, st);
+        if (!(station_steps(st) & (1u << l->flow[0]))) continue;
+        /* Idle sites counted once: sites finish meanwhile, and a feed
+         * gives each idle one board. lot_write_waits is asked again after
+         * each load: the first write of a new release runs alone. */
+        for (int idle = station_sites_active(st) - station_load(st);
+             idle > 0 && l->taken + l->loading < l->order->quantity && !(job_writes(l, 0, st) && lot_write_waits(ln, l));
+             idle--) {
+            unit *u = unit_new(ln, l, l->next_idx++);
+            l->loading++;
+            line_dispatch_to(ln, u, 1, st);
+        }
     }
 }
 

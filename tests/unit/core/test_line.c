@@ -566,6 +566,40 @@ static void test_changeover_gang_sites(void **state)
     lt_assert_lot_end(t, e, "GANG", QTY, 0);
 }
 
+/* A gang station that starts the flow loads a board on each of its sites
+ * at once: with two sites, boards are written two at a time (their write
+ * steps overlap in time), not one after another with a site idle. */
+static void test_gang_first_station_loads_every_site(void **state)
+{
+    lt *t = *state;
+    lt_start(t, "[station prog]\nadapter = sim\nsteps = write, verify\nsites = 2\nsim.boards_per_second = 1000\n"
+                "sim.step_ms = 150\n");
+    enum { QTY = 4 };
+    lt_post_order(t, "NEST", 1, QTY, "1.0.0", "[\"WRITE\",\"VERIFY\"]");
+    lt_accept(t);
+    line_set_paused(t->ln, 0);
+    lt_run_lot(t, "NEST");
+
+    lt_events *e = lt_events_read(t);
+    assert_int_equal(lt_count(e, EV(UNIT_WRITTEN)), QTY);
+    int per_site[2] = {0, 0}, overlaps = 0;
+    for (long i = -1; (i = lt_find(e, (size_t)(i + 1), EV(UNIT_WRITTEN), NULL)) >= 0;) {
+        const TraceEvent *a = e->ev[i];
+        assert_true(a->station_site < 2);
+        per_site[a->station_site]++;
+        for (long j = i; (j = lt_find(e, (size_t)(j + 1), EV(UNIT_WRITTEN), NULL)) >= 0;) {
+            const TraceEvent *b = e->ev[j];
+            /* each write step spans [time_ms - step_duration_ms, time_ms] */
+            if (a->station_site != b->station_site && b->time_ms - (int64_t)b->step_duration_ms < a->time_ms &&
+                a->time_ms - (int64_t)a->step_duration_ms < b->time_ms)
+                overlaps++;
+        }
+    }
+    assert_true(per_site[0] >= 1 && per_site[1] >= 1);
+    assert_true(overlaps >= 1);
+    lt_assert_lot_end(t, e, "NEST", QTY, 0);
+}
+
 /* The line stops with one board done and one mid-flow (loaded and
  * committed at the tester, its write not committed); a new line on the
  * reopened spool resumes the lot: the board mid-flow runs again and
@@ -644,6 +678,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_step_failure_ends_unit, lt_setup, lt_teardown),
         cmocka_unit_test_setup_teardown(test_changeover_binds_boards, lt_setup, lt_teardown),
         cmocka_unit_test_setup_teardown(test_changeover_gang_sites, lt_setup, lt_teardown),
+        cmocka_unit_test_setup_teardown(test_gang_first_station_loads_every_site, lt_setup, lt_teardown),
         cmocka_unit_test_setup_teardown(test_resume_after_restart, lt_setup, lt_teardown),
         cmocka_unit_test_setup_teardown(test_end_of_line_mismatch_fails_unit, lt_setup, lt_teardown),
     };
